@@ -1,0 +1,38 @@
+"""Exception hierarchy of the origin.
+
+OriginError
+├── ValidationError      bad external input (room id, path part, body); maps to 4xx
+├── AuthError            missing or wrong credentials; maps to 401/403
+├── StorageError         a storage backend failed (after its own retries); carries key and backend
+└── StateError           the room state cannot accept the operation (e.g. room ended); maps to 409
+"""
+
+from __future__ import annotations
+
+
+class OriginError(Exception):
+    """Root of every error the origin raises on purpose."""
+
+    def __init__(self, message: str, *, room: str | None = None) -> None:
+        super().__init__(message)
+        self.room = room
+
+
+class ValidationError(OriginError):
+    status_code = 400
+
+
+class AuthError(OriginError):
+    status_code = 401
+
+
+class StateError(OriginError):
+    status_code = 409
+
+
+class StorageError(OriginError):
+    def __init__(self, message: str, *, key: str, backend: str, retryable: bool = True) -> None:
+        super().__init__(f"{backend}: {message} (key={key})")
+        self.key = key
+        self.backend = backend
+        self.retryable = retryable

@@ -1,0 +1,57 @@
+"""Object key layout under the storage prefix (pure). Every key is built from validated ids only.
+
+rooms/{room}/master.m3u8                     live master playlist
+rooms/{room}/live/{rendition}.m3u8           live sliding-window media playlist
+rooms/{room}/replay.m3u8                     DVR/replay master playlist (stable URL before and after the end)
+rooms/{room}/replay/{rendition}.m3u8         EVENT playlist while live, VOD + ENDLIST once ended
+rooms/{room}/media/{session}/{rendition}/init.mp4
+rooms/{room}/media/{session}/{rendition}/{index:06d}.m4s   immutable; unique per ingest session
+rooms/{room}/status.json                     room status for clients (admission, player)
+rooms/{room}/replay.m4a                      whole-broadcast download after the end
+"""
+
+from __future__ import annotations
+
+from origin import ids
+
+
+def room_prefix(room: str) -> str:
+    return f"rooms/{ids.room_id(room)}"
+
+
+def master_playlist(room: str) -> str:
+    return f"{room_prefix(room)}/master.m3u8"
+
+
+def live_playlist(room: str, rendition: str) -> str:
+    return f"{room_prefix(room)}/live/{ids.rendition_name(rendition)}.m3u8"
+
+
+def replay_master(room: str) -> str:
+    return f"{room_prefix(room)}/replay.m3u8"
+
+
+def replay_playlist(room: str, rendition: str) -> str:
+    return f"{room_prefix(room)}/replay/{ids.rendition_name(rendition)}.m3u8"
+
+
+def media_dir(room: str, session: str, rendition: str) -> str:
+    return f"{room_prefix(room)}/media/{ids.session_id(session)}/{ids.rendition_name(rendition)}"
+
+
+def init_segment(room: str, session: str, rendition: str) -> str:
+    return f"{media_dir(room, session, rendition)}/init.mp4"
+
+
+def media_segment(room: str, session: str, rendition: str, index: int) -> str:
+    if index < 0:
+        raise ValueError(f"segment index must be >= 0, got {index}")
+    return f"{media_dir(room, session, rendition)}/{index:06d}.m4s"
+
+
+def status(room: str) -> str:
+    return f"{room_prefix(room)}/status.json"
+
+
+def replay_download(room: str) -> str:
+    return f"{room_prefix(room)}/replay.m4a"

@@ -1,0 +1,35 @@
+"""The narrow storage interface every backend implements (filesystem, S3).
+
+Calls are synchronous and may block (disk, network); async callers run them in a worker thread.
+A successful `put` means the object is durable and readable by listeners (S3 has read-after-write
+consistency; the filesystem backend writes to a temp file, fsyncs and renames).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from origin.cache_policy import ObjectHeaders
+
+
+class Storage(Protocol):
+    name: str
+
+    def put(self, key: str, data: bytes, headers: ObjectHeaders) -> None:
+        """Store `data` at `key` with its Content-Type/Cache-Control. Raises StorageError."""
+        ...
+
+    def get(self, key: str) -> bytes:
+        """Return the object's bytes. Raises KeyError if absent, StorageError on failure."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        ...
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys under `prefix` (a key prefix, not necessarily a directory), sorted."""
+        ...
+
+    def check(self) -> None:
+        """Readiness probe: raises StorageError when the backend cannot be reached or written."""
+        ...

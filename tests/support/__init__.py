@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: free ports, waiting for servers, process cleanup."""

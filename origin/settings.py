@@ -1,0 +1,62 @@
+"""Origin configuration, read once from the environment (prefix SPILLWAY_) and passed down.
+
+Every field is documented in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPILLWAY_", extra="ignore")
+
+    # Serving
+    bind: str = Field("127.0.0.1:8080", description="host:port gunicorn binds")
+    workers: int = Field(2, ge=1, le=64, description="gunicorn worker processes")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8080", description="base URL listeners use to reach published objects (CDN/edge)"
+    )
+    api_base_url: str = Field("", description="base URL of the origin API as seen by clients; empty = public_base_url")
+    admin_token: SecretStr = Field(SecretStr(""), description="bearer token for admin endpoints; empty disables them")
+
+    # State
+    state_dir: Path = Field(Path("./demo-data/state"), description="room/session state and ingest spool (local disk)")
+
+    # Storage
+    storage: Literal["filesystem", "s3"] = "filesystem"
+    storage_root: Path = Field(Path("./demo-data/storage"), description="filesystem storage directory")
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_region: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_acl: str | None = Field(None, description="canned ACL for uploads, e.g. public-read (not with CloudFront OAC)")
+
+    # Ingest and playlists
+    max_segment_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_init_bytes: int = Field(64 * 1024, ge=256)
+    live_window_segments: int = Field(6, ge=3, description="segments in the live sliding window (≥6 recommended)")
+    session_timeout_seconds: float = Field(10.0, gt=0, description="no PUT for this long ends an ingest session")
+    end_grace_seconds: float = Field(120.0, gt=0, description="no open session for this long ends the broadcast")
+
+    # Admission
+    admission_backend: Literal["embedded", "redis"] = "embedded"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    seat_token_secret: SecretStr = Field(SecretStr(""), description="HMAC secret shared with the SFU")
+    seat_lease_seconds: float = Field(30.0, gt=0)
+    join_rate_per_minute: int = Field(30, ge=1, description="join attempts per client address per minute")
+
+    @field_validator("public_base_url", "api_base_url")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return v.rstrip("/")
+
+    @property
+    def api_url(self) -> str:
+        return self.api_base_url or self.public_base_url

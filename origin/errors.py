@@ -4,7 +4,9 @@ OriginError
 ├── ValidationError      bad external input (room id, path part, body); maps to 4xx
 ├── AuthError            missing or wrong credentials; maps to 401/403
 ├── StorageError         a storage backend failed (after its own retries); carries key and backend
-└── StateError           the room state cannot accept the operation (e.g. room ended); maps to 409
+├── StateError           the room state cannot accept the operation (e.g. room ended); maps to 409
+├── NotFoundError        the room / lease / object does not exist; maps to 404
+└── RateLimitedError     a client went over its rate; maps to 429 with Retry-After (seconds)
 """
 
 from __future__ import annotations
@@ -28,6 +30,18 @@ class AuthError(OriginError):
 
 class StateError(OriginError):
     status_code = 409
+
+
+class NotFoundError(OriginError):
+    status_code = 404
+
+
+class RateLimitedError(OriginError):
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after_s: float, room: str | None = None) -> None:
+        super().__init__(message, room=room)
+        self.retry_after_s = retry_after_s
 
 
 class StorageError(OriginError):

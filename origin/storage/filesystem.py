@@ -1,0 +1,249 @@
+"""Filesystem storage: the embedded default, a directory the edge reads through the serve router.
+
+Layout under `root`, for key `rooms/r1/live/a48.m3u8`:
+
+    rooms/r1/live/a48.m3u8                    the object
+    rooms/r1/live/.a48.m3u8~headers.json      its Content-Type/Cache-Control (sidecar)
+    rooms/r1/live/.a48.m3u8~tmp.XXXXXXXX      a write in progress (renamed into place, or removed)
+
+Every internal name contains `~`, a character no valid key part may contain, so sidecars and temp files can
+never collide with an object, be listed or be served.
+
+A `put` writes the sidecar (temp file, fsync, rename) BEFORE the object (temp file, fsync, rename), then
+fsyncs the directory: a visible object always has its headers, and readers see either the old or the new
+bytes, never a partial file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+import zlib
+from pathlib import Path
+
+from origin.cache_policy import ERROR_MAX_AGE_S, ObjectHeaders
+from origin.errors import StorageError, ValidationError
+
+logger = logging.getLogger(__name__)
+
+BACKEND = "filesystem"
+KEY_PART_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+_PREFIX_TAIL_PATTERN = re.compile(r"[A-Za-z0-9._-]*")
+MAX_KEY_CHARS = 1024  # S3's limit (in UTF-8 bytes; keys are ASCII here)
+MAX_PART_CHARS = 200  # leaves room under NAME_MAX (255) for the sidecar and temp-file decorations
+INTERNAL_MARK = "~"  # never valid in a key part: marks sidecars and temp files
+SIDECAR_SUFFIX = "~headers.json"
+# Headers of an object found without a sidecar (copied in by hand; `put` never leaves one behind).
+FALLBACK_HEADERS = ObjectHeaders(
+    content_type="application/octet-stream", cache_control=f"public, max-age={ERROR_MAX_AGE_S}"
+)
+_RETRYABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.EMFILE})
+_LOCK_STRIPES = 64
+
+
+def validate_key(key: str) -> str:
+    """Return `key` if it is a safe relative object key, else raise ValidationError.
+
+    Rules: `/`-separated parts of `[A-Za-z0-9._-]+`, no `.`/`..` part, no empty part (so no leading,
+    trailing or doubled slash), at most MAX_KEY_CHARS characters. Used by every backend.
+    """
+    if not isinstance(key, str) or not key:
+        raise ValidationError(f"invalid storage key {key!r}: empty")
+    if len(key) > MAX_KEY_CHARS:
+        raise ValidationError(f"invalid storage key {key[:80]!r}...: longer than {MAX_KEY_CHARS}")
+    for part in key.split("/"):
+        _check_part(key, part)
+    return key
+
+
+def validate_prefix(prefix: str) -> str:
+    """Return `prefix` if it can only match valid keys' beginnings (empty is allowed), else raise."""
+    if not isinstance(prefix, str):
+        raise ValidationError(f"invalid storage prefix {prefix!r}")
+    if not prefix:
+        return prefix
+    if len(prefix) > MAX_KEY_CHARS:
+        raise ValidationError(f"invalid storage prefix {prefix[:80]!r}...: longer than {MAX_KEY_CHARS}")
+    *dirs, tail = prefix.split("/")
+    for part in dirs:
+        _check_part(prefix, part)
+    if not _PREFIX_TAIL_PATTERN.fullmatch(tail) or len(tail) > MAX_PART_CHARS:
+        raise ValidationError(f"invalid storage prefix {prefix[:80]!r}: bad last part {tail[:80]!r}")
+    return prefix
+
+
+def _check_part(key: str, part: str) -> None:
+    if part in (".", "..") or not KEY_PART_PATTERN.fullmatch(part) or len(part) > MAX_PART_CHARS:
+        raise ValidationError(
+            f"invalid storage key {key[:80]!r}: part {part[:80]!r} must match {KEY_PART_PATTERN.pattern}, "
+            f"not be '.' or '..', and be at most {MAX_PART_CHARS} characters"
+        )
+
+
+def _sidecar_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}{SIDECAR_SUFFIX}")
+
+
+def _encode_headers(headers: ObjectHeaders) -> bytes:
+    doc = {"content_type": headers.content_type, "cache_control": headers.cache_control}
+    return json.dumps(doc, sort_keys=True).encode()
+
+
+def _decode_headers(raw: bytes) -> ObjectHeaders:
+    doc = json.loads(raw)
+    return ObjectHeaders(content_type=str(doc["content_type"]), cache_control=str(doc["cache_control"]))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to a temp file beside `path`, fsync it and rename it over `path`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{INTERNAL_MARK}tmp.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the edge may run as another user
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FilesystemStorage:
+    """`Storage` on a local directory. Thread-safe; puts of the same key are serialized in-process."""
+
+    name = BACKEND
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).absolute()
+        self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+
+    def __repr__(self) -> str:
+        return f"FilesystemStorage(root={str(self.root)!r})"
+
+    # -- paths ---------------------------------------------------------------------------------------
+
+    def path_for(self, key: str) -> Path:
+        """The file that holds `key`. Raises ValidationError for an invalid key or one that escapes root."""
+        validate_key(key)
+        path = self.root.joinpath(*key.split("/"))
+        # Defence in depth: a symlink planted under root must not lead outside it.
+        resolved_root = self.root.resolve()
+        if not path.resolve().is_relative_to(resolved_root):
+            raise ValidationError(f"invalid storage key {key[:80]!r}: resolves outside the storage root")
+        return path
+
+    def _error(self, key: str, what: str, exc: OSError) -> StorageError:
+        retryable = exc.errno in _RETRYABLE_ERRNOS
+        return StorageError(f"{what} failed: {exc}", key=key, backend=BACKEND, retryable=retryable)
+
+    def _lock_for(self, key: str) -> threading.Lock:
+        return self._locks[zlib.crc32(key.encode()) % _LOCK_STRIPES]
+
+    # -- Storage protocol ----------------------------------------------------------------------------
+
+    def put(self, key: str, data: bytes, headers: ObjectHeaders) -> None:
+        path = self.path_for(key)
+        with self._lock_for(key):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _write_atomic(_sidecar_path(path), _encode_headers(headers))
+                _write_atomic(path, bytes(data))
+                _fsync_dir(path.parent)
+            except OSError as exc:
+                raise self._error(key, "put", exc) from exc
+
+    def get(self, key: str) -> bytes:
+        path = self.path_for(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise KeyError(key) from None
+        except OSError as exc:
+            raise self._error(key, "get", exc) from exc
+
+    def exists(self, key: str) -> bool:
+        path = self.path_for(key)
+        try:
+            return path.is_file()
+        except OSError as exc:
+            raise self._error(key, "exists", exc) from exc
+
+    def list(self, prefix: str) -> list[str]:
+        validate_prefix(prefix)
+        dir_key = prefix.rpartition("/")[0]  # the deepest directory every match lives under
+        base = self.path_for(dir_key) if dir_key else self.root
+        keys: list[str] = []
+        try:
+            for dirpath, dirnames, filenames in os.walk(base, onerror=_raise_walk_error):
+                rel = os.path.relpath(dirpath, self.root)
+                rel_key = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+                dirnames[:] = [d for d in dirnames if _is_key_part(d)]
+                for name in filenames:
+                    key = rel_key + name
+                    if _is_key_part(name) and key.startswith(prefix):
+                        keys.append(key)
+        except OSError as exc:
+            raise self._error(prefix, "list", exc) from exc
+        keys.sort()
+        return keys
+
+    def check(self) -> None:
+        """Raise StorageError unless root is a directory we can create, write, fsync and remove files in."""
+        key = f"(root {self.root})"
+        if not self.root.is_dir():
+            raise StorageError("storage root is not a directory", key=key, backend=BACKEND, retryable=False)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".check{INTERNAL_MARK}")
+            try:
+                os.write(fd, b"ok")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(tmp)
+        except OSError as exc:
+            raise self._error(key, "check", exc) from exc
+
+    # -- extras for the serve router ----------------------------------------------------------------------
+
+    def get_headers(self, key: str) -> ObjectHeaders:
+        """Stored Content-Type/Cache-Control of `key`. Raises KeyError if the object is absent."""
+        path = self.path_for(key)
+        try:
+            return _decode_headers(_sidecar_path(path).read_bytes())
+        except FileNotFoundError:
+            if not path.is_file():
+                raise KeyError(key) from None
+            logger.warning("filesystem object %s has no headers sidecar; serving fallback headers", key)
+            return FALLBACK_HEADERS
+        except (ValueError, KeyError, TypeError) as exc:
+            msg = f"corrupt headers sidecar: {exc}"
+            raise StorageError(msg, key=key, backend=BACKEND, retryable=False) from exc
+        except OSError as exc:
+            raise self._error(key, "get_headers", exc) from exc
+
+
+def _raise_walk_error(exc: OSError) -> None:
+    if exc.errno not in (errno.ENOENT, errno.ENOTDIR):  # a missing prefix directory is an empty listing
+        raise exc
+
+
+def _is_key_part(name: str) -> bool:
+    if name in (".", "..") or len(name) > MAX_PART_CHARS:
+        return False
+    return KEY_PART_PATTERN.fullmatch(name) is not None

@@ -1,0 +1,287 @@
+"""S3 storage (AWS S3, Cloudflare R2, MinIO, GCS interop) through one shared, thread-safe boto3 client.
+
+Credentials come from boto3's standard chain (environment, shared config/profile, container or instance
+role); settings never carry keys. Every put sends Content-Type and Cache-Control from origin.cache_policy and,
+when configured, a canned ACL (`public-read` for a public bucket; none behind CloudFront OAC).
+
+Retries are ours, not botocore's: botocore makes exactly one attempt per call, and `_call` retries it with
+capped exponential backoff and full jitter (origin/storage/retry.py) on throttling, 5xx, timeouts and
+connection errors. Other 4xx are not retried. Each failed attempt is logged (WARNING, with the key) and
+reported to `on_error(backend, kind)` with kind an ErrorClass value ("throttle", "server", "timeout",
+"connection", "client", "other") — wire it to a Prometheus counter. Once attempts run out the call raises
+StorageError(key=..., backend="s3", retryable=...).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    HTTPClientError,
+    IncompleteReadError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+from origin.cache_policy import ObjectHeaders
+from origin.errors import StorageError, ValidationError
+from origin.storage.filesystem import validate_key, validate_prefix
+from origin.storage.retry import ErrorClass, RetryPolicy, classify_response, next_delay
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+BACKEND = "s3"
+MAX_POOL_CONNECTIONS = 50  # one client is shared by every worker thread of an origin process
+DEFAULT_CONNECT_TIMEOUT_S = 2.0
+DEFAULT_READ_TIMEOUT_S = 5.0  # a 2 s segment that takes longer than this is better retried
+DEFAULT_MAX_ATTEMPTS = 4
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+T = TypeVar("T")
+ErrorCallback = Callable[[str, str], None]
+AddressingStyle = Literal["auto", "virtual", "path"]
+
+
+def classify_exception(exc: BaseException) -> ErrorClass:
+    """Map a botocore exception to its ErrorClass (the I/O half of the retry policy)."""
+    if isinstance(exc, ClientError):
+        meta = exc.response.get("ResponseMetadata", {})
+        status = meta.get("HTTPStatusCode")
+        code = exc.response.get("Error", {}).get("Code")
+        return classify_response(status, code)
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
+        return ErrorClass.TIMEOUT
+    if isinstance(exc, BotoConnectionError | HTTPClientError | IncompleteReadError):
+        return ErrorClass.CONNECTION
+    return ErrorClass.OTHER
+
+
+def _is_not_found(exc: ClientError) -> bool:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = exc.response.get("Error", {}).get("Code")
+    return status == 404 and code in _NOT_FOUND_CODES
+
+
+def normalize_prefix(prefix: str) -> str:
+    """'' stays ''; 'a/b', '/a/b/' become 'a/b/'. Raises ValidationError for anything not key-like."""
+    stripped = prefix.strip("/")
+    if not stripped:
+        return ""
+    try:
+        validate_key(stripped)
+    except ValidationError as exc:
+        raise ValidationError(f"invalid S3 prefix {prefix!r}: {exc}") from exc
+    return stripped + "/"
+
+
+class S3Storage:
+    """`Storage` on an S3 bucket. Synchronous and safe to share between threads."""
+
+    name = BACKEND
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        prefix: str = "",
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        acl: str | None = None,
+        addressing_style: AddressingStyle = "auto",
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        retry_policy: RetryPolicy | None = None,
+        on_error: ErrorCallback | None = None,
+        client: S3Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] | None = None,
+    ) -> None:
+        if not bucket:
+            raise ValidationError("S3 bucket name is empty")
+        self.bucket = bucket
+        self.prefix = normalize_prefix(prefix)
+        self.acl = acl or None
+        self.policy = retry_policy if retry_policy is not None else RetryPolicy(max_attempts=max_attempts)
+        self._on_error = on_error
+        self._sleep = sleep
+        self._rand = rand if rand is not None else random.Random().random
+        self._client: S3Client = client if client is not None else self._make_client(
+            region=region,
+            endpoint_url=endpoint_url,
+            addressing_style=addressing_style,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+        )
+
+    @staticmethod
+    def _make_client(
+        *,
+        region: str | None,
+        endpoint_url: str | None,
+        addressing_style: AddressingStyle,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+    ) -> S3Client:
+        config = Config(
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            retries={"total_max_attempts": 1, "mode": "standard"},  # one try per call; _call retries
+            max_pool_connections=MAX_POOL_CONNECTIONS,
+            s3={"addressing_style": addressing_style},
+            # Checksums only where S3 requires them: R2, GCS interop and older MinIO reject the
+            # CRC headers / aws-chunked bodies newer botocore sends by default.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        # A Session of our own: boto3's default session is not safe to create clients from concurrently.
+        session = boto3.session.Session(region_name=region)
+        return session.client("s3", endpoint_url=endpoint_url or None, config=config)
+
+    def __repr__(self) -> str:
+        return f"S3Storage(bucket={self.bucket!r}, prefix={self.prefix!r})"
+
+    @property
+    def client(self) -> S3Client:
+        return self._client
+
+    def full_key(self, key: str) -> str:
+        return self.prefix + validate_key(key)
+
+    # -- retry loop ----------------------------------------------------------------------------------
+
+    def _call(self, op: str, key: str, fn: Callable[[], T], *, max_attempts: int | None = None) -> T:
+        limit = self.policy.max_attempts if max_attempts is None else max_attempts
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return fn()
+            except (ClientError, BotoCoreError) as exc:
+                error = classify_exception(exc)
+                if self._on_error is not None:
+                    self._on_error(BACKEND, error.value)
+                delay = next_delay(self.policy, attempt=attempt, error=error, rand=self._rand())
+                if attempt >= limit:
+                    delay = None
+                if delay is None:
+                    logger.warning(
+                        "s3 %s %s failed (%s: %s) after %d attempt(s); giving up",
+                        op, key, error.value, exc, attempt,
+                    )
+                    raise StorageError(
+                        f"{op} failed after {attempt} attempt(s) ({error.value}): {exc}",
+                        key=key,
+                        backend=BACKEND,
+                        retryable=error.retryable,
+                    ) from exc
+                logger.warning(
+                    "s3 %s %s failed (%s: %s), attempt %d/%d; retrying in %.3fs",
+                    op, key, error.value, exc, attempt, limit, delay,
+                )
+                self._sleep(delay)
+
+    # -- Storage protocol ----------------------------------------------------------------------------
+
+    def put(self, key: str, data: bytes, headers: ObjectHeaders) -> None:
+        full = self.full_key(key)
+        extra: dict[str, Any] = {"ACL": self.acl} if self.acl else {}
+        body = bytes(data)
+
+        def op() -> None:
+            self._client.put_object(
+                Bucket=self.bucket,
+                Key=full,
+                Body=body,
+                ContentType=headers.content_type,
+                CacheControl=headers.cache_control,
+                **extra,
+            )
+
+        self._call("put", key, op)
+
+    def get(self, key: str) -> bytes:
+        full = self.full_key(key)
+
+        def op() -> bytes:
+            try:
+                resp = self._client.get_object(Bucket=self.bucket, Key=full)
+            except ClientError as exc:
+                if _is_not_found(exc):
+                    raise KeyError(key) from None
+                raise
+            return resp["Body"].read()
+
+        return self._call("get", key, op)
+
+    def exists(self, key: str) -> bool:
+        full = self.full_key(key)
+
+        def op() -> bool:
+            try:
+                self._client.head_object(Bucket=self.bucket, Key=full)
+            except ClientError as exc:
+                if _is_not_found(exc):
+                    return False
+                raise
+            return True
+
+        return self._call("exists", key, op)
+
+    def get_headers(self, key: str) -> ObjectHeaders:
+        """Stored Content-Type/Cache-Control of `key`. Raises KeyError if absent."""
+        full = self.full_key(key)
+
+        def op() -> ObjectHeaders:
+            try:
+                resp = self._client.head_object(Bucket=self.bucket, Key=full)
+            except ClientError as exc:
+                if _is_not_found(exc):
+                    raise KeyError(key) from None
+                raise
+            return ObjectHeaders(
+                content_type=resp.get("ContentType", ""), cache_control=resp.get("CacheControl", "")
+            )
+
+        return self._call("get_headers", key, op)
+
+    def list(self, prefix: str) -> list[str]:
+        full_prefix = self.prefix + validate_prefix(prefix)
+        strip = len(self.prefix)
+
+        def op() -> list[str]:
+            keys: list[str] = []
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
+                for obj in page.get("Contents", []):
+                    key = obj["Key"][strip:]
+                    try:
+                        keys.append(validate_key(key))
+                    except ValidationError:
+                        logger.debug("s3 list %s: skipping foreign object %r", prefix, obj["Key"])
+            keys.sort()
+            return keys
+
+        return self._call("list", prefix or "(all)", op)
+
+    def check(self) -> None:
+        """Readiness: one head_bucket attempt (the prober repeats); raises StorageError on failure."""
+
+        def op() -> None:
+            self._client.head_bucket(Bucket=self.bucket)
+
+        self._call("check", f"s3://{self.bucket}/{self.prefix}", op, max_attempts=1)

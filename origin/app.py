@@ -1,0 +1,169 @@
+"""The origin's FastAPI application factory: ingest, storage read path, health, metrics, admission."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import FastAPI, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from origin import ids, metrics
+from origin.clock import wall_clock
+from origin.errors import AuthError, NotFoundError, OriginError, StorageError
+from origin.ingest_api import IngestDeps
+from origin.ingest_api import build_router as build_ingest_router
+from origin.publisher import Publisher, PublishPolicy, PumpResult
+from origin.pump_scheduler import PumpScheduler
+from origin.rooms import RoomRegistry
+from origin.settings import Settings
+from origin.state import StateStore
+from origin.storage.factory import build_storage
+from origin.storage.filesystem import FilesystemStorage
+
+log = logging.getLogger(__name__)
+
+
+def _rooms_registry(settings: Settings) -> RoomRegistry:
+    from origin.admission.sqlite_backend import SqliteAdmission, SqliteRoomRegistry
+
+    return SqliteRoomRegistry(SqliteAdmission.open(settings.state_dir).db)
+
+
+def require_admin(settings: Settings, authorization: str | None) -> None:
+    expected = settings.admin_token.get_secret_value()
+    if not expected:
+        raise AuthError("admin endpoints are disabled: set SPILLWAY_ADMIN_TOKEN")
+    if not authorization or not authorization.startswith("Bearer "):
+        raise AuthError("missing admin credentials: send Authorization: Bearer <admin token>")
+    if not hmac.compare_digest(authorization.removeprefix("Bearer ").strip().encode(), expected.encode()):
+        err = AuthError("admin token rejected")
+        err.status_code = 403
+        raise err
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    m = metrics.Metrics()
+    storage = build_storage(
+        backend=settings.storage,
+        root=settings.storage_root,
+        bucket=settings.s3_bucket,
+        prefix=settings.s3_prefix,
+        region=settings.s3_region,
+        endpoint_url=settings.s3_endpoint_url,
+        acl=settings.s3_acl,
+        on_error=lambda backend, kind: m.storage_error(backend, kind),
+    )
+    store = StateStore(settings.state_dir)
+    publisher = Publisher(
+        store=store,
+        storage=storage,
+        policy=PublishPolicy(
+            live_window_segments=settings.live_window_segments,
+            session_timeout_s=settings.session_timeout_seconds,
+            end_grace_s=settings.end_grace_seconds,
+        ),
+        metrics=m,
+        clock=wall_clock,
+    )
+    rooms = _rooms_registry(settings)
+
+    def on_result(room: str, result: PumpResult) -> None:
+        if result.state == "ended":
+            scheduler.forget(room)
+
+    scheduler = PumpScheduler(publisher, clock=wall_clock, on_result=on_result)
+
+    def _recoverable() -> list[str]:
+        out = []
+        for room in store.known_rooms():
+            with store.open(room) as db:
+                if db.broadcast()[0] in ("live", "ending"):
+                    out.append(room)
+        return out
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # A restarted origin (or a replacement worker) resumes every unfinished room: pending uploads,
+        # session timeouts and the end-of-broadcast grace all continue from the durable state.
+        scheduler.start(await asyncio.to_thread(_recoverable))
+        yield
+        await scheduler.stop()
+
+    app = FastAPI(title="Spillway origin", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.storage = storage
+    app.state.publisher = publisher
+    app.state.scheduler = scheduler
+
+    @app.exception_handler(OriginError)
+    async def _origin_error(_request: Request, exc: OriginError) -> JSONResponse:
+        status = getattr(exc, "status_code", 500)
+        if isinstance(exc, StorageError):
+            status = 503
+        if status >= 500:
+            log.error("room=%s %s", exc.room, exc)
+        m.rejected(type(exc).__name__) if status < 500 else None
+        return JSONResponse({"error": str(exc)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        m.rejected("RequestValidationError")
+        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return JSONResponse({"error": "invalid request", "detail": details}, status_code=422)
+
+    app.include_router(
+        build_ingest_router(
+            IngestDeps(
+                rooms=rooms,
+                store=store,
+                publisher=publisher,
+                metrics=m,
+                clock=wall_clock,
+                max_segment_bytes=settings.max_segment_bytes,
+                max_init_bytes=settings.max_init_bytes,
+                schedule_pump=scheduler.request,
+            )
+        )
+    )
+
+    @app.post("/v1/rooms/{room}/end")
+    async def end_broadcast(room: str, authorization: Annotated[str | None, Header()] = None) -> dict[str, object]:
+        ids.room_id(room)
+        require_admin(settings, authorization)
+        if not store.db_path(room).exists():
+            raise NotFoundError(f"room {room!r} has never broadcast", room=room)
+        changed = await asyncio.to_thread(publisher.request_end, room)
+        scheduler.request(room)
+        return {"room": room, "ending": changed, "replay_url": f"{settings.public_base_url}/rooms/{room}/replay.m3u8"}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        try:
+            await asyncio.to_thread(storage.check)
+        except StorageError as exc:
+            return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ready", "storage": storage.name})
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    if isinstance(storage, FilesystemStorage):
+        from origin.storage.serve import build_storage_router
+
+        app.include_router(build_storage_router(storage))
+
+    # admission router mounted here
+    return app

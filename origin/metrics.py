@@ -1,0 +1,69 @@
+"""Prometheus metrics, safe under several gunicorn workers (prometheus_client multiprocess mode).
+
+gunicorn_conf.py sets PROMETHEUS_MULTIPROC_DIR before any worker imports prometheus_client.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+_STATES = ("idle", "live", "ending", "ended")
+
+SEGMENTS_RECEIVED = Counter("spillway_segments_received", "Media segments received from transcoders", ["room"])
+SEGMENTS_PUBLISHED = Counter("spillway_segments_published", "Media segments named in a published playlist", ["room"])
+INGEST_REJECTED = Counter("spillway_ingest_rejected", "Ingest requests refused", ["reason"])
+STORAGE_ERRORS = Counter("spillway_storage_errors", "Storage operations that failed after retries", ["backend", "op"])
+PUBLISH_LATENCY = Histogram(
+    "spillway_publish_latency_seconds",
+    "Segment received at the origin -> playlist naming it written to storage",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+RETRY_BACKLOG = Gauge(
+    "spillway_retry_backlog", "Objects received but not yet durable in storage", ["room"], multiprocess_mode="livemax"
+)
+ROOM_STATE = Gauge(
+    "spillway_room_state", "1 for the room's broadcast state", ["room", "state"], multiprocess_mode="livemax"
+)
+
+
+class Metrics:
+    """The narrow interface the rest of the origin reports through."""
+
+    def received(self, room: str) -> None:
+        SEGMENTS_RECEIVED.labels(room).inc()
+
+    def rejected(self, reason: str) -> None:
+        INGEST_REJECTED.labels(reason).inc()
+
+    def published(self, room: str, latency_s: float) -> None:
+        SEGMENTS_PUBLISHED.labels(room).inc()
+        PUBLISH_LATENCY.observe(max(0.0, latency_s))
+
+    def storage_error(self, backend: str, op: str) -> None:
+        STORAGE_ERRORS.labels(backend, op).inc()
+
+    def room_state(self, room: str, state: str, pending: int) -> None:
+        RETRY_BACKLOG.labels(room).set(pending)
+        for s in _STATES:
+            ROOM_STATE.labels(room, s).set(1 if s == state else 0)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text, merged across workers when running under gunicorn."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

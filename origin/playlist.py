@@ -1,0 +1,160 @@
+"""Pure playlist model: published segments in, RFC 8216 playlist text out (built on the m3u8 library).
+
+No storage, no clock: the caller passes the segments it has made durable and the values to stamp.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import m3u8
+
+# EXT-X-MAP in a playlist without EXT-X-I-FRAMES-ONLY needs compatibility version 6 (RFC 8216 §7).
+PLAYLIST_VERSION = 6
+AAC_LC_CODEC = "mp4a.40.2"
+# RFC 8216 §6.2.2: a live playlist must cover at least three target durations.
+MIN_WINDOW_TARGET_DURATIONS = 3
+
+
+class MediaPlaylistKind(enum.Enum):
+    LIVE = "live"  # sliding window
+    EVENT = "event"  # DVR while live: EXT-X-PLAYLIST-TYPE:EVENT, only appended
+    VOD = "vod"  # the replay once the broadcast ended
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishedSegment:
+    media_sequence: int
+    uri: str  # relative to the media playlist
+    init_uri: str  # EXT-X-MAP, relative to the media playlist
+    duration_s: float
+    program_date_time: datetime
+    discontinuity: bool  # EXT-X-DISCONTINUITY before this segment (new session, or a skipped index)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenditionEntry:
+    uri: str  # media playlist, relative to the master
+    bandwidth_bps: int  # peak segment bit rate (RFC 8216 §4.3.4.2)
+    average_bandwidth_bps: int
+    codec: str = AAC_LC_CODEC
+    channels: int = 2
+
+
+class _Segment(m3u8.Segment):  # type: ignore[misc]
+    """Emit EXT-X-DISCONTINUITY before EXT-X-MAP, the order Apple's tools write and players expect."""
+
+    discontinuity: bool
+
+    def dumps(self, last_segment: Any, timespec: str = "milliseconds", infspec: str = "auto") -> str:
+        if not self.discontinuity:
+            return str(super().dumps(last_segment, timespec, infspec))
+        self.discontinuity = False
+        try:
+            text = str(super().dumps(last_segment, timespec, infspec))
+        finally:
+            self.discontinuity = True
+        return "#EXT-X-DISCONTINUITY\n" + text
+
+
+def target_duration_s(max_segment_duration_s: float, nominal_segment_s: float) -> int:
+    """RFC 8216 §4.3.3.1: EXTINF rounded to the nearest integer must not exceed the target duration.
+
+    The nominal length keeps the value constant for the playlist's life even before long segments arrive.
+    """
+    return max(1, round(max_segment_duration_s), math.ceil(nominal_segment_s))
+
+
+def live_window(
+    tail: Sequence[PublishedSegment], *, min_segments: int, target_duration: int
+) -> Sequence[PublishedSegment]:
+    """The newest segments covering ≥ `min_segments` and ≥ three target durations (RFC 8216 §6.2.2)."""
+    needed_s = MIN_WINDOW_TARGET_DURATIONS * target_duration
+    count = 0
+    covered = 0.0
+    for seg in reversed(tail):
+        if count >= min_segments and covered >= needed_s:
+            break
+        count += 1
+        covered += seg.duration_s
+    return tail[len(tail) - count :]
+
+
+def render_media_playlist(
+    segments: Sequence[PublishedSegment],
+    *,
+    kind: MediaPlaylistKind,
+    target_duration: int,
+    discontinuity_sequence: int,
+    ended: bool,
+) -> str:
+    """A media playlist (RFC 8216 §4.3.3).
+
+    `discontinuity_sequence` counts EXT-X-DISCONTINUITY tags of segments before the first one listed
+    (§4.3.3.3), so it stays right as tagged segments scroll out of a live window.
+    """
+    if not segments:
+        raise ValueError("a media playlist needs at least one segment")
+    if any(s.duration_s <= 0 for s in segments):
+        raise ValueError("segment durations must be positive")
+    for prev, cur in itertools.pairwise(segments):
+        if cur.media_sequence != prev.media_sequence + 1:
+            raise ValueError(f"media sequence gap: {prev.media_sequence} -> {cur.media_sequence}")
+    longest = max(s.duration_s for s in segments)
+    if round(longest) > target_duration:
+        raise ValueError(f"segment of {longest:.3f}s exceeds target duration {target_duration}s")
+    playlist = m3u8.M3U8()
+    playlist.version = PLAYLIST_VERSION
+    playlist.target_duration = target_duration
+    playlist.media_sequence = segments[0].media_sequence
+    playlist.discontinuity_sequence = discontinuity_sequence or None
+    playlist.is_independent_segments = True  # every AAC frame is a sync sample
+    if kind is MediaPlaylistKind.EVENT:
+        playlist.playlist_type = "event"
+    elif kind is MediaPlaylistKind.VOD:
+        playlist.playlist_type = "vod"
+    previous: PublishedSegment | None = None
+    for seg in segments:
+        # PROGRAM-DATE-TIME on the first segment and after every discontinuity (§4.3.2.6).
+        stamp = previous is None or seg.discontinuity
+        playlist.segments.append(
+            _Segment(
+                uri=seg.uri,
+                duration=round(seg.duration_s, 6),
+                discontinuity=seg.discontinuity,
+                program_date_time=seg.program_date_time if stamp else None,
+                init_section={"uri": seg.init_uri},
+            )
+        )
+        previous = seg
+    playlist.is_endlist = ended or kind is MediaPlaylistKind.VOD
+    return str(playlist.dumps())
+
+
+def render_master_playlist(renditions: Sequence[RenditionEntry]) -> str:
+    """Master playlist (RFC 8216 §4.3.4.2): one EXT-X-STREAM-INF per rendition, lowest bandwidth first."""
+    if not renditions:
+        raise ValueError("a master playlist needs at least one rendition")
+    master = m3u8.M3U8()
+    master.version = PLAYLIST_VERSION
+    master.is_independent_segments = True
+    for r in sorted(renditions, key=lambda r: r.bandwidth_bps):
+        master.add_playlist(
+            m3u8.Playlist(
+                uri=r.uri,
+                stream_info={
+                    "bandwidth": r.bandwidth_bps,
+                    "average_bandwidth": r.average_bandwidth_bps,
+                    "codecs": r.codec,
+                },
+                media=[],
+                base_uri=None,
+            )
+        )
+    return str(master.dumps())

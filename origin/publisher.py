@@ -1,0 +1,355 @@
+"""Spool → storage → playlists: the only code that assigns media sequence numbers and writes playlists.
+
+Ingest spools each object to local disk and records it (`receive`); `pump` then, under the room's lock,
+uploads what is pending, lets the pure sequencer decide what becomes published, and writes the playlists
+after every object they name is durable. A storage failure leaves objects pending (the retry backlog) and
+playlists delayed; nothing received is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from origin import keys
+from origin.cache_policy import ObjectKind, headers_for
+from origin.errors import StorageError
+from origin.metrics import Metrics
+from origin.playlist import (
+    MediaPlaylistKind,
+    PublishedSegment,
+    RenditionEntry,
+    live_window,
+    render_master_playlist,
+    render_media_playlist,
+    target_duration_s,
+)
+from origin.sequencer import Cursor, ReceivedSegment, SessionView, plan_publications
+from origin.state import INIT_INDEX, PublishedRow, RoomDb, SessionRow, StateStore
+from origin.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+# A session's PUTs may still be in flight when its end call (or its successor's start) arrives.
+ACCEPT_AFTER_END_S = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishPolicy:
+    live_window_segments: int = 6
+    session_timeout_s: float = 10.0
+    end_grace_s: float = 120.0
+    settle_s: float = 2.0  # wait this long after a session ends before publishing its successor
+    gap_factor: float = 2.0  # skip a never-received index after gap_factor × segment seconds
+
+
+@dataclass(kw_only=True)
+class PumpResult:
+    uploaded: int = 0
+    published: int = 0
+    pending: int = 0
+    storage_error: str | None = None
+    broadcast_changed: bool = False
+    state: str = "idle"
+    renditions_written: list[str] = field(default_factory=list)
+    received_at: list[float] = field(default_factory=list)  # of each segment published in this pass
+
+
+class Publisher:
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        storage: Storage,
+        policy: PublishPolicy,
+        metrics: Metrics,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.policy = policy
+        self.metrics = metrics
+        self.clock = clock
+
+    # -- ingest side -------------------------------------------------------------------------------
+    def spool(self, room: str, session: str, rendition: str, name: str, body: bytes) -> Path:
+        """Write the body durably to the local spool; returns its path."""
+        directory = self.store.spool_dir(room) / session / rendition
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(body)
+                fh.flush()
+                os.fsync(fh.fileno())
+            final = directory / name
+            os.replace(tmp, final)
+            return final
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    # -- publish side ------------------------------------------------------------------------------
+    def pump(self, room: str) -> PumpResult:
+        result = PumpResult()
+        with self.store.room_lock(room), self.store.open(room) as db:
+            self._upload_pending(room, db, result)
+            now = self.clock()
+            result.broadcast_changed = self._expire(room, db, now)
+            state, _, _ = db.broadcast()
+            result.pending = db.pending_count()
+            final = state == "ending" and result.pending == 0
+            changed = self._publish(room, db, now, final, result)
+            if changed or final:
+                self._write_playlists(room, db, changed, final=final)
+                result.renditions_written = sorted(changed)
+                written_at = self.clock()
+                for received in result.received_at:
+                    self.metrics.published(room, written_at - received)
+            if final:
+                with db.transaction():
+                    db.set_broadcast("ended", now)
+                result.broadcast_changed = True
+                log.info("room=%s broadcast ended; replay published at %s", room, keys.replay_master(room))
+            result.state = "ended" if final else state
+            self.metrics.room_state(room, result.state, result.pending)
+        return result
+
+    def _upload_pending(self, room: str, db: RoomDb, result: PumpResult) -> None:
+        for obj in db.pending_uploads():
+            if obj.idx == INIT_INDEX:
+                key = keys.init_segment(room, obj.session, obj.rendition)
+                kind = ObjectKind.INIT
+            else:
+                key = keys.media_segment(room, obj.session, obj.rendition, obj.idx)
+                kind = ObjectKind.SEGMENT
+            try:
+                data = Path(obj.spool).read_bytes()
+            except FileNotFoundError:
+                # Uploaded by a pass that died before recording it: the object is in storage already.
+                if not self.storage.exists(key):
+                    log.error("room=%s spool file %s lost and %s not in storage", room, obj.spool, key)
+                    continue
+                data = b""
+            try:
+                if data:
+                    self.storage.put(key, data, headers_for(kind))
+            except StorageError as exc:
+                result.storage_error = str(exc)
+                self.metrics.storage_error(self.storage.name, "put")
+                log.warning("room=%s upload of %s failed, will retry: %s", room, key, exc)
+                return
+            db.mark_uploaded(obj)
+            Path(obj.spool).unlink(missing_ok=True)
+            result.uploaded += 1
+
+    def _expire(self, room: str, db: RoomDb, now: float) -> bool:
+        state, _, _ = db.broadcast()
+        if state != "live":
+            return False
+        sessions = db.sessions()
+        for s in sessions:
+            if s.ended_at is None and now - s.last_activity_at >= self.policy.session_timeout_s:
+                db.end_session(s.id, "timeout", now)
+                log.warning(
+                    "room=%s session=%s timed out after %.1fs without data", room, s.id, now - s.last_activity_at
+                )
+        sessions = db.sessions()
+        if sessions and all(s.ended_at is not None for s in sessions):
+            last_end = max(s.ended_at or 0.0 for s in sessions)
+            if now - last_end >= self.policy.end_grace_s:
+                with db.transaction():
+                    db.set_broadcast("ending", now)
+                log.info("room=%s no session for %.0fs: ending the broadcast", room, now - last_end)
+                return True
+        return False
+
+    def request_end(self, room: str) -> bool:
+        """Admin end: stop accepting ingest; the next pump finalises once the backlog has drained."""
+        with self.store.room_lock(room), self.store.open(room) as db:
+            state, _, _ = db.broadcast()
+            if state in ("ending", "ended"):
+                return False
+            now = self.clock()
+            for s in db.sessions():
+                if s.ended_at is None:
+                    db.end_session(s.id, "broadcast-end", now)
+            with db.transaction():
+                db.set_broadcast("ending", now)
+            return True
+
+    def _publish(self, room: str, db: RoomDb, now: float, final: bool, result: PumpResult) -> set[str]:
+        sessions = db.sessions()
+        if not sessions:
+            return set()
+        inits = db.inits()
+        unpublished = db.unpublished()
+        views = [SessionView(id=s.id, ended_at=s.ended_at, anchor_pdt=s.anchor_pdt) for s in sessions]
+        renditions = sorted({r.name for s in sessions for r in s.ladder})
+        segment_s = {s.id: s.segment_seconds for s in sessions}
+        changed: set[str] = set()
+        with db.transaction():
+            for rendition in renditions:
+                pending: dict[str, dict[int, ReceivedSegment]] = {}
+                for o in unpublished:
+                    if o.rendition != rendition:
+                        continue
+                    init = inits.get((o.session, rendition))
+                    timescale = init.timescale if init and init.timescale else 48_000
+                    pending.setdefault(o.session, {})[o.idx] = ReceivedSegment(
+                        idx=o.idx,
+                        uploaded=o.uploaded,
+                        received_at=o.received_at,
+                        duration_s=o.duration_ticks / timescale,
+                        base_time_s=o.base_ticks / timescale,
+                        size_bytes=o.size,
+                    )
+                init_ready = frozenset(
+                    s for (s, r), o in inits.items() if r == rendition and o.uploaded and o.timescale
+                )
+                last = db.last_published(rendition)
+                cursor = (
+                    Cursor(
+                        session=last.session,
+                        idx=last.idx,
+                        media_sequence=last.msn,
+                        end_pdt=last.pdt + last.duration_s,
+                    )
+                    if last
+                    else None
+                )
+                plan = plan_publications(
+                    sessions=views,
+                    pending=pending,
+                    init_uploaded=init_ready,
+                    cursor=cursor,
+                    now=now,
+                    gap_timeout_s=self.policy.gap_factor * max(segment_s.values()),
+                    settle_s=self.policy.settle_s,
+                    final=final,
+                )
+                for session_id, anchor in plan.new_anchors.items():
+                    db.set_anchor(session_id, anchor)
+                views = [
+                    SessionView(id=v.id, ended_at=v.ended_at, anchor_pdt=plan.new_anchors.get(v.id, v.anchor_pdt))
+                    for v in views
+                ]
+                for session_id, missing in plan.skipped:
+                    log.warning("room=%s %s/%s segment %d never arrived: skipped", room, session_id, rendition, missing)
+                for p in plan.publications:
+                    received = pending[p.session][p.idx].received_at
+                    db.add_published(
+                        PublishedRow(
+                            rendition=rendition,
+                            msn=p.media_sequence,
+                            session=p.session,
+                            idx=p.idx,
+                            duration_s=p.duration_s,
+                            pdt=p.pdt,
+                            discontinuity=p.discontinuity,
+                            size=p.size_bytes,
+                            received_at=received,
+                        )
+                    )
+                    changed.add(rendition)
+                    result.published += 1
+                    result.received_at.append(received)
+        return changed
+
+    def _write_playlists(self, room: str, db: RoomDb, changed: set[str], *, final: bool) -> None:
+        sessions = db.sessions()
+        nominal_s = max((s.segment_seconds for s in sessions), default=2.0)
+        all_renditions = db.published_renditions()
+        for rendition in all_renditions if final else sorted(changed):
+            longest, _, _ = db.rendition_stats(rendition)
+            target = target_duration_s(longest, nominal_s)
+            tail_from = max(0, db.max_msn(rendition) - 4 * self.policy.live_window_segments - 8)
+            tail = [_segment(room, r) for r in db.published(rendition, since_msn=tail_from)]
+            window = live_window(tail, min_segments=self.policy.live_window_segments, target_duration=target)
+            live_text = render_media_playlist(
+                window,
+                kind=MediaPlaylistKind.LIVE,
+                target_duration=target,
+                discontinuity_sequence=db.discontinuities_before(rendition, window[0].media_sequence),
+                ended=final,
+            )
+            everything = [_segment(room, r) for r in db.published(rendition)]
+            replay_text = render_media_playlist(
+                everything,
+                kind=MediaPlaylistKind.VOD if final else MediaPlaylistKind.EVENT,
+                target_duration=target,
+                discontinuity_sequence=0,
+                ended=final,
+            )
+            # Invariant: every object named above was uploaded before it was published.
+            self.storage.put(
+                keys.live_playlist(room, rendition), live_text.encode(), headers_for(ObjectKind.LIVE_PLAYLIST)
+            )
+            self.storage.put(
+                keys.replay_playlist(room, rendition),
+                replay_text.encode(),
+                headers_for(ObjectKind.REPLAY_PLAYLIST if final else ObjectKind.EVENT_PLAYLIST),
+            )
+        self._write_masters(room, db, sessions, all_renditions, final=final)
+
+    def _write_masters(
+        self, room: str, db: RoomDb, sessions: list[SessionRow], renditions: list[str], *, final: bool
+    ) -> None:
+        entries_live: list[RenditionEntry] = []
+        entries_replay: list[RenditionEntry] = []
+        for rendition in renditions:
+            spec = next((s.rendition(rendition) for s in reversed(sessions) if s.rendition(rendition)), None)
+            _, peak, average = db.rendition_stats(rendition)
+            nominal = spec.bitrate if spec else 0
+            bandwidth = int(max(peak, nominal))
+            avg = int(max(average, 1))
+            channels = spec.channels if spec else 2
+            entries_live.append(
+                RenditionEntry(
+                    uri=f"live/{rendition}.m3u8", bandwidth_bps=bandwidth, average_bandwidth_bps=avg, channels=channels
+                )
+            )
+            entries_replay.append(
+                RenditionEntry(
+                    uri=f"replay/{rendition}.m3u8",
+                    bandwidth_bps=bandwidth,
+                    average_bandwidth_bps=avg,
+                    channels=channels,
+                )
+            )
+        master = render_master_playlist(entries_live)
+        replay_master = render_master_playlist(entries_replay)
+        old_master, _ = db.master_texts()
+        # Rewrite only when the rendition set changes (or at the end): bandwidth drift alone is noise.
+        if not final and old_master is not None and _uris(old_master) == _uris(master):
+            return
+        self.storage.put(keys.master_playlist(room), master.encode(), headers_for(ObjectKind.MASTER_PLAYLIST))
+        self.storage.put(
+            keys.replay_master(room),
+            replay_master.encode(),
+            headers_for(ObjectKind.REPLAY_PLAYLIST if final else ObjectKind.MASTER_PLAYLIST),
+        )
+        with db.transaction():
+            db.set_master_texts(master, replay_master)
+
+
+def _uris(master_text: str) -> list[str]:
+    return [line for line in master_text.splitlines() if line and not line.startswith("#")]
+
+
+def _segment(room: str, row: PublishedRow) -> PublishedSegment:
+    # Media playlists live one level below the room (live/, replay/), so media is "../media/…".
+    media = keys.media_dir(room, row.session, row.rendition).removeprefix(keys.room_prefix(room) + "/")
+    return PublishedSegment(
+        media_sequence=row.msn,
+        uri=f"../{media}/{row.idx:06d}.m4s",
+        init_uri=f"../{media}/init.mp4",
+        duration_s=row.duration_s,
+        program_date_time=datetime.fromtimestamp(row.pdt, tz=UTC),
+        discontinuity=row.discontinuity,
+    )

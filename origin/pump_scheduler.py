@@ -1,0 +1,96 @@
+"""Runs `Publisher.pump` off the event loop: on demand (after ingest) and periodically (timeouts, retries).
+
+At most one pump per room runs in a worker; requests that arrive meanwhile coalesce into one more pass.
+Across workers, the room lock in StateStore serialises passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from origin.publisher import Publisher, PumpResult
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_INTERVAL_S = 1.0
+MAX_PUMP_THREADS = 16
+
+
+class PumpScheduler:
+    def __init__(
+        self,
+        publisher: Publisher,
+        *,
+        clock: Callable[[], float],
+        on_result: Callable[[str, PumpResult], None] | None = None,
+    ) -> None:
+        self.publisher = publisher
+        self.clock = clock
+        self.on_result = on_result
+        self.executor = ThreadPoolExecutor(max_workers=MAX_PUMP_THREADS, thread_name_prefix="pump")
+        self.active: set[str] = set()  # rooms this worker keeps an eye on until their broadcast ends
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+        self._last_pump: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._maintenance: asyncio.Task[None] | None = None
+
+    def start(self, rooms_to_recover: list[str]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.active.update(rooms_to_recover)
+        self._maintenance = self._loop.create_task(self._maintain())
+
+    async def stop(self) -> None:
+        if self._maintenance:
+            self._maintenance.cancel()
+        for task in list(self._tasks):
+            await asyncio.wait([task], timeout=10)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def request(self, room: str) -> None:
+        """Pump `room` soon. Callable from the event loop thread."""
+        self.active.add(room)
+        if room in self._running:
+            self._again.add(room)
+            return
+        if self._loop is None:
+            return
+        self._running.add(room)
+        task = self._loop.create_task(self._run(room))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, room: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                self._again.discard(room)
+                self._last_pump[room] = self.clock()
+                try:
+                    result = await loop.run_in_executor(self.executor, self.publisher.pump, room)
+                except Exception:
+                    log.exception("room=%s publish pass failed; will retry", room)
+                    result = None
+                if result is not None and self.on_result:
+                    self.on_result(room, result)
+                if room not in self._again:
+                    break
+        finally:
+            self._running.discard(room)
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_INTERVAL_S / 2)
+            now = self.clock()
+            for room in list(self.active):
+                if now - self._last_pump.get(room, 0.0) >= MAINTENANCE_INTERVAL_S:
+                    self.request(room)
+
+    def forget(self, room: str) -> None:
+        """Stop periodic passes for a room whose broadcast has ended."""
+        self.active.discard(room)
+        self._last_pump.pop(room, None)

@@ -1,0 +1,17 @@
+"""Listener admission: real-time seats up to a room's cap, near-live HLS past it, flash-crowd proof.
+
+Data flow, by file:
+
+    ratelimit.py      token bucket per client address (pure)              ─┐
+    decision.py       lease liveness, full-room hint, HLS delay (pure)     │ policy, no I/O
+    seat_token.py     HS256 compact seat token for the SFU (pure)          │
+    status.py         status.json document + publish schedule (pure)     ─┘
+    backend.py        AdmissionBackend protocol, values, lease errors
+    sqlite_backend.py embedded backend + room registry (one machine, many workers)
+    redis_backend.py  Redis backend + room registry (many origin instances)
+    publisher.py      StatusPublisher: coalesced status.json writes to Storage
+    service.py        AdmissionService: join / heartbeat / leave / rooms, glueing the above
+    models.py         pydantic request/response models of the HTTP edge
+    api.py            build_router(AdmissionDeps), build_admission(settings, storage, broadcast_view)
+    clock.py          the one place that reads the wall clock
+"""

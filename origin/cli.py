@@ -8,11 +8,13 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from origin import server
     from transcoder import cli as transcoder_cli
 
     parser = argparse.ArgumentParser(prog="spillway", description="Overflow HLS for live audio rooms.")
     sub = parser.add_subparsers(dest="command", required=True)
     transcoder_cli.add_parser(sub)
+    server.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,36 @@
+"""gunicorn configuration for `spillway origin` (uvicorn workers, metrics across workers, no litter)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from prometheus_client import multiprocess
+
+# Every worker writes its metric samples here; /metrics merges them. Fresh per master start.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="spillway-metrics-")
+
+bind = os.environ.get("SPILLWAY_BIND", "127.0.0.1:8080")
+workers = int(os.environ.get("SPILLWAY_WORKERS", "2"))
+worker_class = "uvicorn.workers.UvicornWorker"
+control_socket_disable = True  # gunicorn ≥ 24 would otherwise leave ~/.gunicorn/gunicorn.ctl behind
+graceful_timeout = 20
+timeout = 60
+keepalive = 5
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("SPILLWAY_LOG_LEVEL", "info")
+proc_name = "spillway-origin"
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(_server: Any) -> None:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if os.path.basename(directory).startswith("spillway-metrics-"):
+        shutil.rmtree(directory, ignore_errors=True)

@@ -13,5 +13,6 @@ Data flow, by file:
     service.py        AdmissionService: join / heartbeat / leave / rooms, glueing the above
     models.py         pydantic request/response models of the HTTP edge
     api.py            build_router(AdmissionDeps), build_admission(settings, storage, broadcast_view)
-    clock.py          the one place that reads the wall clock
+    clock.py          the Clock type (origin/clock.py reads the wall clock)
+    broadcast_view.py BroadcastView over the ingest state (origin/state.py)
 """

@@ -1,16 +1,11 @@
-"""The one place admission reads the clock. Everything else takes `now` (Unix seconds, float).
-
-Leases are shared across origin instances (Redis), so they are wall-clock times: keep origin hosts on NTP;
-a host whose clock is off by `s` seconds expires leases `s` seconds early or late.
-"""
+"""The clock type admission components take. Reading the clock itself is origin/clock.py's job."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
-Clock = Callable[[], float]
+from origin.clock import wall_clock
 
+Clock = Callable[[], float]  # Unix seconds; tests inject a manual clock
 
-def system_clock() -> float:
-    return time.time()
+__all__ = ["Clock", "wall_clock"]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from origin import keys
 from origin.admission import status
 from origin.admission.backend import AdmissionBackend
-from origin.admission.clock import Clock, system_clock
+from origin.admission.clock import Clock, wall_clock
 from origin.admission.status import BroadcastView, PublishSchedule
 from origin.cache_policy import ObjectKind, headers_for
 from origin.errors import OriginError
@@ -41,7 +41,7 @@ class StatusPublisher:
         public_base_url: str,
         api_url: str,
         min_interval_s: float = MIN_INTERVAL_S,
-        clock: Clock = system_clock,
+        clock: Clock = wall_clock,
     ) -> None:
         self.storage = storage
         self.rooms = rooms

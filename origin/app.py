@@ -166,4 +166,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(build_storage_router(storage))
 
     # admission router mounted here
+    from origin.admission.api import build_admission
+    from origin.admission.api import build_router as build_admission_router
+    from origin.admission.broadcast_view import StateBroadcastView
+
+    admission = build_admission(settings, storage, StateBroadcastView(store, public_base_url=settings.public_base_url))
+    app.state.admission = admission  # the ingest side calls admission.publisher.note_change(room, now)
+    app.include_router(build_admission_router(admission))
     return app

@@ -88,20 +88,24 @@ class MotoServer:
     process: subprocess.Popen[bytes]
     log_path: Path
     buckets: list[str] = field(default_factory=list)
+    _client: S3Client | None = None
 
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def client(self) -> S3Client:
-        """A boto3 S3 client for setup and inspection (explicit fake credentials; no env needed)."""
+        """A boto3 S3 client for setup and inspection (explicit fake credentials; no env needed). Cached."""
+        if self._client is not None:
+            return self._client
         session = boto3.session.Session(
             aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
             region_name=FAKE_AWS_ENV["AWS_DEFAULT_REGION"],
         )
         config = Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=10)
-        return session.client("s3", endpoint_url=self.endpoint_url, config=config)
+        self._client = session.client("s3", endpoint_url=self.endpoint_url, config=config)
+        return self._client
 
     def create_bucket(self, name: str) -> str:
         self.client().create_bucket(Bucket=name)

@@ -117,7 +117,7 @@ def _make_handler(store: CountingStore) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 — stdlib signature
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
         def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:

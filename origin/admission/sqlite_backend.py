@@ -226,10 +226,14 @@ class SqliteAdmission:
     def hls_recent(self, room: str, *, now: float) -> int:
         window = hls_window(now)
         with self._errors("hls_recent"):
-            row = self.db.connection().execute(
-                "SELECT COALESCE(SUM(n), 0) FROM hls_answers WHERE room = ? AND bucket BETWEEN ? AND ?",
-                (room, window.start, window.stop - 1),
-            ).fetchone()
+            row = (
+                self.db.connection()
+                .execute(
+                    "SELECT COALESCE(SUM(n), 0) FROM hls_answers WHERE room = ? AND bucket BETWEEN ? AND ?",
+                    (room, window.start, window.stop - 1),
+                )
+                .fetchone()
+            )
         return int(row[0])
 
     def check(self) -> None:

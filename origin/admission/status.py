@@ -147,11 +147,7 @@ class PublishSchedule:
         times.last_activity = max(times.last_activity, now)
 
     def due(self, now: float) -> list[str]:
-        return [
-            room
-            for room, t in self._rooms.items()
-            if t.dirty and now - t.last_write >= self.min_interval_s
-        ]
+        return [room for room, t in self._rooms.items() if t.dirty and now - t.last_write >= self.min_interval_s]
 
     def to_recheck(self, now: float) -> list[str]:
         return [

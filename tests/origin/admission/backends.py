@@ -30,8 +30,7 @@ def hammer_admit(spec: BackendSpec, room: str, cap: int, attempts: int, now: flo
     backend = open_backend(spec)
     try:
         return [
-            backend.admit(room, lease=f"{tag}-lease-{i:06d}", cap=cap, now=now, lease_s=30.0)
-            for i in range(attempts)
+            backend.admit(room, lease=f"{tag}-lease-{i:06d}", cap=cap, now=now, lease_s=30.0) for i in range(attempts)
         ]
     finally:
         backend.close()

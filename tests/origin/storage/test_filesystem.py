@@ -1,0 +1,126 @@
+"""Filesystem backend specifics: on-disk layout, sidecars, leftovers of crashed writes, key validation."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from origin import keys
+from origin.cache_policy import ObjectKind, headers_for
+from origin.errors import StorageError, ValidationError
+from origin.storage.filesystem import FilesystemStorage, validate_key, validate_prefix
+
+SEGMENT = headers_for(ObjectKind.SEGMENT)
+SESSION = "20261126t090301z-3f9a1c0d"
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_layout_object_plus_hidden_sidecar(fs_storage: FilesystemStorage) -> None:
+    key = keys.init_segment("fs-room", SESSION, "a48")
+    fs_storage.put(key, b"ftypmoov", SEGMENT)
+    media = f"rooms/fs-room/media/{SESSION}/a48"
+    assert _files(fs_storage.root) == [f"{media}/.init.mp4~headers.json", f"{media}/init.mp4"]
+    sidecar = json.loads((fs_storage.root / media / ".init.mp4~headers.json").read_text())
+    assert sidecar == {"content_type": SEGMENT.content_type, "cache_control": SEGMENT.cache_control}
+    mode = stat.S_IMODE((fs_storage.root / key).stat().st_mode)
+    assert mode == 0o644  # readable by an edge running as another user
+    assert fs_storage.list("") == [key]
+
+
+def test_leftover_temp_files_are_invisible(fs_storage: FilesystemStorage) -> None:
+    key = keys.live_playlist("fs-room", "a48")
+    fs_storage.put(key, b"#EXTM3U\n", headers_for(ObjectKind.LIVE_PLAYLIST))
+    # What a crash between write and rename leaves behind: never listed, never a valid key.
+    leftover = fs_storage.path_for(key).with_name(".a48.m3u8~tmp.abc123")
+    leftover.write_bytes(b"#EXTM3U\n#EXTINF:2.0,\npartial")
+    assert fs_storage.list("") == [key]
+    with pytest.raises(ValidationError):
+        fs_storage.get("rooms/fs-room/live/.a48.m3u8~tmp.abc123")
+
+
+def test_sidecar_names_cannot_be_used_as_keys(fs_storage: FilesystemStorage) -> None:
+    with pytest.raises(ValidationError):
+        fs_storage.put("rooms/r/.a~headers.json", b"{}", SEGMENT)
+
+
+def test_failed_object_write_leaves_no_visible_object(fs_storage: FilesystemStorage) -> None:
+    fs_storage.put("rooms/r/a", b"file", SEGMENT)
+    with pytest.raises(StorageError) as info:
+        fs_storage.put("rooms/r/a/b", b"x", SEGMENT)  # "a" is a file: cannot be a directory too
+    assert info.value.backend == "filesystem" and not info.value.retryable
+    assert fs_storage.list("") == ["rooms/r/a"]
+    assert sorted(os.listdir(fs_storage.root / "rooms" / "r")) == [".a~headers.json", "a"]  # no temp file left
+
+
+def test_symlink_out_of_root_is_rejected(fs_storage: FilesystemStorage, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"s")
+    (fs_storage.root / "rooms").mkdir()
+    (fs_storage.root / "rooms" / "link").symlink_to(outside)
+    with pytest.raises(ValidationError):
+        fs_storage.get("rooms/link/secret")
+    with pytest.raises(ValidationError):
+        fs_storage.put("rooms/link/new", b"x", SEGMENT)
+    assert not (outside / "new").exists()
+
+
+def test_concurrent_puts_of_many_keys(fs_storage: FilesystemStorage) -> None:
+    errors: list[BaseException] = []
+
+    def writer(rendition: str) -> None:
+        try:
+            for i in range(25):
+                key = keys.media_segment("fs-room", SESSION, rendition, i)
+                fs_storage.put(key, f"{rendition}{i}".encode(), SEGMENT)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(r,)) for r in ("a48", "a64", "a128")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors
+    listed = fs_storage.list("rooms/fs-room/")
+    assert len(listed) == 75
+    assert fs_storage.get(keys.media_segment("fs-room", SESSION, "a64", 24)) == b"a6424"
+
+
+def test_missing_root_is_created_by_put(tmp_path: Path) -> None:
+    storage = FilesystemStorage(tmp_path / "later")
+    storage.put("rooms/r/status.json", b"{}", headers_for(ObjectKind.STATUS))
+    storage.check()
+    assert storage.get("rooms/r/status.json") == b"{}"
+
+
+@pytest.mark.parametrize(
+    "key", ["rooms/a/b.m4s", "a", "A-Z_0.9", ".hidden", "..x", "x..", "a/.b/c", "a" * 200, "/".join(["p"] * 300)]
+)
+def test_validate_key_accepts(key: str) -> None:
+    assert validate_key(key) == key
+
+
+@pytest.mark.parametrize("key", ["a" * 201, "a/" * 512 + "b", "a~b", "a:b", "a\nb", "ä"])
+def test_validate_key_rejects(key: str) -> None:
+    with pytest.raises(ValidationError):
+        validate_key(key)
+
+
+@pytest.mark.parametrize("prefix", ["", "rooms/", "rooms/r", "rooms/r/media/", "rooms/.", "r"])
+def test_validate_prefix_accepts(prefix: str) -> None:
+    assert validate_prefix(prefix) == prefix
+
+
+@pytest.mark.parametrize("prefix", ["/", "//", "../", "./x", "a/../b/", "a~", "a/b\\"])
+def test_validate_prefix_rejects(prefix: str) -> None:
+    with pytest.raises(ValidationError):
+        validate_prefix(prefix)

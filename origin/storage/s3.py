@@ -229,6 +229,8 @@ class S3Storage:
         return self._call("get", key, op)
 
     def exists(self, key: str) -> bool:
+        """head_object: 404 is False. A 403 raises StorageError (S3 answers 403 for a missing key when the
+        credentials lack s3:ListBucket: grant it, or exists() cannot tell absent from forbidden)."""
         full = self.full_key(key)
 
         def op() -> bool:

@@ -95,6 +95,34 @@ def test_concurrent_puts_of_many_keys(fs_storage: FilesystemStorage) -> None:
     assert fs_storage.get(keys.media_segment("fs-room", SESSION, "a64", 24)) == b"a6424"
 
 
+def test_a_visible_object_always_has_its_headers(fs_storage: FilesystemStorage) -> None:
+    """The sidecar is renamed into place before the object: a reader never sees an object without it."""
+    playlist = headers_for(ObjectKind.LIVE_PLAYLIST)
+    directory = fs_storage.root / "rooms" / "fs-room" / "live"
+    directory.mkdir(parents=True)
+    stop = threading.Event()
+    checked: list[int] = [0]
+    bad: list[str] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            for name in os.listdir(directory):
+                if "~" not in name and fs_storage.get_headers(f"rooms/fs-room/live/{name}") != playlist:
+                    bad.append(name)
+                checked[0] += 1
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(150):
+            fs_storage.put(f"rooms/fs-room/live/r{i}.m3u8", b"#EXTM3U\n", playlist)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert checked[0] > 150
+    assert bad == []
+
+
 def test_missing_root_is_created_by_put(tmp_path: Path) -> None:
     storage = FilesystemStorage(tmp_path / "later")
     storage.put("rooms/r/status.json", b"{}", headers_for(ObjectKind.STATUS))

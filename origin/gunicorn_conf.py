@@ -7,8 +7,6 @@ import shutil
 import tempfile
 from typing import Any
 
-from prometheus_client import multiprocess
-
 # Every worker writes its metric samples here; /metrics merges them. Fresh per master start.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="spillway-metrics-")
@@ -27,6 +25,10 @@ proc_name = "spillway-origin"
 
 
 def child_exit(_server: Any, worker: Any) -> None:
+    # Imported here, not at the top: prometheus_client picks its value class at import time, and it must
+    # see PROMETHEUS_MULTIPROC_DIR (set above) first.
+    from prometheus_client import multiprocess
+
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 

@@ -36,6 +36,8 @@ def embed_origin(value: str) -> str:
         port = parts.port
     except ValueError as exc:
         raise ValueError("origin port must be 1-65535") from exc
+    if port == 0:
+        raise ValueError("origin port must be 1-65535")
     default = 443 if parts.scheme == "https" else 80
     return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
 

@@ -12,8 +12,12 @@ from typing import Annotated
 from fastapi import FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from origin import ids, metrics
+from origin.admission.api import build_admission
+from origin.admission.api import build_router as build_admission_router
+from origin.admission.broadcast_view import StateBroadcastView
 from origin.clock import wall_clock
 from origin.errors import AuthError, NotFoundError, OriginError, StorageError
 from origin.ingest_api import IngestDeps
@@ -27,12 +31,6 @@ from origin.storage.factory import build_storage
 from origin.storage.filesystem import FilesystemStorage
 
 log = logging.getLogger(__name__)
-
-
-def _rooms_registry(settings: Settings) -> RoomRegistry:
-    from origin.admission.sqlite_backend import SqliteAdmission, SqliteRoomRegistry
-
-    return SqliteRoomRegistry(SqliteAdmission.open(settings.state_dir).db)
 
 
 def require_admin(settings: Settings, authorization: str | None) -> None:
@@ -72,9 +70,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=m,
         clock=wall_clock,
     )
-    rooms = _rooms_registry(settings)
+    admission = build_admission(settings, storage, StateBroadcastView(store, public_base_url=settings.public_base_url))
+    rooms: RoomRegistry = admission.rooms
 
     def on_result(room: str, result: PumpResult) -> None:
+        if result.broadcast_changed or result.published:
+            # status.json follows the broadcast (live, ended, replay URL); the publisher coalesces writes.
+            admission.publisher.note_change(room, wall_clock())
         if result.state == "ended":
             scheduler.forget(room)
 
@@ -111,6 +113,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.error("room=%s %s", exc.room, exc)
         m.rejected(type(exc).__name__) if status < 500 else None
         return JSONResponse({"error": str(exc)}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Unrouted paths (e.g. an encoded "/" splitting a path part) get the same JSON shape as the rest.
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -165,12 +172,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         app.include_router(build_storage_router(storage))
 
-    # admission router mounted here
-    from origin.admission.api import build_admission
-    from origin.admission.api import build_router as build_admission_router
-    from origin.admission.broadcast_view import StateBroadcastView
-
-    admission = build_admission(settings, storage, StateBroadcastView(store, public_base_url=settings.public_base_url))
-    app.state.admission = admission  # the ingest side calls admission.publisher.note_change(room, now)
+    app.state.admission = admission
     app.include_router(build_admission_router(admission))
     return app

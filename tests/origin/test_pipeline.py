@@ -16,7 +16,7 @@ from tests.support.origin_server import OriginServer, origin_server
 from tests.support.pusher import Push
 
 ROOM = "town-hall"
-TOKEN = "ingest-token-for-tests"
+TOKEN = "ingest-token-for-tests-0123456789"
 RENDITIONS = ("a48", "a64")
 
 
@@ -61,7 +61,8 @@ def _broadcast_and_check(origin: OriginServer, read_base: str, *, seconds: float
     replay = m3u8.loads(httpx.get(f"{read_base}/rooms/{ROOM}/replay/a64.m3u8").text)
     assert replay.playlist_type == "vod" and replay.is_endlist
     # The replay decodes to the broadcast's full length (input + one AAC priming frame).
-    assert decoded_duration_s(f"{read_base}/rooms/{ROOM}/replay.m3u8") == pytest.approx(seconds + 1024 / 48_000, abs=0.03)
+    replay_s = decoded_duration_s(f"{read_base}/rooms/{ROOM}/replay.m3u8")
+    assert replay_s == pytest.approx(seconds + 1024 / 48_000, abs=0.03)
     live = httpx.get(f"{read_base}/rooms/{ROOM}/live/a48.m3u8")
     assert live.text.rstrip().endswith("#EXT-X-ENDLIST")
     return replay

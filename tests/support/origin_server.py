@@ -34,16 +34,16 @@ class OriginServer:
             return self.log_path.read_bytes()[-n_bytes:].decode(errors="replace")
         return ""
 
-    def create_room(self, room: str, *, ingest_token: str) -> None:
-        """Register a room in the origin's embedded registry (the file the workers share)."""
-        from origin.admission.sqlite_backend import SqliteAdmission, SqliteRoomRegistry
-        from origin.rooms import Room
-
-        admission = SqliteAdmission.open(self.state_dir)
-        try:
-            SqliteRoomRegistry(admission.db).put(Room(id=room, ingest_token=ingest_token))
-        finally:
-            admission.close()
+    def create_room(self, room: str, *, ingest_token: str, realtime_cap: int = 0, **fields: object) -> None:
+        """Create the room through the admin API (PUT /v1/rooms/{room})."""
+        body = {"ingest_token": ingest_token, "realtime_cap": realtime_cap, **fields}
+        r = httpx.put(
+            f"{self.base_url}/v1/rooms/{room}",
+            json=body,
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=10,
+        )
+        assert r.status_code in (200, 201), r.text
 
     def end_broadcast(self, room: str) -> httpx.Response:
         return httpx.post(

@@ -8,13 +8,14 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from origin import server
+    from origin import demo, server
     from transcoder import cli as transcoder_cli
 
     parser = argparse.ArgumentParser(prog="spillway", description="Overflow HLS for live audio rooms.")
     sub = parser.add_subparsers(dest="command", required=True)
     transcoder_cli.add_parser(sub)
     server.add_parser(sub)
+    demo.add_parser(sub)
     return parser
 
 

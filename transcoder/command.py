@@ -1,0 +1,134 @@
+"""The ffmpeg command as data: a pure function from settings and session id to argv (built with ffmpeg-python).
+
+Shape (default ladder, one input):
+
+    ffmpeg -hide_banner -nostdin -loglevel repeat+level+verbose -i IN
+      -filter_complex "[0:a]aresample=48000:async=1[s0];[s0]asplit=3[s1][s2][s3]"
+      -map [s1] -map [s2] -map [s3] -ac:a:0 1 … -b:a:0 48k … -c:a aac -ar 48000 -f hls
+      -hls_segment_type fmp4 -hls_time 2 -method PUT -http_persistent 0 -headers "Authorization: Bearer T\\r\\n"
+      -var_stream_map "a:0,name:a48 a:1,name:a64 a:2,name:a128" -hls_fmp4_init_filename init.mp4
+      -hls_segment_filename {origin}/ingest/{room}/{session}/%v/%06d.m4s {origin}/ingest/{room}/{session}/%v/index.m3u8
+
+ffmpeg then PUTs init_{k}.mp4, {index:06d}.m4s and index.m3u8 per rendition (docs/ingest.md).
+`-http_persistent 0` is deliberate: with persistent connections ffmpeg 5.1 often drops the final segment and
+the ENDLIST playlist yet exits 0. Info-level "Opening '…' for writing" and verbose "Statistics: N bytes
+written" lines are what transcoder.ffmpeg_log counts, hence the log level.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ffmpeg
+
+from transcoder.ladder import SAMPLE_RATE_HZ, Rendition, format_bitrate
+from transcoder.settings import PLAYLIST_SIZE_SEGMENTS, TranscodeSettings
+from transcoder.source import (
+    DEMO_BED_EXPR,
+    RTP_PROTOCOL_WHITELIST,
+    DemoSource,
+    MixSource,
+    SdpSource,
+    Source,
+    UrlSource,
+)
+
+GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-loglevel", "repeat+level+verbose")
+INIT_FILENAME = "init.mp4"
+SEGMENT_PATTERN = "%06d.m4s"
+PLAYLIST_NAME = "index.m3u8"
+REDACTED = "Authorization: Bearer <redacted>\r\n"
+
+
+def ingest_base_url(origin_url: str, room: str, session: str) -> str:
+    """`{origin}/ingest/{room}/{session}` — ids are validated by the settings and session modules."""
+    return f"{origin_url.rstrip('/')}/ingest/{room}/{session}"
+
+
+def auth_header(token: str) -> str:
+    # ffmpeg wants each custom header line terminated ("No trailing CRLF found in HTTP header" otherwise).
+    return f"Authorization: Bearer {token}\r\n"
+
+
+def _format_seconds(seconds: float) -> str:
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")
+
+
+def _resampled(stream: Any) -> Any:
+    # async=1 fills timestamp gaps (RTP loss, Opus DTX from an SFU) with silence so segments stay continuous.
+    return stream.filter("aresample", SAMPLE_RATE_HZ, **{"async": 1})
+
+
+def _room_audio(source: Source) -> Any:
+    """The one audio stream the ladder is cut from, resampled to 48 kHz."""
+    match source:
+        case UrlSource(url=url, format=fmt, realtime=realtime):
+            kwargs: dict[str, Any] = {}
+            if realtime:
+                kwargs["re"] = None
+            if fmt:
+                kwargs["f"] = fmt
+            return _resampled(ffmpeg.input(url, **kwargs).audio)
+        case SdpSource(path=path):
+            sdp = ffmpeg.input(str(path), f="sdp", protocol_whitelist=RTP_PROTOCOL_WHITELIST)
+            return _resampled(sdp.audio)
+        case MixSource(urls=urls, realtime=realtime):
+            speakers = [
+                _resampled(ffmpeg.input(url, **({"re": None} if realtime else {})).audio) for url in urls
+            ]
+            if len(speakers) == 1:
+                return speakers[0]
+            # normalize=0 keeps each speaker at full level (amix would scale every input by 1/n);
+            # the limiter (auto-level off) catches the rare overlap peaks.
+            mixed = ffmpeg.filter(
+                speakers, "amix", inputs=len(speakers), duration="longest", dropout_transition=0, normalize=0
+            )
+            return mixed.filter("alimiter", limit=0.95, level=0)
+        case DemoSource(clip=None):
+            bed = ffmpeg.input(f"aevalsrc={DEMO_BED_EXPR}:s={SAMPLE_RATE_HZ}", f="lavfi", re=None)
+            return _resampled(bed.audio)
+        case DemoSource(clip=clip):
+            return _resampled(ffmpeg.input(str(clip), re=None, stream_loop=-1).audio)
+    raise TypeError(f"unknown source {source!r}")
+
+
+def _ladder_args(ladder: tuple[Rendition, ...]) -> dict[str, Any]:
+    args: dict[str, Any] = {"c:a": "aac", "ar": SAMPLE_RATE_HZ}
+    for i, r in enumerate(ladder):
+        args[f"b:a:{i}"] = format_bitrate(r.bitrate_bps)
+        args[f"ac:a:{i}"] = r.channels
+    return args
+
+
+def var_stream_map(ladder: tuple[Rendition, ...]) -> str:
+    return " ".join(f"a:{i},name:{r.name}" for i, r in enumerate(ladder))
+
+
+def build_argv(settings: TranscodeSettings, *, session: str) -> list[str]:
+    """The full ffmpeg argv for one ingest session. Pure: same settings and session, same list."""
+    audio = _room_audio(settings.source)
+    split = audio.filter_multi_output("asplit", len(settings.ladder))
+    streams = [split.stream(i) for i in range(len(settings.ladder))]
+    base = ingest_base_url(settings.origin_url, settings.room, session)
+    hls_args: dict[str, Any] = {
+        "f": "hls",
+        "hls_time": _format_seconds(settings.segment_seconds),
+        "hls_segment_type": "fmp4",
+        "hls_flags": "independent_segments",
+        "hls_list_size": PLAYLIST_SIZE_SEGMENTS,
+        "method": "PUT",
+        "http_persistent": 0,
+        "timeout": _format_seconds(settings.http_timeout_seconds),
+        "headers": auth_header(settings.token),
+        "var_stream_map": var_stream_map(settings.ladder),
+        "hls_fmp4_init_filename": INIT_FILENAME,
+        "hls_segment_filename": f"{base}/%v/{SEGMENT_PATTERN}",
+    }
+    output = ffmpeg.output(*streams, f"{base}/%v/{PLAYLIST_NAME}", **_ladder_args(settings.ladder), **hls_args)
+    argv: list[str] = output.compile(cmd=[settings.ffmpeg_bin, *GLOBAL_ARGS])
+    return argv
+
+
+def redact(argv: list[str]) -> list[str]:
+    """argv safe for logs: the bearer token replaced."""
+    return [REDACTED if a.startswith("Authorization: Bearer ") else a for a in argv]

@@ -1,0 +1,146 @@
+"""Running one ffmpeg child: spawn, read its stderr into a PushTracker, stop it gracefully (I/O edge).
+
+Stopping: SIGINT first (ffmpeg finishes the segment in progress, PUTs it and the ENDLIST playlist, then
+exits), SIGTERM after `timeout`, SIGKILL after another `timeout`. The child stays in the supervisor's
+process group on purpose: a signal to the group (terminal Ctrl-C, `killpg(…, SIGKILL)` from a parent) reaches
+ffmpeg too, so it is never orphaned; ffmpeg shrugs off the duplicate SIGINT (it hard-exits only after >3).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+
+from transcoder.errors import FfmpegNotFoundError
+from transcoder.ffmpeg_log import LogLine, PushTracker, StderrTail, parse_line
+
+log = logging.getLogger(__name__)
+
+_LINE_END = re.compile(rb"[\r\n]")
+READ_CHUNK_BYTES = 65536
+
+
+def resolve_ffmpeg(binary: str, *, room: str | None = None) -> str:
+    """The executable path of `binary` (a name on PATH or a path); FfmpegNotFoundError otherwise."""
+    found = shutil.which(binary)
+    if found is None:
+        raise FfmpegNotFoundError(binary, room=room)
+    return found
+
+
+class FfmpegProcess:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        room: str,
+        session: str,
+        segment_seconds: float,
+        on_line: Callable[[LogLine], None] | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.room = room
+        self.session = session
+        self.tracker = PushTracker(segment_seconds=segment_seconds)
+        self.tail = StderrTail()
+        self.lock = threading.Lock()  # guards tracker and tail
+        self._on_line = on_line
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+        self.signals_sent: list[int] = []
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        try:
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        except (FileNotFoundError, PermissionError) as exc:
+            raise FfmpegNotFoundError(self.argv[0], room=self.room) from exc
+        self._reader = threading.Thread(
+            target=self._read_stderr, name=f"ffmpeg-stderr-{self._proc.pid}", daemon=True
+        )
+        self._reader.start()
+        log.info("room %s: session %s: ffmpeg started (pid %d)", self.room, self.session, self._proc.pid)
+
+    def _read_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        fd = self._proc.stderr.fileno()
+        buffer = b""
+        while True:
+            chunk = os.read(fd, READ_CHUNK_BYTES)
+            if not chunk:
+                break
+            buffer += chunk
+            *lines, buffer = _LINE_END.split(buffer)
+            for raw in lines:
+                if raw:
+                    self._handle(raw.decode("utf-8", errors="replace"))
+        if buffer:
+            self._handle(buffer.decode("utf-8", errors="replace"))
+        self._proc.stderr.close()
+
+    def _handle(self, raw: str) -> None:
+        line = parse_line(raw)
+        with self.lock:
+            self.tracker.feed(line)
+            self.tail.add(raw, line)
+        if line.level in ("error", "fatal", "panic"):
+            log.warning("room %s: session %s: ffmpeg: %s", self.room, self.session, line.message)
+        if self._on_line is not None:
+            self._on_line(line)
+
+    def poll(self) -> int | None:
+        assert self._proc is not None
+        return self._proc.poll()
+
+    def wait(self, timeout: float | None) -> int | None:
+        """Exit code, or None if still running after `timeout` seconds."""
+        assert self._proc is not None
+        try:
+            return self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def send(self, sig: int) -> None:
+        assert self._proc is not None
+        if self._proc.poll() is None:
+            self.signals_sent.append(sig)
+            self._proc.send_signal(sig)
+
+    def stop(self, timeout: float) -> int:
+        """SIGINT, then SIGTERM after `timeout`, then SIGKILL after `timeout`; returns the exit code."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.send(sig)
+            code = self.wait(timeout)
+            if code is not None:
+                return code
+            log.warning(
+                "room %s: session %s: ffmpeg still running %.1f s after %s; escalating",
+                self.room, self.session, timeout, signal.Signals(sig).name,
+            )
+        self.send(signal.SIGKILL)
+        code = self.wait(None)
+        assert code is not None
+        return code
+
+    def join_reader(self, timeout: float = 5.0) -> None:
+        """Wait until stderr is read to its end, so the tracker holds every segment ffmpeg reported."""
+        if self._reader is not None:
+            self._reader.join(timeout)
+
+    def stderr_tail(self, max_lines: int = 10) -> str:
+        with self.lock:
+            return self.tail.text(max_lines)

@@ -1,0 +1,51 @@
+"""Typed settings of one transcoder: what `run_transcoder` and the command builder take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from origin.ids import ROOM_ID_PATTERN
+from transcoder.errors import ConfigError
+from transcoder.ladder import DEFAULT_LADDER, Rendition, validate_ladder
+from transcoder.policy import RestartPolicy
+from transcoder.source import Source
+
+SEGMENT_SECONDS = 2.0
+MIN_SEGMENT_SECONDS = 0.5
+MAX_SEGMENT_SECONDS = 30.0
+PLAYLIST_SIZE_SEGMENTS = 3  # ffmpeg's own playlist (the origin ignores it; keep it small)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TranscodeSettings:
+    room: str
+    source: Source
+    origin_url: str  # e.g. http://127.0.0.1:8080 — the origin serving /ingest/…
+    token: str = field(repr=False)  # the room's ingest token
+    ladder: tuple[Rendition, ...] = DEFAULT_LADDER
+    segment_seconds: float = SEGMENT_SECONDS
+    ffmpeg_bin: str = "ffmpeg"
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    http_timeout_seconds: float = 10.0  # ingest calls, and ffmpeg's socket I/O timeout for its PUTs
+    stop_timeout_seconds: float = 10.0  # after SIGINT, wait this long before SIGTERM, then as long before SIGKILL
+    end_settle_seconds: float = 0.3  # after ffmpeg exits, let its last PUT bodies land before the end call
+    status_interval_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not ROOM_ID_PATTERN.fullmatch(self.room):
+            raise ConfigError(f"invalid room id {self.room!r}: must match {ROOM_ID_PATTERN.pattern}")
+        url = urlsplit(self.origin_url)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise ConfigError(f"invalid origin URL {self.origin_url!r}: expected http(s)://host[:port]")
+        if not self.token or any(c in self.token for c in "\r\n"):
+            raise ConfigError("an ingest token is required (--token or SPILLWAY_INGEST_TOKEN), on one line")
+        if not MIN_SEGMENT_SECONDS <= self.segment_seconds <= MAX_SEGMENT_SECONDS:
+            raise ConfigError(
+                f"segment length {self.segment_seconds:g} s outside {MIN_SEGMENT_SECONDS:g}..{MAX_SEGMENT_SECONDS:g} s"
+            )
+        validate_ladder(self.ladder)
+
+    @property
+    def origin_base(self) -> str:
+        return self.origin_url.rstrip("/")

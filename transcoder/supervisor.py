@@ -1,0 +1,224 @@
+"""The supervisor: one ingest session per ffmpeg run, restarts with backoff, clean stop (I/O around pure parts).
+
+    loop:  new session id → POST start → ffmpeg (command.build_argv) → wait / forward stop
+           → settle → POST end(eos | signal | crash) → policy.decide → finish | sleep(backoff) and again
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from transcoder.clock import SYSTEM_CLOCK, Clock
+from transcoder.command import build_argv, redact
+from transcoder.errors import CrashLoopError, FfmpegError, IngestError, IngestRejectedError, OriginUnavailableError
+from transcoder.ffmpeg_log import LogLine, is_config_error
+from transcoder.ingest import IngestClient
+from transcoder.policy import Attempt, Finish, Outcome, decide
+from transcoder.process import FfmpegProcess
+from transcoder.session import random_hex, session_id
+from transcoder.settings import TranscodeSettings
+from transcoder.status import StatusCallback, TranscodeStatus
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.1
+END_REASON = {Outcome.EOS: "eos", Outcome.SIGNAL: "signal", Outcome.CRASH: "crash", Outcome.FATAL: "crash"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Run:
+    outcome: Outcome
+    exit_code: int | None
+    stderr_tail: str
+    segments: int
+
+
+class Supervisor:
+    def __init__(
+        self,
+        settings: TranscodeSettings,
+        *,
+        ingest: IngestClient,
+        clock: Clock = SYSTEM_CLOCK,
+        stop: threading.Event | None = None,
+        status: StatusCallback | None = None,
+        new_session_id: Callable[[], str] | None = None,
+        on_line: Callable[[LogLine], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.ingest = ingest
+        self.clock = clock
+        self.stop = stop if stop is not None else threading.Event()
+        self._status = status
+        self._new_session_id = new_session_id or (lambda: session_id(self.clock.wall(), random_hex()))
+        self._on_line = on_line
+        self.sessions: list[str] = []
+        self.restarts = 0
+        self.segments_pushed = 0
+        self._started_at = 0.0
+        self._last_status_at = float("-inf")
+        self._last_bitrate = 0.0
+        self._proc: FfmpegProcess | None = None
+
+    @property
+    def room(self) -> str:
+        return self.settings.room
+
+    def run(self) -> int:
+        """Supervise until the input ends or `stop` is set (→ 0); raise TranscoderError when giving up."""
+        self._started_at = self.clock.monotonic()
+        history: list[Attempt] = []
+        last_tail = ""
+        last_code: int | None = None
+        while not self.stop.is_set():
+            session = self._new_session_id()
+            started = self.clock.monotonic()
+            self._emit("starting", session=session, force=True)
+            try:
+                self.ingest.start(session, self.settings.ladder, self.settings.segment_seconds)
+            except OriginUnavailableError as exc:
+                log.warning("room %s: session %s: %s", self.room, session, exc.message)
+                last_tail = exc.message
+                attempt = Attempt(outcome=Outcome.ORIGIN_DOWN, started_at=started, ended_at=self.clock.monotonic())
+            except IngestRejectedError as exc:
+                exc.room, exc.session = self.room, session
+                raise
+            else:
+                self.sessions.append(session)
+                if self.stop.is_set():  # asked to stop while the start call was in flight
+                    self._end(session, "signal")
+                    break
+                run = self._run_session(session)
+                last_tail, last_code = run.stderr_tail, run.exit_code
+                self._end(session, END_REASON[run.outcome])
+                attempt = Attempt(
+                    outcome=run.outcome, started_at=started, ended_at=self.clock.monotonic(), exit_code=run.exit_code
+                )
+            decision = decide(self.settings.policy, attempt, history, self.clock.monotonic())
+            history.append(attempt)
+            if isinstance(decision, Finish):
+                self._emit("finished", session=session, force=True)
+                if decision.exit_status == 0:
+                    log.info("room %s: %s", self.room, decision.reason)
+                    return 0
+                if attempt.outcome is Outcome.FATAL:
+                    raise FfmpegError(
+                        _give_up_message(self.room, decision.reason, last_code, last_tail),
+                        exit_code=last_code,
+                        stderr_tail=last_tail,
+                        room=self.room,
+                        session=session,
+                    )
+                raise CrashLoopError(
+                    _give_up_message(self.room, decision.reason, last_code, last_tail),
+                    exit_code=last_code,
+                    stderr_tail=last_tail,
+                    failures=sum(1 for a in history if a.failed),
+                    room=self.room,
+                    session=session,
+                )
+            log.warning("room %s: %s", self.room, decision.reason)
+            self.restarts += 1
+            self._emit("backoff", session=None, force=True)
+            if self.clock.sleep(decision.delay_seconds, self.stop):
+                break
+        self._emit("finished", session=None, force=True)
+        return 0
+
+    def _run_session(self, session: str) -> _Run:
+        argv = build_argv(self.settings, session=session)
+        log.debug("room %s: session %s: %s", self.room, session, shlex.join(redact(argv)))
+        proc = FfmpegProcess(
+            argv, room=self.room, session=session, segment_seconds=self.settings.segment_seconds, on_line=self._on_line
+        )
+        proc.start()
+        self._proc = proc
+        stopping = False
+        try:
+            while True:
+                code = proc.wait(POLL_SECONDS)
+                if code is not None:
+                    break
+                if self.stop.is_set():
+                    stopping = True
+                    self._emit("stopping", session=session, force=True)
+                    log.info("room %s: session %s: stopping ffmpeg (SIGINT)", self.room, session)
+                    code = proc.stop(self.settings.stop_timeout_seconds)
+                    break
+                self._emit("running", session=session)
+        finally:
+            if proc.poll() is None:  # an exception on the way: never leave ffmpeg behind
+                proc.stop(self.settings.stop_timeout_seconds)
+            proc.join_reader()
+            self._proc = None
+        with proc.lock:
+            segments = proc.tracker.segments_pushed
+            self._last_bitrate = proc.tracker.bitrate_bps()
+            config_error = any(is_config_error(line) for line in proc.tail.important)
+        self.segments_pushed += segments
+        tail = proc.stderr_tail()
+        if stopping:
+            outcome = Outcome.SIGNAL
+        elif code == 0:
+            outcome = Outcome.EOS
+        elif config_error and segments == 0:
+            outcome = Outcome.FATAL
+        else:
+            outcome = Outcome.CRASH
+        log.log(
+            logging.INFO if outcome in (Outcome.SIGNAL, Outcome.EOS) else logging.WARNING,
+            "room %s: session %s: ffmpeg exited with code %s (%s) after %d segments",
+            self.room, session, code, outcome.value, segments,
+        )
+        return _Run(outcome=outcome, exit_code=code, stderr_tail=tail, segments=segments)
+
+    def _end(self, session: str, reason: str) -> None:
+        # ffmpeg does not wait for the origin's response to its last PUTs; let the bodies land first.
+        self.clock.sleep(self.settings.end_settle_seconds)
+        try:
+            self.ingest.end(session, reason)
+        except IngestError as exc:
+            # Not fatal: the origin ends a silent session by itself (SPILLWAY_SESSION_TIMEOUT_SECONDS).
+            log.warning("room %s: session %s: end call failed: %s", self.room, session, exc.message)
+
+    def _emit(self, state: str, *, session: str | None, force: bool = False) -> None:
+        if self._status is None:
+            return
+        now = self.clock.monotonic()
+        if not force and now - self._last_status_at < self.settings.status_interval_seconds:
+            return
+        self._last_status_at = now
+        proc = self._proc
+        session_segments, bitrate, media, speed = 0, self._last_bitrate, 0.0, None
+        if proc is not None:
+            with proc.lock:
+                session_segments = proc.tracker.segments_pushed
+                bitrate = proc.tracker.bitrate_bps()
+                media, speed = proc.tracker.media_seconds, proc.tracker.speed
+        self._status(
+            TranscodeStatus(
+                room=self.room,
+                state=state,
+                session=session,
+                ffmpeg_pid=proc.pid if proc is not None else None,
+                segments_pushed=self.segments_pushed + session_segments,
+                session_segments=session_segments,
+                bitrate_bps=bitrate,
+                restarts=self.restarts,
+                media_seconds=media,
+                speed=speed,
+                uptime_seconds=now - self._started_at,
+            )
+        )
+
+
+def _give_up_message(room: str, reason: str, exit_code: int | None, tail: str) -> str:
+    code = f" (last ffmpeg exit code {exit_code})" if exit_code is not None else ""
+    if not tail:
+        return f"room {room}: giving up: {reason}{code}"
+    indented = "\n  ".join(tail.splitlines())
+    return f"room {room}: giving up: {reason}{code}; last output:\n  {indented}"

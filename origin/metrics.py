@@ -26,7 +26,7 @@ STORAGE_ERRORS = Counter("spillway_storage_errors", "Storage operations that fai
 PUBLISH_LATENCY = Histogram(
     "spillway_publish_latency_seconds",
     "Segment received at the origin -> playlist naming it written to storage",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 RETRY_BACKLOG = Gauge(
     "spillway_retry_backlog", "Objects received but not yet durable in storage", ["room"], multiprocess_mode="livemax"

@@ -287,19 +287,28 @@ class Publisher:
                 ended=final,
             )
             # Invariant: every object named above was uploaded before it was published.
+            # Playlists are derived from the durable room state: atomic but not fsynced until the final version.
             self.storage.put(
-                keys.live_playlist(room, rendition), live_text.encode(), headers_for(ObjectKind.LIVE_PLAYLIST)
+                keys.live_playlist(room, rendition),
+                live_text.encode(),
+                headers_for(ObjectKind.LIVE_PLAYLIST),
+                durable=final,
             )
             self.storage.put(
                 keys.replay_playlist(room, rendition),
                 replay_text.encode(),
                 headers_for(ObjectKind.REPLAY_PLAYLIST if final else ObjectKind.EVENT_PLAYLIST),
+                durable=final,
             )
         self._write_masters(room, db, sessions, all_renditions, final=final)
 
     def _write_masters(
         self, room: str, db: RoomDb, sessions: list[SessionRow], renditions: list[str], *, final: bool
     ) -> None:
+        old_master, _ = db.master_texts()
+        # Rewrite only when the rendition set changes (or at the end): bandwidth drift alone is noise.
+        if not final and old_master is not None and set(_uris(old_master)) == {f"live/{r}.m3u8" for r in renditions}:
+            return
         entries_live: list[RenditionEntry] = []
         entries_replay: list[RenditionEntry] = []
         for rendition in renditions:
@@ -324,10 +333,6 @@ class Publisher:
             )
         master = render_master_playlist(entries_live)
         replay_master = render_master_playlist(entries_replay)
-        old_master, _ = db.master_texts()
-        # Rewrite only when the rendition set changes (or at the end): bandwidth drift alone is noise.
-        if not final and old_master is not None and _uris(old_master) == _uris(master):
-            return
         self.storage.put(keys.master_playlist(room), master.encode(), headers_for(ObjectKind.MASTER_PLAYLIST))
         self.storage.put(
             keys.replay_master(room),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +17,9 @@ from origin.publisher import Publisher, PumpResult
 log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_S = 1.0
-MAX_PUMP_THREADS = 16
+# Rooms are pinned to one of these single-thread executors, so a room's state connection stays cached on
+# its thread and passes of one room never queue behind each other in this worker.
+PUMP_SHARDS = 16
 
 
 class PumpScheduler:
@@ -30,7 +33,7 @@ class PumpScheduler:
         self.publisher = publisher
         self.clock = clock
         self.on_result = on_result
-        self.executor = ThreadPoolExecutor(max_workers=MAX_PUMP_THREADS, thread_name_prefix="pump")
+        self.shards = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"pump{i}") for i in range(PUMP_SHARDS)]
         self.active: set[str] = set()  # rooms this worker keeps an eye on until their broadcast ends
         self._running: set[str] = set()
         self._again: set[str] = set()
@@ -49,7 +52,8 @@ class PumpScheduler:
             self._maintenance.cancel()
         for task in list(self._tasks):
             await asyncio.wait([task], timeout=10)
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        for shard in self.shards:
+            shard.shutdown(wait=False, cancel_futures=True)
 
     def request(self, room: str) -> None:
         """Pump `room` soon. Callable from the event loop thread."""
@@ -66,12 +70,13 @@ class PumpScheduler:
 
     async def _run(self, room: str) -> None:
         loop = asyncio.get_running_loop()
+        shard = self.shards[zlib.crc32(room.encode()) % len(self.shards)]
         try:
             while True:
                 self._again.discard(room)
                 self._last_pump[room] = self.clock()
                 try:
-                    result = await loop.run_in_executor(self.executor, self.publisher.pump, room)
+                    result = await loop.run_in_executor(shard, self.publisher.pump, room)
                 except Exception:
                     log.exception("room=%s publish pass failed; will retry", room)
                     result = None

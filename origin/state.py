@@ -11,6 +11,8 @@ import contextlib
 import fcntl
 import json
 import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from origin.errors import StateError, ValidationError
 
 BroadcastState = Literal["idle", "live", "ending", "ended"]
 INIT_INDEX = -1  # objects.idx of a rendition's init segment
+CONNECTIONS_PER_THREAD = 128
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS broadcast (
@@ -129,10 +132,12 @@ class PublishedRow:
 class StateStore:
     """Paths of every room's state under one directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, connections_per_thread: int = CONNECTIONS_PER_THREAD) -> None:
         self.root = root
         (root / "rooms").mkdir(parents=True, exist_ok=True)
         (root / "spool").mkdir(parents=True, exist_ok=True)
+        self._cache_size = connections_per_thread
+        self._local = threading.local()
 
     def db_path(self, room: str) -> Path:
         return self.root / "rooms" / f"{ids.room_id(room)}.sqlite"
@@ -156,14 +161,28 @@ class StateStore:
 
     @contextlib.contextmanager
     def open(self, room: str) -> Iterator[RoomDb]:
-        conn = sqlite3.connect(self.db_path(room), timeout=30.0, isolation_level=None)
-        try:
+        """A connection to the room's database, cached per thread (opening and closing a WAL database
+        costs a checkpoint; the pump scheduler keeps each room on one thread so the cache hits)."""
+        cache: OrderedDict[str, sqlite3.Connection] | None = getattr(self._local, "conns", None)
+        if cache is None:
+            cache = self._local.conns = OrderedDict()
+        conn = cache.pop(room, None)
+        if conn is None:
+            conn = sqlite3.connect(self.db_path(room), timeout=30.0, isolation_level=None, check_same_thread=True)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
+        try:
             yield RoomDb(conn, room)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         finally:
-            conn.close()
+            cache[room] = conn
+            while len(cache) > self._cache_size:
+                _, old = cache.popitem(last=False)
+                old.close()
 
 
 class RoomDb:

@@ -15,8 +15,12 @@ from origin.cache_policy import ObjectHeaders
 class Storage(Protocol):
     name: str
 
-    def put(self, key: str, data: bytes, headers: ObjectHeaders) -> None:
-        """Store `data` at `key` with its Content-Type/Cache-Control. Raises StorageError."""
+    def put(self, key: str, data: bytes, headers: ObjectHeaders, *, durable: bool = True) -> None:
+        """Store `data` at `key` with its Content-Type/Cache-Control, atomically. Raises StorageError.
+
+        `durable=False` allows skipping fsync for derived objects the origin rewrites from its own state
+        (playlists, status.json): they must still be replaced atomically, never seen half-written.
+        """
         ...
 
     def get(self, key: str) -> bytes:

@@ -197,7 +197,8 @@ class S3Storage:
 
     # -- Storage protocol ----------------------------------------------------------------------------
 
-    def put(self, key: str, data: bytes, headers: ObjectHeaders) -> None:
+    def put(self, key: str, data: bytes, headers: ObjectHeaders, *, durable: bool = True) -> None:
+        """S3 makes every successful PUT durable; `durable` only matters to the filesystem backend."""
         full = self.full_key(key)
         extra: dict[str, Any] = {"ACL": self.acl} if self.acl else {}
         body = bytes(data)

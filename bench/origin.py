@@ -1,0 +1,243 @@
+"""Origin publish latency under N rooms pushing pre-encoded segments at real-time pace (not a test).
+
+For each N: a fresh 2-worker origin (gunicorn), N rooms with the default 3-rendition ladder and 2 s segments,
+each room PUTting its three segments every 2 s (random phase), for --seconds. Publish latency = segment
+received at the origin → the playlist naming it written to storage (durable, so readable), from the origin's
+own histogram; a sample of rooms is also checked from the listener side. Reports p50/p99 per N and the
+largest N with p99 ≤ 250 ms. Loopback only; every loop is bounded.
+
+    .venv/bin/python bench/origin.py --backend filesystem --rooms 50 100 200 300 500
+    .venv/bin/python bench/origin.py --backend s3 --rooms 5 10 20 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.moto_server import FAKE_AWS_ENV, moto_server  # noqa: E402
+from tests.support.origin_server import origin_server  # noqa: E402
+from tests.support.pusher import new_session_id  # noqa: E402
+
+LADDER = (("a48", 48_000, 1), ("a64", 64_000, 2), ("a128", 128_000, 2))
+SEGMENT_S = 2.0
+TOKEN = "bench-ingest-token-0123456789abcdef"
+GOAL_P99_S = 0.250
+
+
+def encode_segments(out: Path, seconds: float) -> dict[str, tuple[bytes, list[bytes]]]:
+    """Per rendition: init + media segments, encoded once and replayed by every room."""
+    media: dict[str, tuple[bytes, list[bytes]]] = {}
+    for name, bitrate, channels in LADDER:
+        d = out / name
+        d.mkdir(parents=True)
+        subprocess.run(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+             f"anoisesrc=r=48000:a=0.08:c=pink:d={seconds}", "-c:a", "aac", "-b:a", str(bitrate),
+             "-ac", str(channels), "-ar", "48000", "-f", "hls", "-hls_time", str(SEGMENT_S),
+             "-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4",
+             "-hls_segment_filename", str(d / "%06d.m4s"), str(d / "index.m3u8")],
+            check=True,
+        )  # fmt: skip
+        segs = [p.read_bytes() for p in sorted(d.glob("*.m4s"))][:-1]  # drop the short tail
+        media[name] = ((d / "init.mp4").read_bytes(), segs)
+    return media
+
+
+def histogram(metrics_text: str) -> list[tuple[float, float]]:
+    out = []
+    for m in re.finditer(r'spillway_publish_latency_seconds_bucket\{le="([^"]+)"\} ([0-9.e+]+)', metrics_text):
+        le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+        out.append((le, float(m.group(2))))
+    return sorted(out)
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """Linear interpolation inside the bucket holding quantile q (as Prometheus' histogram_quantile)."""
+    total = buckets[-1][1] if buckets else 0
+    if total == 0:
+        return float("nan")
+    rank = q * total
+    prev_le, prev_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * (rank - prev_count) / max(count - prev_count, 1e-9)
+        prev_le, prev_count = le, count
+    return buckets[-1][0]
+
+
+async def push_room(
+    session: aiohttp.ClientSession,
+    origin: str,
+    room: str,
+    media: dict[str, tuple[bytes, list[bytes]]],
+    *,
+    seconds: float,
+    t0: float,
+    errors: list[str],
+) -> int:
+    sid = new_session_id() + f"-{random.randrange(16**6):06x}"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    body = {
+        "segment_seconds": SEGMENT_S,
+        "renditions": [{"name": n, "bitrate": b, "channels": c, "sample_rate": 48_000} for n, b, c in LADDER],
+    }
+    async with session.post(f"{origin}/ingest/{room}/{sid}/start", json=body, headers=auth) as r:
+        if r.status != 201:
+            errors.append(f"start {r.status}")
+            return 0
+    for name, (init, _) in media.items():
+        async with session.put(f"{origin}/ingest/{room}/{sid}/{name}/init_0.mp4", data=init, headers=auth) as r:
+            if r.status != 201:
+                errors.append(f"init {r.status}")
+    phase = random.uniform(0, SEGMENT_S)
+    sent = 0
+    n_segments = int(seconds // SEGMENT_S)
+    for idx in range(n_segments):
+        due = t0 + phase + idx * SEGMENT_S
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        for name, (_, segs) in media.items():  # like ffmpeg: renditions one after another
+            url = f"{origin}/ingest/{room}/{sid}/{name}/{idx:06d}.m4s"
+            try:
+                async with session.put(url, data=segs[idx % len(segs)], headers=auth) as r:
+                    if r.status != 201:
+                        errors.append(f"segment {r.status}")
+                    sent += 1
+            except aiohttp.ClientError as exc:
+                errors.append(type(exc).__name__)
+    async with session.post(f"{origin}/ingest/{room}/{sid}/end", json={"reason": "eos"}, headers=auth) as r:
+        pass
+    return sent
+
+
+async def drive(
+    origin: str, rooms: list[str], media: dict[str, tuple[bytes, list[bytes]]], seconds: float
+) -> dict[str, object]:
+    errors: list[str] = []
+    connector = aiohttp.TCPConnector(limit=400)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+        t0 = time.monotonic() + 1.0
+        sent = await asyncio.gather(
+            *(push_room(session, origin, room, media, seconds=seconds, t0=t0, errors=errors) for room in rooms)
+        )
+    return {"segments_sent": sum(sent), "errors": len(errors), "error_kinds": sorted(set(errors))[:5]}
+
+
+def run_step(n_rooms: int, *, backend: str, seconds: float, media: dict[str, tuple[bytes, list[bytes]]],
+             env: dict[str, str]) -> dict[str, object]:  # fmt: skip
+    with origin_server(workers=2, env=env) as origin:
+        rooms = [f"bench-{i:04d}" for i in range(n_rooms)]
+        with httpx.Client(timeout=30) as client:
+            for room in rooms:
+                r = client.put(
+                    f"{origin.base_url}/v1/rooms/{room}",
+                    json={"ingest_token": TOKEN, "realtime_cap": 0},
+                    headers={"Authorization": "Bearer test-admin-token"},
+                )
+                r.raise_for_status()
+        before = histogram(httpx.get(f"{origin.base_url}/metrics").text)
+        cpu_before = _cpu_seconds(origin.process.pid)
+        t = time.monotonic()
+        result = asyncio.run(drive(origin.base_url, rooms, media, seconds))
+        wall = time.monotonic() - t
+        time.sleep(SEGMENT_S * 2)  # let the last publishes land
+        after = histogram(httpx.get(f"{origin.base_url}/metrics").text)
+        cpu = _cpu_seconds(origin.process.pid) - cpu_before
+    delta = [(le, c - dict(before).get(le, 0.0)) for le, c in after]
+    published = delta[-1][1] if delta else 0
+    step = {
+        "backend": backend,
+        "rooms": n_rooms,
+        "seconds": round(wall, 1),
+        "segments_published": int(published),
+        "segment_puts_per_s": round(int(result["segments_sent"]) / wall, 1),  # type: ignore[call-overload]
+        "p50_ms": round(quantile(delta, 0.50) * 1000, 1),
+        "p99_ms": round(quantile(delta, 0.99) * 1000, 1),
+        "origin_cpu_s_per_s": round(cpu / wall, 2),
+        **result,
+    }
+    print(json.dumps(step), flush=True)
+    return step
+
+
+def _cpu_seconds(master_pid: int) -> float:
+    """CPU time of the gunicorn master and its workers (from /proc)."""
+    pids = [master_pid] + [int(p) for p in subprocess.run(
+        ["pgrep", "-P", str(master_pid)], capture_output=True, text=True, check=False).stdout.split()]  # fmt: skip
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=["filesystem", "s3"], default="filesystem")
+    parser.add_argument("--rooms", type=int, nargs="+", default=[50, 100, 200, 300, 500])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    results_dir = ROOT / "bench" / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    steps: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        media = encode_segments(Path(tmp), seconds=SEGMENT_S * 6 + 1)
+        with contextlib.ExitStack() as stack:
+            env: dict[str, str] = {"SPILLWAY_JOIN_RATE_PER_MINUTE": "100000"}
+            if args.backend == "s3":
+                moto = stack.enter_context(moto_server(buckets=["bench"]))
+                os.environ.update(FAKE_AWS_ENV)
+                env.update({"SPILLWAY_STORAGE": "s3", "SPILLWAY_S3_BUCKET": "bench",
+                            "SPILLWAY_S3_ENDPOINT_URL": moto.endpoint_url})  # fmt: skip
+            for n in args.rooms:
+                steps.append(run_step(n, backend=args.backend, seconds=args.seconds, media=media, env=env))
+    passing = [s["rooms"] for s in steps if float(s["p99_ms"]) <= GOAL_P99_S * 1000 and s["errors"] == 0]  # type: ignore[arg-type]
+    summary = {"backend": args.backend, "steps": steps, "largest_rooms_p99_le_250ms": max(passing, default=0)}  # type: ignore[type-var]
+    out = results_dir / f"origin-{args.backend}"
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+    _plot(steps, out.with_suffix(".png"), args.backend)
+    print(f"largest N with p99 <= 250 ms ({args.backend}): {summary['largest_rooms_p99_le_250ms']}")
+    return 0
+
+
+def _plot(steps: list[dict[str, object]], path: Path, backend: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rooms = [s["rooms"] for s in steps]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(rooms, [s["p50_ms"] for s in steps], marker="o", label="p50")
+    ax.plot(rooms, [s["p99_ms"] for s in steps], marker="o", label="p99")
+    ax.axhline(GOAL_P99_S * 1000, color="red", linestyle="--", label="goal p99 250 ms")
+    ax.set_xlabel("rooms (3 renditions, 2 s segments, real-time pace)")
+    ax.set_ylabel("publish latency (ms)")
+    ax.set_title(f"Origin publish latency, 2 gunicorn workers, {backend} storage")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Golden argv of the ffmpeg command builder (pure): the exact list for each source kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from transcoder.command import build_argv, ingest_base_url, redact
+from transcoder.ladder import parse_ladder
+from transcoder.settings import TranscodeSettings
+from transcoder.source import DEMO_BED_EXPR, DemoSource, MixSource, SdpSource, Source, UrlSource
+
+SESSION = "20261126t090301z-3f9a1c0d"
+BASE = f"http://127.0.0.1:8999/ingest/r1/{SESSION}"
+GLOBAL = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "repeat+level+verbose"]
+SPLIT3 = ["-map", "[s1]", "-map", "[s2]", "-map", "[s3]"]
+
+
+def _output(*, maps: list[str], hls_time: str = "2", ladder_args: list[str] | None = None,
+            stream_map: str = "a:0,name:a48 a:1,name:a64 a:2,name:a128") -> list[str]:  # fmt: skip
+    ladder_args = ladder_args or [
+        "-ac:a:0", "1", "-ac:a:1", "2", "-ac:a:2", "2", "-ar", "48000",
+        "-b:a:0", "48k", "-b:a:1", "64k", "-b:a:2", "128k", "-c:a", "aac",
+    ]  # fmt: skip
+    return [
+        *maps, "-f", "hls", *ladder_args,
+        "-headers", "Authorization: Bearer tok\r\n",
+        "-hls_flags", "independent_segments",
+        "-hls_fmp4_init_filename", "init.mp4",
+        "-hls_list_size", "3",
+        "-hls_segment_filename", f"{BASE}/%v/%06d.m4s",
+        "-hls_segment_type", "fmp4",
+        "-hls_time", hls_time,
+        "-http_persistent", "0",
+        "-method", "PUT",
+        "-timeout", "10",
+        "-var_stream_map", stream_map,
+        f"{BASE}/%v/index.m3u8",
+    ]  # fmt: skip
+
+
+def _settings(source: Source, **kwargs: object) -> TranscodeSettings:
+    return TranscodeSettings(
+        room="r1", source=source, origin_url="http://127.0.0.1:8999/", token="tok", **kwargs  # type: ignore[arg-type]
+    )
+
+
+def test_default_ladder_from_one_input() -> None:
+    argv = build_argv(_settings(UrlSource(url="in.wav")), session=SESSION)
+    assert argv == [
+        *GLOBAL, "-i", "in.wav",
+        "-filter_complex", "[0:a]aresample=48000:async=1[s0];[s0]asplit=3[s1][s2][s3]",
+        *_output(maps=SPLIT3),
+    ]  # fmt: skip
+
+
+def test_generated_input_paced_in_real_time_with_custom_ladder_and_segment_length() -> None:
+    settings = _settings(
+        UrlSource(url="anoisesrc=r=44100", format="lavfi", realtime=True),
+        ladder=parse_ladder("lo:32k:1,hi:96000:2"),
+        segment_seconds=2.048,
+    )
+    argv = build_argv(settings, session=SESSION)
+    assert argv == [
+        *GLOBAL, "-f", "lavfi", "-re", "-i", "anoisesrc=r=44100",
+        "-filter_complex", "[0:a]aresample=48000:async=1[s0];[s0]asplit=2[s1][s2]",
+        *_output(
+            maps=["-map", "[s1]", "-map", "[s2]"],
+            hls_time="2.048",
+            ladder_args=["-ac:a:0", "1", "-ac:a:1", "2", "-ar", "48000", "-b:a:0", "32k", "-b:a:1", "96k",
+                         "-c:a", "aac"],
+            stream_map="a:0,name:lo a:1,name:hi",
+        ),
+    ]  # fmt: skip
+
+
+def test_demo_speech_clip_loops_in_real_time() -> None:
+    argv = build_argv(_settings(DemoSource(clip=Path("/tmp/demo-room.wav"))), session=SESSION)
+    assert argv == [
+        *GLOBAL, "-re", "-stream_loop", "-1", "-i", "/tmp/demo-room.wav",
+        "-filter_complex", "[0:a]aresample=48000:async=1[s0];[s0]asplit=3[s1][s2][s3]",
+        *_output(maps=SPLIT3),
+    ]  # fmt: skip
+
+
+def test_demo_bed_without_speech() -> None:
+    argv = build_argv(_settings(DemoSource(speech=False)), session=SESSION)
+    assert argv == [
+        *GLOBAL, "-f", "lavfi", "-re", "-i", f"aevalsrc={DEMO_BED_EXPR}:s=48000",
+        "-filter_complex", "[0:a]aresample=48000:async=1[s0];[s0]asplit=3[s1][s2][s3]",
+        *_output(maps=SPLIT3),
+    ]  # fmt: skip
+
+
+def test_sdp_source_whitelists_rtp() -> None:
+    argv = build_argv(_settings(SdpSource(path=Path("room.sdp"))), session=SESSION)
+    assert argv == [
+        *GLOBAL, "-f", "sdp", "-protocol_whitelist", "file,udp,rtp", "-i", "room.sdp",
+        "-filter_complex", "[0:a]aresample=48000:async=1[s0];[s0]asplit=3[s1][s2][s3]",
+        *_output(maps=SPLIT3),
+    ]  # fmt: skip
+
+
+def test_mix_of_speakers() -> None:
+    argv = build_argv(_settings(MixSource(urls=("a.wav", "b.wav"))), session=SESSION)
+    assert argv == [
+        *GLOBAL, "-i", "a.wav", "-i", "b.wav",
+        "-filter_complex",
+        "[0:a]aresample=48000:async=1[s0];[1:a]aresample=48000:async=1[s1];"
+        "[s0][s1]amix=dropout_transition=0:duration=longest:inputs=2:normalize=0[s2];"
+        "[s2]alimiter=level=0:limit=0.95[s3];[s3]asplit=3[s4][s5][s6]",
+        *_output(maps=["-map", "[s4]", "-map", "[s5]", "-map", "[s6]"]),
+    ]  # fmt: skip
+
+
+def test_pure_same_input_same_argv_and_session_in_every_url() -> None:
+    settings = _settings(UrlSource(url="in.wav"))
+    assert build_argv(settings, session=SESSION) == build_argv(settings, session=SESSION)
+    other = build_argv(settings, session="20261126t090302z-00000000")
+    assert all(SESSION not in a for a in other)
+    assert ingest_base_url("http://o:1/", "r1", SESSION) == BASE.replace("127.0.0.1:8999", "o:1")
+
+
+def test_redact_hides_the_token() -> None:
+    argv = redact(build_argv(_settings(UrlSource(url="in.wav")), session=SESSION))
+    assert not any("Bearer tok" in a for a in argv)
+    assert "Authorization: Bearer <redacted>\r\n" in argv
+
+
+@pytest.mark.parametrize("bad", [{"room": "R1"}, {"origin_url": "ftp://x"}, {"token": ""}, {"token": "a\r\nb"},
+                                 {"segment_seconds": 0.1}])  # fmt: skip
+def test_settings_reject_bad_values(bad: dict[str, object]) -> None:
+    from transcoder.errors import ConfigError
+
+    values: dict[str, object] = {"room": "r1", "origin_url": "http://o", "token": "t", **bad}
+    with pytest.raises(ConfigError):
+        TranscodeSettings(source=UrlSource(url="x"), **values)  # type: ignore[arg-type]

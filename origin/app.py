@@ -20,6 +20,7 @@ from origin.admission.api import build_router as build_admission_router
 from origin.admission.broadcast_view import StateBroadcastView
 from origin.clock import wall_clock
 from origin.errors import AuthError, NotFoundError, OriginError, StorageError
+from origin.filler import FillerBank
 from origin.ingest_api import IngestDeps
 from origin.ingest_api import build_router as build_ingest_router
 from origin.publisher import Publisher, PublishPolicy, PumpResult
@@ -69,6 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         metrics=m,
         clock=wall_clock,
+        filler=FillerBank(settings.state_dir / "filler", slate_file=settings.slate_file)
+        if settings.fill_gaps
+        else None,
     )
     admission = build_admission(settings, storage, StateBroadcastView(store, public_base_url=settings.public_base_url))
     rooms: RoomRegistry = admission.rooms

@@ -203,3 +203,38 @@ def _traf(data: bytes, start: int, end: int) -> tuple[int, int, int]:
             duration += default_duration * count
         samples += count
     return duration, samples, base_time
+
+
+def retime_segment(data: bytes, *, base_decode_time: int, sequence_number: int) -> bytes:
+    """Return a copy of a media segment whose first sample decodes at `base_decode_time` (track timescale).
+
+    Used for the origin's filler (silence) segments: one encoded template, placed anywhere on a session's
+    timeline by rewriting tfdt (§8.8.12) and the fragment sequence number in mfhd (§8.8.5). Sizes do not
+    change, so every offset in the segment stays valid.
+    """
+    inspect_segment(data)  # refuse anything that is not a media segment
+    out = bytearray(data)
+    for t, s, e in _boxes(data, 0, len(data)):
+        if t != b"moof":
+            continue
+        for mt, ms, me in _boxes(data, s, e):
+            if mt == b"mfhd":
+                struct.pack_into(">I", out, ms + 4, sequence_number & 0xFFFFFFFF)
+            elif mt == b"traf":
+                for tt, ts, _te in _boxes(data, ms, me):
+                    if tt != b"tfdt":
+                        continue
+                    if data[ts] == 1:
+                        struct.pack_into(">Q", out, ts + 4, base_decode_time)
+                    elif base_decode_time <= 0xFFFFFFFF:
+                        struct.pack_into(">I", out, ts + 4, base_decode_time)
+                    else:
+                        raise ValidationError("tfdt version 0 cannot hold this decode time")
+        for t2, s2, _e2 in _boxes(data, 0, len(data)):
+            if t2 == b"sidx":
+                # sidx earliest_presentation_time must agree with tfdt for players that read it.
+                if data[s2] == 1:
+                    struct.pack_into(">Q", out, s2 + 12, base_decode_time)
+                elif base_decode_time <= 0xFFFFFFFF:
+                    struct.pack_into(">I", out, s2 + 12, base_decode_time)
+    return bytes(out)

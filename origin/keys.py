@@ -6,6 +6,7 @@ rooms/{room}/replay.m3u8                     DVR/replay master playlist (stable 
 rooms/{room}/replay/{rendition}.m3u8         EVENT playlist while live, VOD + ENDLIST once ended
 rooms/{room}/media/{session}/{rendition}/init.mp4
 rooms/{room}/media/{session}/{rendition}/{index:06d}.m4s   immutable; unique per ingest session
+rooms/{room}/media/{session}/{rendition}/fill-{msn:09d}.m4s silence/slate while the source is gone
 rooms/{room}/status.json                     room status for clients (admission, player)
 rooms/{room}/replay.m4a                      whole-broadcast download after the end
 """
@@ -47,6 +48,13 @@ def media_segment(room: str, session: str, rendition: str, index: int) -> str:
     if index < 0:
         raise ValueError(f"segment index must be >= 0, got {index}")
     return f"{media_dir(room, session, rendition)}/{index:06d}.m4s"
+
+
+def filler_segment(room: str, session: str, rendition: str, media_sequence: int) -> str:
+    """Silence/slate published while the source is gone; named by media sequence, so never reused."""
+    if media_sequence < 0:
+        raise ValueError(f"media sequence must be >= 0, got {media_sequence}")
+    return f"{media_dir(room, session, rendition)}/fill-{media_sequence:09d}.m4s"
 
 
 def status(room: str) -> str:

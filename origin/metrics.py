@@ -21,6 +21,9 @@ _STATES = ("idle", "live", "ending", "ended")
 
 SEGMENTS_RECEIVED = Counter("spillway_segments_received", "Media segments received from transcoders", ["room"])
 SEGMENTS_PUBLISHED = Counter("spillway_segments_published", "Media segments named in a published playlist", ["room"])
+FILLER_SEGMENTS = Counter(
+    "spillway_filler_segments", "Silence/slate segments published while a room's source was gone", ["room"]
+)
 INGEST_REJECTED = Counter("spillway_ingest_rejected", "Ingest requests refused", ["reason"])
 STORAGE_ERRORS = Counter("spillway_storage_errors", "Storage operations that failed after retries", ["backend", "op"])
 PUBLISH_LATENCY = Histogram(
@@ -48,6 +51,9 @@ class Metrics:
     def published(self, room: str, latency_s: float) -> None:
         SEGMENTS_PUBLISHED.labels(room).inc()
         PUBLISH_LATENCY.observe(max(0.0, latency_s))
+
+    def filler(self, room: str, count: int) -> None:
+        FILLER_SEGMENTS.labels(room).inc(count)
 
     def storage_error(self, backend: str, op: str) -> None:
         STORAGE_ERRORS.labels(backend, op).inc()

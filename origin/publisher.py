@@ -9,6 +9,7 @@ playlists delayed; nothing received is dropped.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -16,9 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from origin import keys
+from origin import fmp4, keys
 from origin.cache_policy import ObjectKind, headers_for
 from origin.errors import StorageError
+from origin.filler import AAC_FRAME_SAMPLES, FillerBank, FillerError
 from origin.metrics import Metrics
 from origin.playlist import (
     MediaPlaylistKind,
@@ -29,7 +31,7 @@ from origin.playlist import (
     render_media_playlist,
     target_duration_s,
 )
-from origin.sequencer import Cursor, ReceivedSegment, SessionView, plan_publications
+from origin.sequencer import Cursor, ReceivedSegment, SessionView, fillers_needed, plan_publications
 from origin.state import INIT_INDEX, PublishedRow, RoomDb, SessionRow, StateStore
 from origin.storage.base import Storage
 
@@ -46,6 +48,8 @@ class PublishPolicy:
     end_grace_s: float = 120.0
     settle_s: float = 2.0  # wait this long after a session ends before publishing its successor
     gap_factor: float = 2.0  # skip a never-received index after gap_factor × segment seconds
+    fill_after_segments: float = 1.5  # source silent this long (in segments): publish filler
+    max_fillers_per_pass: int = 5
 
 
 @dataclass(kw_only=True)
@@ -58,6 +62,7 @@ class PumpResult:
     state: str = "idle"
     renditions_written: list[str] = field(default_factory=list)
     received_at: list[float] = field(default_factory=list)  # of each segment published in this pass
+    fillers: int = 0
 
 
 class Publisher:
@@ -69,12 +74,14 @@ class Publisher:
         policy: PublishPolicy,
         metrics: Metrics,
         clock: Callable[[], float],
+        filler: FillerBank | None = None,
     ) -> None:
         self.store = store
         self.storage = storage
         self.policy = policy
         self.metrics = metrics
         self.clock = clock
+        self.filler = filler  # None: no filler, listeners' players stall while the source is gone
 
     # -- ingest side -------------------------------------------------------------------------------
     def spool(self, room: str, session: str, rendition: str, name: str, body: bytes) -> Path:
@@ -105,6 +112,8 @@ class Publisher:
             result.pending = db.pending_count()
             final = state == "ending" and result.pending == 0
             changed = self._publish(room, db, now, final, result)
+            if state == "live" and self.filler is not None:
+                changed |= self._fill(room, db, self.clock(), result)
             if changed or final:
                 self._write_playlists(room, db, changed, final=final)
                 result.renditions_written = sorted(changed)
@@ -212,17 +221,7 @@ class Publisher:
                 init_ready = frozenset(
                     s for (s, r), o in inits.items() if r == rendition and o.uploaded and o.timescale
                 )
-                last = db.last_published(rendition)
-                cursor = (
-                    Cursor(
-                        session=last.session,
-                        idx=last.idx,
-                        media_sequence=last.msn,
-                        end_pdt=last.pdt + last.duration_s,
-                    )
-                    if last
-                    else None
-                )
+                cursor = _cursor(db, rendition)
                 plan = plan_publications(
                     sessions=views,
                     pending=pending,
@@ -259,6 +258,90 @@ class Publisher:
                     changed.add(rendition)
                     result.published += 1
                     result.received_at.append(received)
+        return changed
+
+    def _fill(self, room: str, db: RoomDb, now: float, result: PumpResult) -> set[str]:
+        """Publish filler for renditions whose source has gone quiet (nothing received and unpublished)."""
+        assert self.filler is not None
+        sessions = {s.id: s for s in db.sessions()}
+        waiting = {o.rendition for o in db.unpublished()}
+        inits = db.inits()
+        changed: set[str] = set()
+        for rendition in db.published_renditions():
+            if rendition in waiting:
+                continue  # real audio is on its way: never put filler in front of it
+            last = db.last_published(rendition)
+            session = sessions.get(last.session) if last else None
+            init = inits.get((last.session, rendition)) if last else None
+            spec = session.rendition(rendition) if session else None
+            if last is None or session is None or init is None or not init.timescale or spec is None:
+                continue
+            frames = math.ceil(session.segment_seconds * spec.sample_rate / AAC_FRAME_SAMPLES)
+            duration_s = frames * AAC_FRAME_SAMPLES / init.timescale
+            end_pdt = last.pdt + last.duration_s
+            count = fillers_needed(
+                last_end_pdt=end_pdt,
+                now=now,
+                segment_s=duration_s,
+                lag_s=self.policy.fill_after_segments * session.segment_seconds,
+                max_count=self.policy.max_fillers_per_pass,
+            )
+            if count == 0:
+                continue
+            try:
+                template = self.filler.segment(
+                    channels=spec.channels, sample_rate=spec.sample_rate, bitrate=spec.bitrate, frames=frames
+                )
+            except FillerError as exc:
+                log.error("room=%s cannot make filler for %s: %s", room, rendition, exc)
+                continue
+            anchor = session.anchor_pdt if session.anchor_pdt is not None else end_pdt
+            rows: list[PublishedRow] = []
+            for k in range(count):
+                msn = last.msn + 1 + k
+                start_pdt = end_pdt + k * duration_s
+                data = fmp4.retime_segment(
+                    template,
+                    base_decode_time=max(0, round((start_pdt - anchor) * init.timescale)),
+                    sequence_number=msn,
+                )
+                try:
+                    # Durable before any playlist names it, like every other segment.
+                    self.storage.put(
+                        keys.filler_segment(room, session.id, rendition, msn), data, headers_for(ObjectKind.SEGMENT)
+                    )
+                except StorageError as exc:
+                    self.metrics.storage_error(self.storage.name, "put")
+                    log.warning("room=%s filler upload failed: %s", room, exc)
+                    break
+                rows.append(
+                    PublishedRow(
+                        rendition=rendition,
+                        msn=msn,
+                        session=session.id,
+                        idx=-1,
+                        duration_s=duration_s,
+                        pdt=start_pdt,
+                        discontinuity=False,
+                        size=len(data),
+                        received_at=now,
+                        filler=True,
+                    )
+                )
+            if rows:
+                with db.transaction():
+                    for row in rows:
+                        db.add_published(row)
+                changed.add(rendition)
+                result.fillers += len(rows)
+                self.metrics.filler(room, len(rows))
+                log.warning(
+                    "room=%s source silent for %.1fs: %d filler segment(s) on %s",
+                    room,
+                    now - end_pdt,
+                    len(rows),
+                    rendition,
+                )
         return changed
 
     def _write_playlists(self, room: str, db: RoomDb, changed: set[str], *, final: bool) -> None:
@@ -347,12 +430,30 @@ def _uris(master_text: str) -> list[str]:
     return [line for line in master_text.splitlines() if line and not line.startswith("#")]
 
 
+def _cursor(db: RoomDb, rendition: str) -> Cursor | None:
+    last = db.last_published(rendition)
+    if last is None:
+        return None
+    return Cursor(
+        session=last.session,
+        idx=last.idx if not last.filler else db.last_real_idx(rendition, last.session),
+        media_sequence=last.msn,
+        end_pdt=last.pdt + last.duration_s,
+        after_filler=last.filler,
+    )
+
+
 def _segment(room: str, row: PublishedRow) -> PublishedSegment:
     # Media playlists live one level below the room (live/, replay/), so media is "../media/…".
-    media = keys.media_dir(room, row.session, row.rendition).removeprefix(keys.room_prefix(room) + "/")
+    prefix = keys.room_prefix(room) + "/"
+    if row.filler:
+        uri = keys.filler_segment(room, row.session, row.rendition, row.msn).removeprefix(prefix)
+    else:
+        uri = keys.media_segment(room, row.session, row.rendition, row.idx).removeprefix(prefix)
+    media = keys.media_dir(room, row.session, row.rendition).removeprefix(prefix)
     return PublishedSegment(
         media_sequence=row.msn,
-        uri=f"../{media}/{row.idx:06d}.m4s",
+        uri=f"../{uri}",
         init_uri=f"../{media}/init.mp4",
         duration_s=row.duration_s,
         program_date_time=datetime.fromtimestamp(row.pdt, tz=UTC),

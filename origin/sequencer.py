@@ -41,9 +41,10 @@ class Cursor:
     """The last segment published for the rendition."""
 
     session: str
-    idx: int
-    media_sequence: int
-    end_pdt: float  # PROGRAM-DATE-TIME of its end, epoch seconds
+    idx: int  # last transcoder segment of `session` published (-1: only fillers so far)
+    media_sequence: int  # last media sequence number published (fillers included)
+    end_pdt: float  # PROGRAM-DATE-TIME of the end of the last published segment, epoch seconds
+    after_filler: bool = False  # the last published segment was origin-made filler
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,8 +119,12 @@ def plan_publications(
                     anchor = max(anchor, prev_end - seg.base_time_s)
                 anchors[session.id] = anchor
                 plan.new_anchors[session.id] = anchor
-            pdt = anchor + seg.base_time_s
-            discontinuity = skip_gap or (first_in_session and (cursor is not None or plan.publications != []))
+            # PROGRAM-DATE-TIME never goes back (fillers or a restart may have run ahead of the session clock).
+            pdt = anchor + seg.base_time_s if prev_end is None else max(anchor + seg.base_time_s, prev_end)
+            resumed = cursor is not None and cursor.after_filler and plan.publications == []
+            discontinuity = (
+                skip_gap or resumed or (first_in_session and (cursor is not None or plan.publications != []))
+            )
             plan.publications.append(
                 Publication(
                     session=session.id,
@@ -139,3 +144,15 @@ def plan_publications(
             # A later session must wait until this one can receive nothing more.
             break
     return plan
+
+
+def fillers_needed(*, last_end_pdt: float, now: float, segment_s: float, lag_s: float, max_count: int) -> int:
+    """How many filler segments bring the published edge back within `lag_s` of the wall clock.
+
+    Real segments are published as they arrive, so the edge trails `now` by less than a segment while the
+    source flows; past `lag_s` (1.5 segments by default) the source is gone and listeners need filler.
+    """
+    behind = now - last_end_pdt
+    if behind < lag_s or segment_s <= 0:
+        return 0
+    return min(max_count, int((behind - lag_s) // segment_s) + 1)

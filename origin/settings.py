@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     live_window_segments: int = Field(6, ge=3, description="segments in the live sliding window (≥6 recommended)")
     session_timeout_seconds: float = Field(10.0, gt=0, description="no PUT for this long ends an ingest session")
     end_grace_seconds: float = Field(120.0, gt=0, description="no open session for this long ends the broadcast")
+    fill_gaps: bool = Field(True, description="publish silence (or the slate) while a live room's source is gone")
+    slate_file: Path | None = Field(None, description="audio file looped instead of silence while the source is gone")
+
+    @field_validator("slate_file")
+    @classmethod
+    def _slate_exists(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"slate file {v} does not exist")
+        return v
 
     # Admission
     admission_backend: Literal["embedded", "redis"] = "embedded"

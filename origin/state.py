@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS published (
     discontinuity INTEGER NOT NULL,
     size INTEGER NOT NULL,
     received_at REAL NOT NULL,
+    filler INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (rendition, msn)
 );
 """
@@ -127,6 +128,7 @@ class PublishedRow:
     discontinuity: bool
     size: int
     received_at: float
+    filler: bool = False  # origin-made silence/slate, not received from a transcoder
 
 
 class StateStore:
@@ -384,7 +386,7 @@ class RoomDb:
     def add_published(self, row: PublishedRow) -> None:
         self.conn.execute(
             "INSERT INTO published (rendition, msn, session, idx, duration_s, pdt, discontinuity, size, "
-            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "received_at, filler) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.rendition,
                 row.msn,
@@ -395,8 +397,11 @@ class RoomDb:
                 int(row.discontinuity),
                 row.size,
                 row.received_at,
+                int(row.filler),
             ),
         )
+        if row.filler:
+            return
         self.conn.execute(
             "UPDATE objects SET published = 1 WHERE session = ? AND rendition = ? AND idx = ?",
             (row.session, row.rendition, row.idx),
@@ -404,7 +409,7 @@ class RoomDb:
 
     def published(self, rendition: str, *, since_msn: int = 0) -> list[PublishedRow]:
         rows = self.conn.execute(
-            "SELECT rendition, msn, session, idx, duration_s, pdt, discontinuity, size, received_at "
+            "SELECT rendition, msn, session, idx, duration_s, pdt, discontinuity, size, received_at, filler "
             "FROM published WHERE rendition = ? AND msn >= ? ORDER BY msn",
             (rendition, since_msn),
         ).fetchall()
@@ -419,6 +424,7 @@ class RoomDb:
                 discontinuity=bool(r[6]),
                 size=r[7],
                 received_at=r[8],
+                filler=bool(r[9]),
             )
             for r in rows
         ]
@@ -426,6 +432,13 @@ class RoomDb:
     def last_published(self, rendition: str) -> PublishedRow | None:
         rows = self.published(rendition, since_msn=self.max_msn(rendition))
         return rows[-1] if rows else None
+
+    def last_real_idx(self, rendition: str, session: str) -> int:
+        """Index of the last transcoder segment of `session` published for the rendition (-1: none)."""
+        value = self.conn.execute(
+            "SELECT MAX(idx) FROM published WHERE rendition = ? AND session = ? AND filler = 0", (rendition, session)
+        ).fetchone()[0]
+        return int(value) if value is not None else -1
 
     def max_msn(self, rendition: str) -> int:
         value = self.conn.execute("SELECT MAX(msn) FROM published WHERE rendition = ?", (rendition,)).fetchone()[0]
@@ -446,7 +459,7 @@ class RoomDb:
         """(longest segment seconds, peak bit rate, average bit rate) over everything published."""
         row = self.conn.execute(
             "SELECT MAX(duration_s), MAX(size * 8.0 / duration_s), SUM(size) * 8.0 / SUM(duration_s) "
-            "FROM published WHERE rendition = ?",
+            "FROM published WHERE rendition = ? AND filler = 0",
             (rendition,),
         ).fetchone()
         return (row[0] or 0.0, row[1] or 0.0, row[2] or 0.0)

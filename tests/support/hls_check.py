@@ -108,8 +108,10 @@ def wait_for(predicate: Callable[[], bool], *, timeout_s: float, what: str, inte
 class LiveListener:
     """ffmpeg playing a live HLS URL in the background, decoding to PCM until the playlist ends."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, keep_pcm: bool = True) -> None:
         self.url = url
+        self.keep_pcm = keep_pcm
+        self.pcm = bytearray()
         self.pcm_bytes = 0
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
@@ -125,6 +127,8 @@ class LiveListener:
         assert self.proc.stdout is not None
         while chunk := self.proc.stdout.read(65536):
             self.pcm_bytes += len(chunk)
+            if self.keep_pcm:
+                self.pcm += chunk
 
     @property
     def decoded_s(self) -> float:

@@ -214,20 +214,25 @@ def build_router(deps: AdmissionDeps) -> APIRouter:
         view = await run_in_threadpool(svc.room_view, room, clock())
         return JSONResponse(_room_json(view, deps))
 
-    @router.post("/v1/rooms/{room}/listeners")
-    async def join(room: str, request: Request) -> JSONResponse:
-        now = clock()
-        svc.check_rate(request.client.host if request.client else "unknown", now)
-        ids.room_id(room)
-        cached = svc.cached_room(room, now)
-        if cached is None:
-            cached = await run_in_threadpool(svc.load_room, room, now)
-        answer: JoinAnswer | None = svc.quick_answer(cached, now)
-        if answer is None:
-            answer = await run_in_threadpool(svc.try_seat, cached, now)
+    async def join(request: Request) -> Response:
+        """The flash-crowd path: a plain Starlette route (no FastAPI dependency solving), memory-only when full."""
+        try:
+            now = clock()
+            svc.check_rate(request.client.host if request.client else "unknown", now)
+            room = ids.room_id(request.path_params["room"])
+            cached = svc.cached_room(room, now)
+            if cached is None:
+                cached = await run_in_threadpool(svc.load_room, room, now)
+            answer: JoinAnswer | None = svc.quick_answer(cached, now)
+            if answer is None:
+                answer = await run_in_threadpool(svc.try_seat, cached, now)
+        except OriginError as exc:
+            return error_response(exc)
         if isinstance(answer, SeatGrant):
             return JSONResponse(_seat_json(answer), status_code=201)
         return JSONResponse(_hls_json(answer))
+
+    router.add_route("/v1/rooms/{room}/listeners", join, methods=["POST"])
 
     @router.post("/v1/rooms/{room}/listeners/{lease}/heartbeat")
     async def heartbeat(room: str, lease: str) -> JSONResponse:

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 TICK_S = 0.1  # how often `run` flushes: a change after a quiet period is published within ~this
 MIN_INTERVAL_S = 1.0  # the STATUS TTL: publishing more often than the CDN refreshes buys nothing
+URGENT_INTERVAL_S = 0.25  # ... except when the room fills up or frees its first seat
 
 
 class StatusPublisher:
@@ -50,17 +51,20 @@ class StatusPublisher:
         self.public_base_url = public_base_url
         self.api_url = api_url
         self.clock = clock
-        self.schedule = PublishSchedule(min_interval_s=min_interval_s)
+        self.schedule = PublishSchedule(min_interval_s=min_interval_s, urgent_interval_s=URGENT_INTERVAL_S)
         self.writes = 0  # successful status.json writes by this publisher (for metrics and tests)
         self._lock = threading.Lock()
         self._hls_answers: Counter[str] = Counter()
 
     # -- called on the request path (cheap, no I/O) -------------------------------------------------------
 
-    def note_change(self, room: str, now: float) -> None:
-        """The room's status may have changed (seat taken or freed, room edited, broadcast started/ended)."""
+    def note_change(self, room: str, now: float, *, urgent: bool = False) -> None:
+        """The room's status may have changed (seat taken or freed, room edited, broadcast started/ended).
+
+        `urgent`: real-time just flipped between open and full; publish after URGENT_INTERVAL_S, not 1 s.
+        """
         with self._lock:
-            self.schedule.note_change(room, now)
+            self.schedule.note_change(room, now, urgent=urgent)
 
     def touch(self, room: str, now: float) -> None:
         with self._lock:
@@ -111,7 +115,9 @@ class StatusPublisher:
 
     def publish(self, room: str, now: float) -> bool:
         """Write the room's status.json now if no other writer did within the interval."""
-        if not self.backend.claim_publish(room, now=now, interval_s=self.schedule.min_interval_s):
+        with self._lock:
+            interval_s = self.schedule.interval_s(room)
+        if not self.backend.claim_publish(room, now=now, interval_s=interval_s):
             with self._lock:
                 self.schedule.deferred(room, now)
             return False

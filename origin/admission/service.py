@@ -170,7 +170,7 @@ class AdmissionService:
             self.hint.mark_full(room, now)
         if not result.admitted or result.expires_at is None:
             return self._referral(cached, "full", now)
-        self.publisher.note_change(room, now)
+        self.publisher.note_change(room, now, urgent=result.seats_taken >= cap)  # urgent: it just filled up
         logger.info("room %s: seat %s granted (%d/%d)", room, lease, result.seats_taken, cap)
         return self._grant(room, lease, result.expires_at, now)
 
@@ -190,8 +190,9 @@ class AdmissionService:
         lease_id(lease)
         self._require_room(room, now)
         self.backend.release(room, lease=lease, now=now)
+        was_full = self.hint.until(room) is not None
         self.hint.clear(room)
-        self.publisher.note_change(room, now)
+        self.publisher.note_change(room, now, urgent=was_full)  # urgent: a full room has a seat again
         logger.info("room %s: seat %s released", room, lease)
 
     def put_room(self, room: str, spec: RoomSpec, now: float) -> tuple[Room, bool, str | None]:

@@ -112,6 +112,7 @@ def encode(doc: dict[str, object]) -> bytes:
 @dataclass(kw_only=True)
 class _RoomTimes:
     dirty: bool = False
+    urgent: bool = False  # the change flips real-time between open and full
     last_write: float = -math.inf  # last publish, or last time another worker held the claim
     last_check: float = -math.inf
     last_activity: float = -math.inf
@@ -123,12 +124,16 @@ class PublishSchedule:
     """Which rooms to (re)publish when: at most one write per `min_interval_s` per room.
 
     A change marks a room dirty; a dirty room is due once `min_interval_s` has passed since its last write,
-    so a burst of joins costs one write now and one at most a second later. Rooms active in the last
-    `watch_s` are also re-checked every `recheck_s`, catching changes nobody announces (a lease expiring,
-    another worker's joins); a re-check whose fingerprint differs makes the room dirty.
+    so a burst of joins costs one write now and one at most a second later. An urgent change (the room
+    just filled up, or a full room freed a seat) waits only `urgent_interval_s`: every stale "open" costs
+    join calls at the origin for as long as CDNs serve it. Urgent changes need a seat to change hands, so
+    joins alone cause at most one. Rooms active in the last `watch_s` are also re-checked every
+    `recheck_s`, catching changes nobody announces (a lease expiring, another worker's joins); a re-check
+    whose fingerprint differs makes the room dirty.
     """
 
     min_interval_s: float = 1.0
+    urgent_interval_s: float = 0.25
     recheck_s: float = 1.0
     watch_s: float = 900.0
     _rooms: dict[str, _RoomTimes] = field(default_factory=dict)
@@ -136,10 +141,15 @@ class PublishSchedule:
     def _times(self, room: str) -> _RoomTimes:
         return self._rooms.setdefault(room, _RoomTimes())
 
-    def note_change(self, room: str, now: float) -> None:
+    def note_change(self, room: str, now: float, *, urgent: bool = False) -> None:
         times = self._times(room)
         times.dirty = True
+        times.urgent = times.urgent or urgent
         times.last_activity = max(times.last_activity, now)
+
+    def interval_s(self, room: str) -> float:
+        times = self._rooms.get(room)
+        return self.urgent_interval_s if times is not None and times.urgent else self.min_interval_s
 
     def touch(self, room: str, now: float) -> None:
         """Activity that changes nothing yet (a heartbeat): keep watching the room."""
@@ -147,7 +157,11 @@ class PublishSchedule:
         times.last_activity = max(times.last_activity, now)
 
     def due(self, now: float) -> list[str]:
-        return [room for room, t in self._rooms.items() if t.dirty and now - t.last_write >= self.min_interval_s]
+        return [
+            room
+            for room, t in self._rooms.items()
+            if t.dirty and now - t.last_write >= (self.urgent_interval_s if t.urgent else self.min_interval_s)
+        ]
 
     def to_recheck(self, now: float) -> list[str]:
         return [
@@ -166,7 +180,7 @@ class PublishSchedule:
 
     def published(self, room: str, now: float, fp: str) -> None:
         times = self._times(room)
-        times.dirty = False
+        times.dirty = times.urgent = False
         times.last_write = times.last_check = now
         times.fingerprint = fp
 

@@ -142,3 +142,19 @@ def test_unknown_rooms_are_not_published(backend: SqliteAdmission, tmp_path: Pat
     assert pub.flush(clock.now) == []
     assert not storage.exists(keys.status("never-created"))
     assert pub.flush(clock.advance(2)) == []  # and forgotten, not retried forever
+
+
+def test_filling_up_is_published_within_the_urgent_interval(
+    backend: SqliteAdmission, tmp_path: Path, clock: ManualClock
+) -> None:
+    storage = FilesystemStorage(tmp_path / "storage")
+    pub = _publisher(backend, storage, clock)
+    pub.note_change(ROOM, clock.now)
+    assert pub.flush(clock.now) == [ROOM]
+    clock.advance(0.1)
+    for i in range(3):
+        backend.admit(ROOM, lease=f"lease-{i:016d}", cap=3, now=clock.now, lease_s=LEASE_S)
+        pub.note_change(ROOM, clock.now, urgent=i == 2)
+    assert pub.flush(clock.now) == []  # 0.1 s after the last write: too soon even for urgent
+    assert pub.flush(clock.advance(0.15)) == [ROOM]  # 0.25 s: the room is full, say so now
+    assert _status(storage)["realtime"]["open"] is False  # type: ignore[index]

@@ -119,3 +119,20 @@ def test_schedule_stops_watching_idle_rooms_but_heartbeats_keep_them() -> None:
     schedule.touch("busy", T0 + 50)
     assert schedule.to_recheck(T0 + 61) == ["busy"]
     assert schedule.forget_idle(T0 + 61) == ["quiet"]
+
+
+def test_urgent_changes_wait_only_the_urgent_interval() -> None:
+    schedule = PublishSchedule(min_interval_s=1.0, urgent_interval_s=0.25)
+    schedule.note_change("r", T0)
+    schedule.published("r", T0, "open")
+    schedule.note_change("r", T0 + 0.1)  # a seat taken: ordinary
+    assert schedule.due(T0 + 0.3) == []
+    schedule.note_change("r", T0 + 0.2, urgent=True)  # the last seat taken: the room is full now
+    assert schedule.interval_s("r") == 0.25
+    assert schedule.due(T0 + 0.24) == []
+    assert schedule.due(T0 + 0.25) == ["r"]
+    schedule.published("r", T0 + 0.25, "full")
+    assert schedule.interval_s("r") == 1.0  # back to the ordinary pace
+    schedule.note_change("r", T0 + 0.3)
+    assert schedule.due(T0 + 0.6) == []
+    assert schedule.due(T0 + 1.25) == ["r"]

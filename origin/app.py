@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 clock=wall_clock,
                 max_segment_bytes=settings.max_segment_bytes,
                 max_init_bytes=settings.max_init_bytes,
+                max_retry_backlog=settings.max_retry_backlog,
                 schedule_pump=scheduler.request,
             )
         )

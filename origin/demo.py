@@ -86,9 +86,7 @@ class _Interrupts:
 @contextlib.contextmanager
 def _process(argv: list[str], *, env: dict[str, str], log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
     out = open(log, "ab") if log else None  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
-    )
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
     try:
         yield proc
     finally:

@@ -44,6 +44,12 @@ class RateLimitedError(OriginError):
         self.retry_after_s = retry_after_s
 
 
+class UnavailableError(OriginError):
+    """The origin cannot take this now (e.g. the storage retry backlog is full); maps to 503."""
+
+    status_code = 503
+
+
 class StorageError(OriginError):
     def __init__(self, message: str, *, key: str, backend: str, retryable: bool = True) -> None:
         super().__init__(f"{backend}: {message} (key={key})")

@@ -17,7 +17,7 @@ from fastapi import APIRouter, BackgroundTasks, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from origin import fmp4, ids
-from origin.errors import AuthError, NotFoundError, StateError, ValidationError
+from origin.errors import AuthError, NotFoundError, StateError, UnavailableError, ValidationError
 from origin.metrics import Metrics
 from origin.publisher import ACCEPT_AFTER_END_S, Publisher
 from origin.rooms import RoomRegistry
@@ -60,6 +60,7 @@ class IngestDeps:
     clock: Callable[[], float]
     max_segment_bytes: int
     max_init_bytes: int
+    max_retry_backlog: int
     schedule_pump: Callable[[str], None]  # ask this worker to pump the room soon (coalesced)
 
 
@@ -203,6 +204,11 @@ def build_router(deps: IngestDeps) -> APIRouter:
                 state, _, _ = db.broadcast()
                 if state in ("ending", "ended"):
                     raise StateError(f"room {room!r} broadcast has ended", room=room)
+                backlog = db.pending_count()
+                if backlog >= deps.max_retry_backlog:
+                    raise UnavailableError(
+                        f"storage retry backlog full ({backlog} objects waiting): storage is failing", room=room
+                    )
                 path = deps.publisher.spool(room, session, rendition, spool_name, body)
                 try:
                     fresh = db.record_object(

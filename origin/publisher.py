@@ -37,6 +37,8 @@ from origin.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
+# Past this many objects waiting for storage, every pass logs an error (the metric shows it too).
+BACKLOG_WARN_OBJECTS = 30
 # A session's PUTs may still be in flight when its end call (or its successor's start) arrives.
 ACCEPT_AFTER_END_S = 5.0
 
@@ -114,8 +116,24 @@ class Publisher:
             changed = self._publish(room, db, now, final, result)
             if state == "live" and self.filler is not None:
                 changed |= self._fill(room, db, self.clock(), result)
+            # Renditions whose playlists a failed pass could not write are retried first.
+            changed |= db.dirty_renditions()
             if changed or final:
-                self._write_playlists(room, db, changed, final=final)
+                try:
+                    self._write_playlists(room, db, changed, final=final)
+                except StorageError as exc:
+                    # Published rows are committed: remember the playlists still to write (delayed, not lost).
+                    with db.transaction():
+                        db.set_dirty_renditions(changed)
+                    result.storage_error = str(exc)
+                    self.metrics.storage_error(self.storage.name, "put")
+                    log.warning("room=%s playlist write failed, will retry: %s", room, exc)
+                    result.state = state
+                    self.metrics.room_state(room, state, result.pending)
+                    return result
+                if db.dirty_renditions():
+                    with db.transaction():
+                        db.set_dirty_renditions(set())
                 result.renditions_written = sorted(changed)
                 written_at = self.clock()
                 for received in result.received_at:
@@ -126,6 +144,13 @@ class Publisher:
                 result.broadcast_changed = True
                 log.info("room=%s broadcast ended; replay published at %s", room, keys.replay_master(room))
             result.state = "ended" if final else state
+            if result.pending >= BACKLOG_WARN_OBJECTS:
+                log.error(
+                    "room=%s storage retry backlog at %d objects (%s): playlists are waiting for storage",
+                    room,
+                    result.pending,
+                    result.storage_error or "uploads pending",
+                )
             self.metrics.room_state(room, result.state, result.pending)
         return result
 
@@ -140,14 +165,13 @@ class Publisher:
             try:
                 data = Path(obj.spool).read_bytes()
             except FileNotFoundError:
-                # Uploaded by a pass that died before recording it: the object is in storage already.
-                if not self.storage.exists(key):
-                    log.error("room=%s spool file %s lost and %s not in storage", room, obj.spool, key)
-                    continue
-                data = b""
+                data = b""  # uploaded by a pass that died before recording it: check storage below
             try:
                 if data:
                     self.storage.put(key, data, headers_for(kind))
+                elif not self.storage.exists(key):
+                    log.error("room=%s spool file %s lost and %s not in storage", room, obj.spool, key)
+                    continue
             except StorageError as exc:
                 result.storage_error = str(exc)
                 self.metrics.storage_error(self.storage.name, "put")

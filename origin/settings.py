@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     live_window_segments: int = Field(6, ge=3, description="segments in the live sliding window (≥6 recommended)")
     session_timeout_seconds: float = Field(10.0, gt=0, description="no PUT for this long ends an ingest session")
     end_grace_seconds: float = Field(120.0, gt=0, description="no open session for this long ends the broadcast")
+    max_retry_backlog: int = Field(
+        3000, ge=10, description="objects per room waiting for storage before ingest answers 503"
+    )
     fill_gaps: bool = Field(True, description="publish silence (or the slate) while a live room's source is gone")
     slate_file: Path | None = Field(None, description="audio file looped instead of silence while the source is gone")
 

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS broadcast (
     ended_at REAL,
     last_change_at REAL NOT NULL,
     master_text TEXT,
-    replay_master_text TEXT
+    replay_master_text TEXT,
+    dirty TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -226,6 +227,13 @@ class RoomDb:
         self.conn.execute(
             "UPDATE broadcast SET master_text = ?, replay_master_text = ? WHERE id = 1", (master, replay_master)
         )
+
+    def dirty_renditions(self) -> set[str]:
+        row = self.conn.execute("SELECT dirty FROM broadcast WHERE id = 1").fetchone()
+        return set(json.loads(row[0])) if row else set()
+
+    def set_dirty_renditions(self, renditions: set[str]) -> None:
+        self.conn.execute("UPDATE broadcast SET dirty = ? WHERE id = 1", (json.dumps(sorted(renditions)),))
 
     # -- sessions ----------------------------------------------------------------------------------
     def sessions(self) -> list[SessionRow]:

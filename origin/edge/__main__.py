@@ -63,15 +63,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "render":
             user = tuple(args.worker_user.split(":", 1)) if args.worker_user else None
             params = EdgeParams(
-                listen_host=host, listen_port=int(port), origin=parse_upstream(origin_url), storage=storage,
-                cache_dir=args.cache_dir, allowed_origins=tuple(args.allow_origin), worker_processes=workers,
+                listen_host=host,
+                listen_port=int(port),
+                origin=parse_upstream(origin_url),
+                storage=storage,
+                cache_dir=args.cache_dir,
+                allowed_origins=tuple(args.allow_origin),
+                worker_processes=workers,
                 worker_user=(user[0], user[-1]) if user else None,
             )
             sys.stdout.write(render_config(TEMPLATE_PATH.read_text(), params))
             return 0
         options = EdgeOptions(
-            origin_url=origin_url, storage=storage, allowed_origins=tuple(args.allow_origin), listen_host=host,
-            listen_port=int(port), worker_processes=workers, prefix_dir=args.prefix,
+            origin_url=origin_url,
+            storage=storage,
+            allowed_origins=tuple(args.allow_origin),
+            listen_host=host,
+            listen_port=int(port),
+            worker_processes=workers,
+            prefix_dir=args.prefix,
         )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

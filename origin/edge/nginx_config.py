@@ -182,8 +182,15 @@ class EdgeParams:
             raise EdgeConfigError(f"worker_processes {self.worker_processes} out of range")
         if self.worker_user is not None and not all(_SYSTEM_NAME.fullmatch(n) for n in self.worker_user):
             raise EdgeConfigError(f"invalid worker user/group {self.worker_user!r}")
-        for name in ("listen_backlog", "worker_connections", "worker_rlimit_nofile", "live_cache_inactive_s",
-                     "live_cache_max_mb", "media_cache_inactive_s", "media_cache_max_mb"):
+        for name in (
+            "listen_backlog",
+            "worker_connections",
+            "worker_rlimit_nofile",
+            "live_cache_inactive_s",
+            "live_cache_max_mb",
+            "media_cache_inactive_s",
+            "media_cache_max_mb",
+        ):
             if getattr(self, name) <= 0:
                 raise EdgeConfigError(f"{name} must be positive")
         if self.worker_rlimit_nofile < self.worker_connections:

@@ -154,8 +154,9 @@ def check_config(nginx_bin: str, prefix: Path, conf: Path) -> None:
 class EdgeProcess:
     """One nginx edge. Create with `start_edge` or `run_edge`; `stop()` is idempotent."""
 
-    def __init__(self, *, params: EdgeParams, prefix: Path, conf: Path, proc: subprocess.Popen[bytes],
-                 owns_prefix: bool) -> None:
+    def __init__(
+        self, *, params: EdgeParams, prefix: Path, conf: Path, proc: subprocess.Popen[bytes], owns_prefix: bool
+    ) -> None:
         self.params = params
         self.prefix = prefix
         self.conf = conf
@@ -289,8 +290,9 @@ def start_edge(options: EdgeOptions) -> EdgeProcess:
         raise
     edge = EdgeProcess(params=params, prefix=prefix, conf=conf, proc=proc, owns_prefix=owns_prefix)
     edge.wait_ready(options.ready_timeout_s)
-    logger.info("edge %s up (nginx pid %d, prefix %s, storage %s)", edge.base_url, edge.pid, prefix,
-                params.storage.kind)
+    logger.info(
+        "edge %s up (nginx pid %d, prefix %s, storage %s)", edge.base_url, edge.pid, prefix, params.storage.kind
+    )
     return edge
 
 

@@ -27,8 +27,7 @@ class Storage(Protocol):
         """Return the object's bytes. Raises KeyError if absent, StorageError on failure."""
         ...
 
-    def exists(self, key: str) -> bool:
-        ...
+    def exists(self, key: str) -> bool: ...
 
     def list(self, prefix: str) -> list[str]:
         """Keys under `prefix` (a key prefix, not necessarily a directory), sorted."""

@@ -120,12 +120,16 @@ class S3Storage:
         self._on_error = on_error
         self._sleep = sleep
         self._rand = rand if rand is not None else random.Random().random
-        self._client: S3Client = client if client is not None else self._make_client(
-            region=region,
-            endpoint_url=endpoint_url,
-            addressing_style=addressing_style,
-            connect_timeout_s=connect_timeout_s,
-            read_timeout_s=read_timeout_s,
+        self._client: S3Client = (
+            client
+            if client is not None
+            else self._make_client(
+                region=region,
+                endpoint_url=endpoint_url,
+                addressing_style=addressing_style,
+                connect_timeout_s=connect_timeout_s,
+                read_timeout_s=read_timeout_s,
+            )
         )
 
     @staticmethod
@@ -181,7 +185,11 @@ class S3Storage:
                 if delay is None:
                     logger.warning(
                         "s3 %s %s failed (%s: %s) after %d attempt(s); giving up",
-                        op, key, error.value, exc, attempt,
+                        op,
+                        key,
+                        error.value,
+                        exc,
+                        attempt,
                     )
                     raise StorageError(
                         f"{op} failed after {attempt} attempt(s) ({error.value}): {exc}",
@@ -191,7 +199,13 @@ class S3Storage:
                     ) from exc
                 logger.warning(
                     "s3 %s %s failed (%s: %s), attempt %d/%d; retrying in %.3fs",
-                    op, key, error.value, exc, attempt, limit, delay,
+                    op,
+                    key,
+                    error.value,
+                    exc,
+                    attempt,
+                    limit,
+                    delay,
                 )
                 self._sleep(delay)
 
@@ -256,9 +270,7 @@ class S3Storage:
                 if _is_not_found(exc):
                     raise KeyError(key) from None
                 raise
-            return ObjectHeaders(
-                content_type=resp.get("ContentType", ""), cache_control=resp.get("CacheControl", "")
-            )
+            return ObjectHeaders(content_type=resp.get("ContentType", ""), cache_control=resp.get("CacheControl", ""))
 
         return self._call("get_headers", key, op)
 

@@ -69,7 +69,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser.add_argument("--crash-limit", type=int, default=5, help="crashes within the window that give up")
     parser.add_argument("--crash-window", type=float, default=60.0, metavar="SECONDS")
     parser.add_argument("--backoff", type=float, default=0.5, metavar="SECONDS", help="first restart delay")
-    parser.add_argument("--stop-timeout", type=float, default=10.0, metavar="SECONDS",
+    parser.add_argument("--rtp-idle-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="--sdp: the input ends after this long without a packet")
+    parser.add_argument("--restart-on-eos", action="store_true",
+                        help="when a live input ends (publisher left, RTP idle), start a new session and listen again")
+    parser.add_argument("--stop-timeout", type=float, default=15.0, metavar="SECONDS",
                         help="after SIGINT to ffmpeg, wait this long before SIGTERM (and again before SIGKILL)")
     parser.add_argument("--status-interval", type=float, default=10.0, metavar="SECONDS",
                         help="how often the status is logged when stderr is not a terminal")
@@ -82,7 +86,7 @@ def _source(args: argparse.Namespace) -> Source:
     if args.demo:
         return DemoSource()
     if args.sdp is not None:
-        return SdpSource(path=args.sdp)
+        return SdpSource(path=args.sdp, idle_timeout_seconds=args.rtp_idle_timeout)
     if args.mix:
         return MixSource(urls=tuple(args.mix), realtime=args.realtime)
     return UrlSource(url=args.input, format=args.input_format, realtime=args.realtime)
@@ -95,6 +99,8 @@ def settings_from_args(args: argparse.Namespace, env: TranscoderEnv | None = Non
         raise ConfigError("--input-format applies to --input only")
     if args.crash_limit < 1 or args.crash_window <= 0 or args.backoff < 0 or args.stop_timeout <= 0:
         raise ConfigError("--crash-limit must be ≥ 1; --crash-window, --stop-timeout > 0; --backoff ≥ 0")
+    if args.rtp_idle_timeout <= 0:
+        raise ConfigError("--rtp-idle-timeout must be > 0")
     return TranscodeSettings(
         room=args.room,
         source=_source(args),
@@ -107,6 +113,7 @@ def settings_from_args(args: argparse.Namespace, env: TranscoderEnv | None = Non
             base_delay_seconds=args.backoff,
             crash_limit=args.crash_limit,
             crash_window_seconds=args.crash_window,
+            restart_on_eos=args.restart_on_eos,
         ),
         stop_timeout_seconds=args.stop_timeout,
     )

@@ -69,8 +69,10 @@ def _room_audio(source: Source) -> Any:
             if fmt:
                 kwargs["f"] = fmt
             return _resampled(ffmpeg.input(url, **kwargs).audio)
-        case SdpSource(path=path):
-            sdp = ffmpeg.input(str(path), f="sdp", protocol_whitelist=RTP_PROTOCOL_WHITELIST)
+        case SdpSource(path=path, idle_timeout_seconds=idle):
+            sdp = ffmpeg.input(
+                str(path), f="sdp", protocol_whitelist=RTP_PROTOCOL_WHITELIST, listen_timeout=_format_seconds(idle)
+            )
             return _resampled(sdp.audio)
         case MixSource(urls=urls, realtime=realtime):
             speakers = [

@@ -47,6 +47,7 @@ class RestartPolicy:
     crash_window_seconds: float = 60.0
     healthy_after_seconds: float = 30.0  # a run this long resets the backoff
     origin_give_up_seconds: float = 300.0  # origin unreachable for this long: give up
+    restart_on_eos: bool = False  # live listener inputs: when the publisher leaves, listen again (new session)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +87,8 @@ def backoff_seconds(failures: int, policy: RestartPolicy) -> float:
 def decide(policy: RestartPolicy, attempt: Attempt, history: Sequence[Attempt], now: float) -> Decision:
     """What to do after `attempt` ended; `history` holds the earlier attempts, oldest first."""
     if attempt.outcome is Outcome.EOS:
+        if policy.restart_on_eos:
+            return Restart(delay_seconds=policy.base_delay_seconds, reason="input ended; listening again")
         return Finish(exit_status=0, reason="input ended")
     if attempt.outcome is Outcome.SIGNAL:
         return Finish(exit_status=0, reason="stopped")

@@ -9,7 +9,7 @@ from origin.ids import ROOM_ID_PATTERN
 from transcoder.errors import ConfigError
 from transcoder.ladder import DEFAULT_LADDER, Rendition, validate_ladder
 from transcoder.policy import RestartPolicy
-from transcoder.source import Source
+from transcoder.source import SdpSource, Source
 
 SEGMENT_SECONDS = 2.0
 MIN_SEGMENT_SECONDS = 0.5
@@ -28,7 +28,7 @@ class TranscodeSettings:
     ffmpeg_bin: str = "ffmpeg"
     policy: RestartPolicy = field(default_factory=RestartPolicy)
     http_timeout_seconds: float = 10.0  # ingest calls, and ffmpeg's socket I/O timeout for its PUTs
-    stop_timeout_seconds: float = 10.0  # after SIGINT, wait this long before SIGTERM, then as long before SIGKILL
+    stop_timeout_seconds: float = 15.0  # after SIGINT, wait this long before SIGTERM, then as long before SIGKILL
     end_settle_seconds: float = 0.3  # after ffmpeg exits, let its last PUT bodies land before the end call
     status_interval_seconds: float = 1.0
 
@@ -45,6 +45,8 @@ class TranscodeSettings:
                 f"segment length {self.segment_seconds:g} s outside {MIN_SEGMENT_SECONDS:g}..{MAX_SEGMENT_SECONDS:g} s"
             )
         validate_ladder(self.ladder)
+        if isinstance(self.source, SdpSource) and self.source.idle_timeout_seconds >= self.stop_timeout_seconds:
+            raise ConfigError("the RTP idle timeout must be shorter than the stop timeout (see SdpSource)")
 
     @property
     def origin_base(self) -> str:

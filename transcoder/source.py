@@ -36,9 +36,16 @@ class UrlSource:
 
 @dataclass(frozen=True, kw_only=True)
 class SdpSource:
-    """RTP (e.g. Opus from a Janus RTP forwarder, mediasoup PlainTransport, LiveKit) described by an SDP file."""
+    """RTP (e.g. Opus from a Janus RTP forwarder, mediasoup PlainTransport, LiveKit) described by an SDP file.
+
+    The input ends (eos) when no packet arrives for `idle_timeout_seconds` (ffmpeg's SDP `listen_timeout`).
+    A stop request during such a stall completes when the timeout fires: ffmpeg's first SIGINT does not
+    interrupt a blocking read (a second would also abort the final PUTs), so keep it below the supervisor's
+    stop timeout.
+    """
 
     path: Path
+    idle_timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)

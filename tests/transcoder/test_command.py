@@ -96,7 +96,7 @@ def test_demo_bed_without_speech() -> None:
 def test_sdp_source_whitelists_rtp() -> None:
     argv = build_argv(_settings(SdpSource(path=Path("room.sdp"))), session=SESSION)
     assert argv == [
-        *GLOBAL, "-f", "sdp", "-protocol_whitelist", "file,udp,rtp", "-i", "room.sdp",
+        *GLOBAL, "-f", "sdp", "-listen_timeout", "10", "-protocol_whitelist", "file,udp,rtp", "-i", "room.sdp",
         "-filter_complex", "[0:a]aresample=48000:async=1[s0];[s0]asplit=3[s1][s2][s3]",
         *_output(maps=SPLIT3),
     ]  # fmt: skip
@@ -129,10 +129,12 @@ def test_redact_hides_the_token() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"room": "R1"}, {"origin_url": "ftp://x"}, {"token": ""}, {"token": "a\r\nb"},
-                                 {"segment_seconds": 0.1}])  # fmt: skip
+                                 {"segment_seconds": 0.1},
+                                 {"source": SdpSource(path=Path("x.sdp"), idle_timeout_seconds=20)}])  # fmt: skip
 def test_settings_reject_bad_values(bad: dict[str, object]) -> None:
     from transcoder.errors import ConfigError
 
-    values: dict[str, object] = {"room": "r1", "origin_url": "http://o", "token": "t", **bad}
+    values: dict[str, object] = {"room": "r1", "origin_url": "http://o", "token": "t", "source": UrlSource(url="x"),
+                                 **bad}  # fmt: skip
     with pytest.raises(ConfigError):
-        TranscodeSettings(source=UrlSource(url="x"), **values)  # type: ignore[arg-type]
+        TranscodeSettings(**values)  # type: ignore[arg-type]

@@ -87,3 +87,12 @@ def test_origin_down_retries_then_gives_up_after_its_limit() -> None:
     assert isinstance(decision, Finish) and "unreachable" in decision.reason
     # ffmpeg crashes do not count toward the origin limit, and origin outages not toward the crash loop
     assert isinstance(decide(POLICY, down[0], [crash(0, 1)] * 3, now=2), Restart)
+
+
+def test_live_inputs_can_listen_again_after_eos() -> None:
+    policy = RestartPolicy(restart_on_eos=True, base_delay_seconds=0.5)
+    eos = Attempt(outcome=Outcome.EOS, started_at=0, ended_at=5)
+    decision = decide(policy, eos, [eos] * 10, now=5)
+    assert isinstance(decision, Restart) and decision.delay_seconds == 0.5
+    stopped = decide(policy, Attempt(outcome=Outcome.SIGNAL, started_at=0, ended_at=5), [], now=5)
+    assert isinstance(stopped, Finish) and stopped.exit_status == 0

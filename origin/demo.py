@@ -195,7 +195,8 @@ def _run(args: argparse.Namespace, room: str, interrupts: _Interrupts) -> int:
         interrupts.wait(args.duration)
         _say("ending the broadcast…")
         if transcoder.poll() is None:
-            os.killpg(transcoder.pid, signal.SIGINT)  # the supervisor delivers the final segment, then ends
+            # Only the supervisor: it forwards the stop to ffmpeg, waits for the final segment, then ends the session.
+            os.kill(transcoder.pid, signal.SIGINT)
             try:
                 transcoder.wait(timeout=30)
             except subprocess.TimeoutExpired:

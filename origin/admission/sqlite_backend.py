@@ -1,8 +1,13 @@
 """Embedded admission backend and room registry: one SQLite file in WAL mode under `state_dir`.
 
 Correct under any number of gunicorn workers on one machine: every write is a `BEGIN IMMEDIATE` transaction
-(one writer at a time, others wait up to the busy timeout), WAL lets readers run beside the writer, and a
-full room is answered from a plain read (no write lock taken). Not for several machines: SQLite over a
+(one writer at a time), WAL lets readers run beside the writer, and a full room is answered from a plain
+read (no write lock taken). Writers queue on an flock (and a thread lock) before BEGIN IMMEDIATE: the kernel
+wakes the next one as soon as the lock is free, where SQLite's busy handler would sleep up to 100 ms per
+retry (measured: p99 > 1 s at 128 concurrent joins without the queue).
+
+Seats are counted in O(expired), not O(seats): `room_seats.n` counts a room's lease rows (kept in step by
+every insert/delete), and live = n − rows already expired, which admits reap. Not for several machines: SQLite over a
 network filesystem does not lock reliably; use the Redis backend there.
 
 `synchronous=NORMAL` in WAL mode survives a process crash; a power cut may lose the last commits (a few
@@ -14,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -46,6 +52,7 @@ CREATE INDEX IF NOT EXISTS leases_by_expiry ON leases (room, expires_at);
 CREATE TABLE IF NOT EXISTS gone (
     room TEXT NOT NULL, lease TEXT NOT NULL, ended_at REAL NOT NULL, PRIMARY KEY (room, lease)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS room_seats (room TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS publish_claims (room TEXT PRIMARY KEY, claimed_at REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hls_answers (
     room TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (room, bucket)
@@ -62,10 +69,11 @@ class SqliteDatabase:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Workers start together: serialize the one-time WAL switch and schema creation with a file lock.
-        with open(self.path.with_name(self.path.name + ".init-lock"), "a") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
+        self._lock_fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        # Workers start together: the one-time WAL switch and schema creation run under the writers' lock.
+        with self._writer_queue():
             try:
                 conn = self.connection()
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -74,8 +82,16 @@ class SqliteDatabase:
                 conn.executescript(_SCHEMA)
             except sqlite3.Error as exc:
                 raise _storage_error(self.path, "init", exc) from exc
+
+    @contextlib.contextmanager
+    def _writer_queue(self) -> Iterator[None]:
+        """One writer per process (thread lock), one process at a time (flock, released if the holder dies)."""
+        with self._write_lock:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
             finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -91,15 +107,16 @@ class SqliteDatabase:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A `BEGIN IMMEDIATE` transaction: committed on success, rolled back on any error."""
+        """A `BEGIN IMMEDIATE` transaction, queued behind other writers: committed on success, else rolled back."""
         conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._writer_queue():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
@@ -108,6 +125,8 @@ class SqliteDatabase:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         self._local = threading.local()
+        with contextlib.suppress(OSError):
+            os.close(self._lock_fd)
 
 
 def _storage_error(path: Path, what: str, exc: sqlite3.Error) -> StorageError:
@@ -135,8 +154,20 @@ class SqliteAdmission:
             raise _storage_error(self.db.path, what, exc) from exc
 
     def _count(self, conn: sqlite3.Connection, room: str, now: float) -> int:
-        row = conn.execute("SELECT COUNT(*) FROM leases WHERE room = ? AND expires_at > ?", (room, now)).fetchone()
+        """Live seats: lease rows minus the expired ones, in one statement (one consistent snapshot)."""
+        row = conn.execute(
+            "SELECT COALESCE((SELECT n FROM room_seats WHERE room = ?1), 0)"
+            " - (SELECT COUNT(*) FROM leases WHERE room = ?1 AND expires_at <= ?2)",
+            (room, now),
+        ).fetchone()
         return int(row[0])
+
+    @staticmethod
+    def _add_seats(conn: sqlite3.Connection, room: str, delta: int) -> None:
+        conn.execute(
+            "INSERT INTO room_seats (room, n) VALUES (?, ?) ON CONFLICT (room) DO UPDATE SET n = n + excluded.n",
+            (room, delta),
+        )
 
     def admit(self, room: str, *, lease: str, cap: int, now: float, lease_s: float) -> AdmitResult:
         with self._errors("admit"):
@@ -152,11 +183,12 @@ class SqliteAdmission:
                     "SELECT room, lease, ? FROM leases WHERE room = ? AND expires_at <= ?",
                     (now, room, now),
                 )
-                conn.execute("DELETE FROM leases WHERE room = ? AND expires_at <= ?", (room, now))
+                reaped = conn.execute("DELETE FROM leases WHERE room = ? AND expires_at <= ?", (room, now)).rowcount
                 conn.execute("DELETE FROM gone WHERE room = ? AND ended_at < ?", (room, now - self._retention_s))
                 conn.execute(
                     "INSERT INTO leases (room, lease, expires_at) VALUES (?, ?, ?)", (room, lease, now + lease_s)
                 )
+                self._add_seats(conn, room, 1 - reaped)
             return AdmitResult(admitted=True, seats_taken=live + 1, expires_at=now + lease_s)
 
     def renew(self, room: str, *, lease: str, now: float, lease_s: float) -> float:
@@ -189,9 +221,10 @@ class SqliteAdmission:
         if known is None:
             raise LeaseNotFoundError(f"no lease {lease}", room=room)
 
-    @staticmethod
-    def _end(conn: sqlite3.Connection, room: str, lease: str, now: float) -> None:
-        conn.execute("DELETE FROM leases WHERE room = ? AND lease = ?", (room, lease))
+    @classmethod
+    def _end(cls, conn: sqlite3.Connection, room: str, lease: str, now: float) -> None:
+        if conn.execute("DELETE FROM leases WHERE room = ? AND lease = ?", (room, lease)).rowcount:
+            cls._add_seats(conn, room, -1)
         conn.execute("INSERT OR REPLACE INTO gone (room, lease, ended_at) VALUES (?, ?, ?)", (room, lease, now))
 
     def seats_taken(self, room: str, *, now: float) -> int:
@@ -199,8 +232,8 @@ class SqliteAdmission:
             return self._count(self.db.connection(), room, now)
 
     def claim_publish(self, room: str, *, now: float, interval_s: float) -> bool:
-        with self._errors("claim_publish"):
-            cur = self.db.connection().execute(
+        with self._errors("claim_publish"), self.db.write() as conn:
+            cur = conn.execute(
                 "INSERT INTO publish_claims (room, claimed_at) VALUES (?, ?) "
                 "ON CONFLICT (room) DO UPDATE SET claimed_at = excluded.claimed_at "
                 "WHERE publish_claims.claimed_at <= ? OR publish_claims.claimed_at > ?",

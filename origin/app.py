@@ -23,8 +23,11 @@ from origin.errors import AuthError, NotFoundError, OriginError, StorageError
 from origin.filler import FillerBank
 from origin.ingest_api import IngestDeps
 from origin.ingest_api import build_router as build_ingest_router
+from origin.player import PlayerDeps  # player: embed page, oEmbed, static files
+from origin.player import build_router as build_player_router  # player
 from origin.publisher import Publisher, PublishPolicy, PumpResult
 from origin.pump_scheduler import PumpScheduler
+from origin.replay_download import ReplayDownloads  # player: the replay .m4a
 from origin.rooms import RoomRegistry
 from origin.settings import Settings
 from origin.state import StateStore
@@ -74,7 +77,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.fill_gaps
         else None,
     )
-    admission = build_admission(settings, storage, StateBroadcastView(store, public_base_url=settings.public_base_url))
+    # player: status.json links the replay .m4a once one worker has built it (off the event loop).
+    downloads = ReplayDownloads(storage=storage, state_dir=settings.state_dir)
+    broadcasts = StateBroadcastView(store, public_base_url=settings.public_base_url)
+    admission = build_admission(
+        settings, storage, downloads.broadcast_view(broadcasts, public_base_url=settings.public_base_url)
+    )
+    downloads.on_done = lambda room: admission.publisher.note_change(room, wall_clock())
     rooms: RoomRegistry = admission.rooms
 
     def on_result(room: str, result: PumpResult) -> None:
@@ -83,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             admission.publisher.note_change(room, wall_clock())
         if result.state == "ended":
             scheduler.forget(room)
+            downloads.request(room)  # player: build the replay .m4a (one worker, in a thread)
 
     scheduler = PumpScheduler(publisher, clock=wall_clock, on_result=on_result)
 
@@ -101,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scheduler.start(await asyncio.to_thread(_recoverable))
         yield
         await scheduler.stop()
+        downloads.close()  # player
 
     app = FastAPI(title="Spillway origin", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
@@ -179,4 +190,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.state.admission = admission
     app.include_router(build_admission_router(admission))
+    app.state.downloads = downloads  # player
+    app.include_router(  # player: /embed/{room}, /oembed, /static/player/...
+        build_player_router(
+            PlayerDeps(get_room=rooms.get, public_base_url=settings.public_base_url, api_url=settings.api_url)
+        )
+    )
     return app

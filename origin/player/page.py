@@ -1,0 +1,190 @@
+"""The embed page as data (pure): a room and the public URLs in, HTML text and response headers out.
+
+Everything a listener's browser fetches comes from `public_base_url` (the CDN/edge): status.json, the live
+and replay playlists, the download. The page itself reaches the browser through the same CDN (it routes
+`/embed/*`, `/oembed` and `/static/*` to the origin), so `'self'` covers the player's own assets.
+
+Embedding is governed by `Content-Security-Policy: frame-ancestors` (CSP Level 2 §7.7): the room's allowed
+embed origins plus `'self'`. No X-Frame-Options is sent: browsers that know frame-ancestors ignore it, and
+older ones would read it as a stricter, contradicting rule.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+from origin import keys
+from origin.cache_policy import EMBED_PAGE_MAX_AGE_S, ERROR_MAX_AGE_S
+from origin.rooms import Room
+
+TEMPLATE_PATH = Path(__file__).with_name("templates") / "embed.html"
+HTML_CONTENT_TYPE = "text/html; charset=utf-8"
+PROVIDER_NAME = "Spillway"
+
+# Player behaviour the page hands to player.js (see docs/embed.md and docs/performance.md "Listener delay").
+STATUS_POLL_S = 3.0  # status.json has a 1 s TTL; 3 s keeps a crowd's polling cheap and the switch prompt
+LIVE_SYNC_DURATION_COUNT = 3  # hls.js: start/keep this many target durations behind the live edge
+LIVE_MAX_LATENCY_DURATION_COUNT = 8  # hls.js: further behind than this, jump forward
+MAX_LIVE_SYNC_PLAYBACK_RATE = 1.05  # hls.js: catch up by playing ≤5% faster (pitch preserved) instead of jumping
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbedPage:
+    """What one room's embed page shows and where its player fetches from."""
+
+    room: str
+    title: str
+    host: str
+    embed_url: str
+    oembed_url: str
+    status_url: str
+    hls_url: str
+    replay_url: str
+    stylesheet_url: str
+    hls_js_url: str
+    player_js_url: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssetUrls:
+    stylesheet: str
+    hls_js: str
+    player_js: str
+
+
+def embed_url(public_base_url: str, room: str) -> str:
+    return f"{public_base_url}/embed/{room}"
+
+
+def oembed_url(public_base_url: str, url: str) -> str:
+    return f"{public_base_url}/oembed?" + urlencode({"url": url, "format": "json"})
+
+
+def display_title(room: Room) -> str:
+    return room.title or f"Live audio: {room.id}"
+
+
+def embed_page(room: Room, *, public_base_url: str, assets: AssetUrls) -> EmbedPage:
+    page_url = embed_url(public_base_url, room.id)
+    return EmbedPage(
+        room=room.id,
+        title=display_title(room),
+        host=room.host,
+        embed_url=page_url,
+        oembed_url=oembed_url(public_base_url, page_url),
+        status_url=f"{public_base_url}/{keys.status(room.id)}",
+        hls_url=f"{public_base_url}/{keys.master_playlist(room.id)}",
+        replay_url=f"{public_base_url}/{keys.replay_master(room.id)}",
+        stylesheet_url=assets.stylesheet,
+        hls_js_url=assets.hls_js,
+        player_js_url=assets.player_js,
+    )
+
+
+def _script_json(value: object) -> str:
+    """JSON safe inside a <script> data block: no `<`, `>` or `&` can end or confuse it."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def player_config(page: EmbedPage) -> dict[str, object]:
+    """The JSON player.js reads (#spillway-config)."""
+    return {
+        "room": page.room,
+        "statusUrl": page.status_url,
+        "hlsUrl": page.hls_url,
+        "replayUrl": page.replay_url,
+        "statusPollSeconds": STATUS_POLL_S,
+        "hlsConfig": {
+            "enableWorker": False,  # fMP4 audio needs no transmuxing; no blob: worker for the CSP to allow
+            "lowLatencyMode": False,
+            "liveSyncDurationCount": LIVE_SYNC_DURATION_COUNT,
+            "liveMaxLatencyDurationCount": LIVE_MAX_LATENCY_DURATION_COUNT,
+            "maxLiveSyncPlaybackRate": MAX_LIVE_SYNC_PLAYBACK_RATE,
+            "backBufferLength": 30,
+        },
+    }
+
+
+def render_embed_page(page: EmbedPage, template: str) -> str:
+    """Fill the page template; every value is HTML-escaped (attribute-safe) or script-block-safe JSON."""
+    esc = html.escape
+    return string.Template(template).substitute(
+        title=esc(page.title),
+        host=esc(page.host),
+        host_hidden="" if page.host else " hidden",
+        embed_url=esc(page.embed_url),
+        oembed_url=esc(page.oembed_url),
+        hls_url=esc(page.hls_url),
+        stylesheet_url=esc(page.stylesheet_url),
+        hls_js_url=esc(page.hls_js_url),
+        player_js_url=esc(page.player_js_url),
+        config_json=_script_json(player_config(page)),
+    )
+
+
+def render_error_page(*, status: int, heading: str, detail: str, stylesheet_url: str) -> str:
+    """A small, clear page for a bad or unknown room (still framable, still styled)."""
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(heading)}</title>\n"
+        '<link rel="icon" href="data:,">\n'
+        f'<link rel="stylesheet" href="{html.escape(stylesheet_url)}">\n'
+        "</head>\n<body>\n"
+        f'<main class="player error-page" data-status="{status}">\n'
+        f'  <h1 class="title">{html.escape(heading)}</h1>\n'
+        f'  <p class="message" role="alert">{html.escape(detail)}</p>\n'
+        "</main>\n</body>\n</html>\n"
+    )
+
+
+def web_origin(url: str) -> str:
+    """`scheme://host[:port]` of an absolute http(s) URL (RFC 6454 serialisation, default port dropped)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an absolute http(s) URL: {url[:120]!r}")
+    default = 443 if parts.scheme == "https" else 80
+    port = parts.port
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
+def frame_ancestors(embed_origins: Sequence[str]) -> str:
+    """The frame-ancestors source list: 'self' plus each allowed embed origin (already normalised)."""
+    return " ".join(["'self'", *dict.fromkeys(embed_origins)])
+
+
+def content_security_policy(*, public_base_url: str, embed_origins: Sequence[str]) -> str:
+    media = web_origin(public_base_url)
+    directives = [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        f"connect-src 'self' {media}",
+        f"media-src 'self' {media} blob:",
+        "base-uri 'none'",
+        "form-action 'none'",
+        f"frame-ancestors {frame_ancestors(embed_origins)}",
+    ]
+    return "; ".join(directives)
+
+
+def page_headers(*, public_base_url: str, embed_origins: Sequence[str], ok: bool) -> dict[str, str]:
+    """Response headers for an embed page (ok) or its error page (short TTL: the room may appear soon)."""
+    max_age = EMBED_PAGE_MAX_AGE_S if ok else ERROR_MAX_AGE_S
+    return {
+        "Content-Security-Policy": content_security_policy(
+            public_base_url=public_base_url, embed_origins=embed_origins
+        ),
+        "Cache-Control": f"public, max-age={max_age}",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+    }

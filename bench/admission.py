@@ -316,6 +316,8 @@ def _plot(result: dict[str, object], path: Path) -> None:
     ax2.axhline(GOAL_P99_S * 1000, color="grey", linestyle=":", label="goal p99 50 ms")
     for ax, title, ylabel in ((ax1, "Join decisions per second", "decisions/s"), (ax2, "p99 latency", "ms")):
         ax.set_xscale("log", base=2)
+        if ax is ax2:
+            ax.set_yscale("log")
         ax.set_xlabel("concurrent clients")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
@@ -335,7 +337,12 @@ def main() -> int:
     parser.add_argument("--crowd", type=int, default=3_000, help="listeners in the simulated crowd")
     parser.add_argument("--arrival-seconds", type=float, default=10.0)
     parser.add_argument("--quick", action="store_true", help="fewer, shorter steps")
+    parser.add_argument("--replot", action="store_true", help="redraw admission.png from admission.json")
     args = parser.parse_args()
+    if args.replot:
+        results_dir = ROOT / "bench" / "results"
+        _plot(json.loads((results_dir / "admission.json").read_text()), results_dir / "admission.png")
+        return 0
     if args.quick:
         args.concurrency, args.seconds, args.crowd, args.arrival_seconds = [8, 128], 2.0, 1_000, 5.0
     result: dict[str, object] = {

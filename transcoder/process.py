@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 _LINE_END = re.compile(rb"[\r\n]")
 READ_CHUNK_BYTES = 65536
+# ffmpeg writes a log line in several small writes; reading at most this often batches them (the pipe
+# buffer holds 64 KiB, ~25 s of verbose output), which keeps the supervisor's CPU per room small.
+READ_BATCH_SECONDS = 0.1
 
 
 def resolve_ffmpeg(binary: str, *, room: str | None = None) -> str:
@@ -53,6 +56,7 @@ class FfmpegProcess:
         self._on_line = on_line
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
+        self._exited = threading.Event()
         self.signals_sent: list[int] = []
 
     @property
@@ -73,7 +77,13 @@ class FfmpegProcess:
             target=self._read_stderr, name=f"ffmpeg-stderr-{self._proc.pid}", daemon=True
         )
         self._reader.start()
+        threading.Thread(target=self._wait_exit, name=f"ffmpeg-wait-{self._proc.pid}", daemon=True).start()
         log.info("room %s: session %s: ffmpeg started (pid %d)", self.room, self.session, self._proc.pid)
+
+    def _wait_exit(self) -> None:
+        assert self._proc is not None
+        self._proc.wait()  # a blocking waitpid: no polling while ffmpeg runs
+        self._exited.set()
 
     def _read_stderr(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
@@ -88,6 +98,8 @@ class FfmpegProcess:
             for raw in lines:
                 if raw:
                     self._handle(raw.decode("utf-8", errors="replace"))
+            if not self._exited.is_set():
+                self._exited.wait(READ_BATCH_SECONDS)
         if buffer:
             self._handle(buffer.decode("utf-8", errors="replace"))
         self._proc.stderr.close()
@@ -104,19 +116,18 @@ class FfmpegProcess:
 
     def poll(self) -> int | None:
         assert self._proc is not None
-        return self._proc.poll()
+        return self._proc.returncode if self._exited.is_set() else None
 
     def wait(self, timeout: float | None) -> int | None:
         """Exit code, or None if still running after `timeout` seconds."""
         assert self._proc is not None
-        try:
-            return self._proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        if not self._exited.wait(timeout):
             return None
+        return self._proc.returncode
 
     def send(self, sig: int) -> None:
         assert self._proc is not None
-        if self._proc.poll() is None:
+        if not self._exited.is_set():
             self.signals_sent.append(sig)
             self._proc.send_signal(sig)
 

@@ -25,7 +25,7 @@ from transcoder.status import StatusCallback, TranscodeStatus
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.1
+POLL_SECONDS = 0.2  # how often a running session checks the stop request (ffmpeg's exit wakes it at once)
 END_REASON = {Outcome.EOS: "eos", Outcome.SIGNAL: "signal", Outcome.CRASH: "crash", Outcome.FATAL: "crash"}
 
 

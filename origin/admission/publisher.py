@@ -145,5 +145,8 @@ class StatusPublisher:
     async def run(self, *, tick_s: float = TICK_S) -> None:
         """Flush every `tick_s` until cancelled (the app lifespan owns the task)."""
         while True:
-            await asyncio.to_thread(self.flush, self.clock())
+            try:
+                await asyncio.to_thread(self.flush, self.clock())
+            except Exception:  # a bug or a failing BroadcastView must not stop status publishing for good
+                logger.exception("status publishing pass failed; retrying in %.1f s", tick_s)
             await asyncio.sleep(tick_s)

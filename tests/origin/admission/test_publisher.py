@@ -158,3 +158,43 @@ def test_filling_up_is_published_within_the_urgent_interval(
     assert pub.flush(clock.now) == []  # 0.1 s after the last write: too soon even for urgent
     assert pub.flush(clock.advance(0.15)) == [ROOM]  # 0.25 s: the room is full, say so now
     assert _status(storage)["realtime"]["open"] is False  # type: ignore[index]
+
+
+class FlakyView:
+    """A BroadcastView that fails once, like ingest state briefly unreadable."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def broadcast(self, room: str) -> BroadcastInfo:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("state unreadable")
+        return BroadcastInfo(state="live")
+
+
+def test_the_publishing_loop_survives_a_failing_pass(backend: SqliteAdmission, tmp_path: Path) -> None:
+    import asyncio
+
+    storage = FilesystemStorage(tmp_path / "storage")
+    pub = StatusPublisher(
+        storage=storage,
+        rooms=SqliteRoomRegistry(backend.db),
+        backend=backend,
+        broadcasts=FlakyView(),
+        public_base_url="https://cdn.example",
+        api_url="https://api.example",
+    )
+    pub.note_change(ROOM, pub.clock())
+
+    async def run_briefly() -> None:
+        task = asyncio.create_task(pub.run(tick_s=0.02))
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            if pub.writes:
+                break
+        task.cancel()
+
+    asyncio.run(run_briefly())
+    assert pub.writes == 1
+    assert _status(storage)["state"] == "live"

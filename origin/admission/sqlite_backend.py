@@ -71,7 +71,9 @@ class SqliteDatabase:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        self._lock_path = self.path.with_name(self.path.name + ".lock")
+        self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._pid = os.getpid()
         # Workers start together: the one-time WAL switch and schema creation run under the writers' lock.
         with self._writer_queue():
             try:
@@ -83,9 +85,22 @@ class SqliteDatabase:
             except sqlite3.Error as exc:
                 raise _storage_error(self.path, "init", exc) from exc
 
+    def _after_fork(self) -> None:
+        """Opened before a fork (e.g. gunicorn --preload): connections and the flock's open file description
+        must not be shared with the parent, or the lock would not exclude it. Reopen both in the child."""
+        if os.getpid() == self._pid:
+            return
+        self._pid = os.getpid()
+        self._local = threading.local()
+        self._all = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # may have been held by another parent thread at fork time
+        self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+
     @contextlib.contextmanager
     def _writer_queue(self) -> Iterator[None]:
         """One writer per process (thread lock), one process at a time (flock, released if the holder dies)."""
+        self._after_fork()
         with self._write_lock:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
@@ -94,6 +109,7 @@ class SqliteDatabase:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def connection(self) -> sqlite3.Connection:
+        self._after_fork()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(

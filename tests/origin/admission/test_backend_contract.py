@@ -6,10 +6,15 @@ Includes a model-based check: random operation sequences against the backend and
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
+import multiprocessing.queues
+import multiprocessing.synchronize
+import os
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -232,3 +237,48 @@ def test_room_registry_round_trip(under_test: BackendUnderTest) -> None:
 
 def test_check_passes_on_a_working_backend(under_test: BackendUnderTest) -> None:
     under_test.backend.check()
+
+
+def _admit_in_forked_child(backend: SqliteAdmission, start: multiprocessing.synchronize.Event, n: int) -> None:
+    start.wait(10)
+    for i in range(n):
+        backend.admit("r", lease=f"fork-{os.getpid()}-{i:08d}", cap=30, now=T0, lease_s=LEASE_S)
+
+
+def test_sqlite_opened_before_fork_still_excludes_writers(tmp_path: Path) -> None:
+    """gunicorn --preload opens the backend in the master, then forks workers that must not share its lock."""
+    backend = SqliteAdmission.open(tmp_path)
+    backend.admit("r", lease=_lease(0), cap=30, now=T0, lease_s=LEASE_S)  # used before the fork
+    ctx = multiprocessing.get_context("fork")
+    start = ctx.Event()
+    children = [ctx.Process(target=_admit_in_forked_child, args=(backend, start, 40)) for _ in range(3)]
+    for child in children:
+        child.start()
+    start.set()
+    for child in children:
+        child.join(60)
+        assert child.exitcode == 0
+    assert backend.seats_taken("r", now=T0) == 30
+    backend.close()
+
+
+def _try_lock_in_child(backend: SqliteAdmission, results: multiprocessing.queues.Queue[str]) -> None:
+    backend.db.connection()  # first use in the child reopens the lock file
+    try:
+        fcntl.flock(backend.db._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        results.put("acquired")
+    except BlockingIOError:
+        results.put("blocked")
+
+
+def test_sqlite_writers_lock_is_reopened_after_fork(tmp_path: Path) -> None:
+    """A child must not share the parent's lock (same open file description = no exclusion)."""
+    backend = SqliteAdmission.open(tmp_path)
+    ctx = multiprocessing.get_context("fork")
+    results: multiprocessing.queues.Queue[str] = ctx.Queue()
+    with backend.db.write():  # the parent is writing when the child tries
+        child = ctx.Process(target=_try_lock_in_child, args=(backend, results))
+        child.start()
+        child.join(30)
+    assert results.get(timeout=5) == "blocked"
+    backend.close()

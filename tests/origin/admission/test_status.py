@@ -41,6 +41,7 @@ def test_document_while_seats_are_open() -> None:
         "hls_url": "https://cdn.example/rooms/launch/master.m3u8",
         "expected_hls_delay_seconds": 8.0,
         "replay_url": None,
+        "download_url": None,
         "listeners": {"realtime": 40, "hls_recent": 1234},
         "updated_at": "2026-09-21T14:13:20.000Z",
     }
@@ -51,9 +52,14 @@ def test_document_when_full_and_when_ended() -> None:
     full = _doc(seats_taken=100)
     assert full["realtime"] == {"open": False, "cap": 100, "seats_taken": 100, "seats_left": 0}
     ended = _doc(
-        broadcast=BroadcastInfo(state="ended", replay_url="https://cdn.example/rooms/launch/replay.m3u8"),
+        broadcast=BroadcastInfo(
+            state="ended",
+            replay_url="https://cdn.example/rooms/launch/replay.m3u8",
+            download_url="https://cdn.example/rooms/launch/replay.m4a",
+        ),
         seats_taken=0,
     )
+    assert ended["download_url"] == "https://cdn.example/rooms/launch/replay.m4a"
     assert ended["realtime"]["open"] is False  # type: ignore[index]
     assert ended["replay_url"] == "https://cdn.example/rooms/launch/replay.m3u8"
     assert ended["expected_hls_delay_seconds"] == 8.0  # default 2 s segments when none declared

@@ -217,16 +217,18 @@ class Publisher:
             return True
 
     def _publish(self, room: str, db: RoomDb, now: float, final: bool, result: PumpResult) -> set[str]:
-        sessions = db.sessions()
-        if not sessions:
-            return set()
-        inits = db.inits()
-        unpublished = db.unpublished()
-        views = [SessionView(id=s.id, ended_at=s.ended_at, anchor_pdt=s.anchor_pdt) for s in sessions]
-        renditions = sorted({r.name for s in sessions for r in s.ladder})
-        segment_s = {s.id: s.segment_seconds for s in sessions}
         changed: set[str] = set()
+        # Read and decide inside one write transaction: an object recorded concurrently either is in this plan
+        # or is recorded after it (and then refused if its session was sealed here), never lost in between.
         with db.transaction():
+            sessions = db.sessions()
+            if not sessions:
+                return set()
+            inits = db.inits()
+            unpublished = db.unpublished()
+            views = [SessionView(id=s.id, ended_at=s.ended_at, anchor_pdt=s.anchor_pdt) for s in sessions]
+            renditions = sorted({r.name for s in sessions for r in s.ladder})
+            segment_s = {s.id: s.segment_seconds for s in sessions}
             for rendition in renditions:
                 pending: dict[str, dict[int, ReceivedSegment]] = {}
                 for o in unpublished:
@@ -258,6 +260,8 @@ class Publisher:
                 )
                 for session_id, anchor in plan.new_anchors.items():
                     db.set_anchor(session_id, anchor)
+                for session_id in plan.sealed:
+                    db.seal(session_id, rendition)
                 views = [
                     SessionView(id=v.id, ended_at=v.ended_at, anchor_pdt=plan.new_anchors.get(v.id, v.anchor_pdt))
                     for v in views

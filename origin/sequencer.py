@@ -64,6 +64,7 @@ class Plan:
     new_anchors: dict[str, float] = field(default_factory=dict)
     skipped: list[tuple[str, int]] = field(default_factory=list)  # (session, missing index)
     waiting: bool = False  # something received is not yet publishable
+    sealed: list[str] = field(default_factory=list)  # sessions this rendition has moved past for good
 
 
 def plan_publications(
@@ -143,6 +144,7 @@ def plan_publications(
         if not settled or plan.waiting:
             # A later session must wait until this one can receive nothing more.
             break
+        plan.sealed.append(session.id)
     return plan
 
 

@@ -64,6 +64,11 @@ CREATE TABLE IF NOT EXISTS objects (
     PRIMARY KEY (session, rendition, idx)
 );
 CREATE INDEX IF NOT EXISTS objects_pending ON objects (uploaded, received_at);
+CREATE TABLE IF NOT EXISTS sealed (
+    session TEXT NOT NULL,
+    rendition TEXT NOT NULL,
+    PRIMARY KEY (session, rendition)
+);
 CREATE TABLE IF NOT EXISTS published (
     rendition TEXT NOT NULL,
     msn INTEGER NOT NULL,
@@ -329,7 +334,9 @@ class RoomDb:
                 raise LookupError(f"unknown session {session_id!r}: call start first")
             if sess.rendition(rendition) is None:
                 raise LookupError(f"rendition {rendition!r} was not declared by session {session_id!r}")
-            if sess.ended_at is not None and now - sess.ended_at > accept_after_end_s:
+            if (sess.ended_at is not None and now - sess.ended_at > accept_after_end_s) or self.is_sealed(
+                session_id, rendition
+            ):
                 raise StateError(f"session {session_id!r} has ended", room=self.room)
             prior = c.execute(
                 "SELECT size, uploaded FROM objects WHERE session = ? AND rendition = ? AND idx = ?",
@@ -350,6 +357,18 @@ class RoomDb:
             )
             c.execute("UPDATE sessions SET last_activity_at = ? WHERE id = ?", (now, session_id))
             return True
+
+    def seal(self, session_id: str, rendition: str) -> None:
+        """The publisher moved past this session for this rendition: nothing more of it can be published."""
+        self.conn.execute("INSERT OR IGNORE INTO sealed (session, rendition) VALUES (?, ?)", (session_id, rendition))
+
+    def is_sealed(self, session_id: str, rendition: str) -> bool:
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM sealed WHERE session = ? AND rendition = ?", (session_id, rendition)
+            ).fetchone()
+            is not None
+        )
 
     def pending_uploads(self) -> list[ObjectRow]:
         return self._objects("uploaded = 0 ORDER BY idx, received_at")

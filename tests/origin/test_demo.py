@@ -20,7 +20,8 @@ def test_demo_runs_the_pipeline_and_prints_playable_urls(tmp_path: Path) -> None
         check=False,
     )  # fmt: skip
     out = proc.stdout
-    assert proc.returncode == 0, out + proc.stderr + (tmp_path / "logs/origin.log").read_text()[-3000:]
+    logs = "".join((tmp_path / "logs" / n).read_text()[-3000:] for n in ("origin.log", "transcoder.log"))
+    assert proc.returncode == 0, out + proc.stderr + logs
     live = re.search(r"LIVE\s+listener URL \(HLS\): (\S+)", out)
     replay = re.search(r"REPLAY (\S+)", out)
     assert live and replay, out

@@ -91,3 +91,13 @@ def test_pdt_never_goes_back_across_sessions() -> None:
     cursor = Cursor(session="s1", idx=40, media_sequence=40, end_pdt=200.0)
     p = plan([s1, s2], {"s2": {0: seg(0, at=99)}}, cursor=cursor, now=100.0)
     assert p.publications[0].pdt == 200.0
+
+
+def test_a_settled_session_is_sealed_once_passed_and_an_open_one_is_not() -> None:
+    s1 = SessionView(id="s1", ended_at=90.0, anchor_pdt=0.0)
+    s2 = SessionView(id="s2", ended_at=None, anchor_pdt=None)
+    cursor = Cursor(session="s1", idx=4, media_sequence=7, end_pdt=10.0)
+    p = plan([s1, s2], {"s2": {0: seg(0, at=99)}}, cursor=cursor)
+    assert p.sealed == ["s1"]
+    waiting = plan([s1, s2], {"s1": {5: seg(5, at=89, uploaded=False)}, "s2": {0: seg(0, at=99)}}, cursor=cursor)
+    assert waiting.sealed == [] and waiting.waiting  # s1 still owes an upload: never sealed past it

@@ -29,7 +29,6 @@ class BroadcastInfo:
     state: BroadcastState = "idle"  # idle: configured, not on air yet; live: a session is on air; ended: final
     replay_url: str | None = None  # the replay (DVR/VOD) master playlist URL once there is one
     segment_s: float | None = None  # segment length the current/last ingest session declared
-    download_url: str | None = None  # the whole-broadcast .m4a once it exists (origin/replay_download.py)
     download_url: str | None = None  # player: the whole-broadcast .m4a, once it exists (origin/replay_download.py)
 
 
@@ -100,7 +99,7 @@ def status_document(
         "download_url": broadcast.download_url,
         "listeners": {"realtime": seats_taken, "hls_recent": hls_recent},
         "updated_at": _iso(now),
-    } | ({"download_url": broadcast.download_url} if broadcast.download_url else {})  # player: only once it exists
+    }
 
 
 def fingerprint(doc: dict[str, object]) -> str:

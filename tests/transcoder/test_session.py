@@ -35,3 +35,26 @@ def test_status_line() -> None:
         "room demo running  session s-1234567 segments 42 bitrate 240 kb/s restarts 1 media 00:01:24 "
         "speed 1.00x up 01:02:05"
     )
+
+
+def test_status_printer_rewrites_one_line_on_a_tty_and_logs_otherwise(caplog: pytest.LogCaptureFixture) -> None:
+    import io
+    import logging
+
+    from transcoder.status import StatusPrinter
+
+    tty = io.StringIO()
+    printer = StatusPrinter(tty, tty=True)
+    printer(TranscodeStatus(room="demo", state="running", segments_pushed=3, uptime_seconds=1))
+    printer(TranscodeStatus(room="demo", state="finished", segments_pushed=9, uptime_seconds=2))
+    text = tty.getvalue()
+    assert text.startswith("\rroom demo running") and "\rroom demo finished" in text and text.endswith("\n")
+    assert text.count("\n") == 1
+
+    log = io.StringIO()
+    printer = StatusPrinter(log, tty=False, log_interval_seconds=10)
+    with caplog.at_level(logging.INFO, logger="transcoder.status"):
+        for t in (0, 4, 9, 10, 12, 21):
+            printer(TranscodeStatus(room="demo", state="running", uptime_seconds=t))
+    assert log.getvalue() == ""
+    assert [r.getMessage().split(" up ")[1] for r in caplog.records] == ["00:00:00", "00:00:10", "00:00:21"]

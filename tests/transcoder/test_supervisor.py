@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,13 @@ from tests.transcoder.contract import assert_session_contract
 from tests.transcoder.fakes import CRASH, STUBBORN, fake_ffmpeg
 from tests.transcoder.receiver import Receiver
 from transcoder.errors import CrashLoopError, IngestRejectedError
+from transcoder.ingest import IngestClient
 from transcoder.policy import RestartPolicy
 from transcoder.runner import run_transcoder
 from transcoder.settings import TranscodeSettings
 from transcoder.source import UrlSource
 from transcoder.status import TranscodeStatus
+from transcoder.supervisor import Supervisor
 
 LIVE = UrlSource(url="anoisesrc=r=48000:a=0.1:c=pink", format="lavfi", realtime=True)  # endless, real time
 NAMES = ["a48", "a64", "a128"]
@@ -141,3 +144,40 @@ def test_origin_refusing_connections_is_retried_then_given_up(tmp_path: Path) ->
     assert "unreachable" in info.value.message and "cannot reach the origin" in info.value.message
     assert 0.5 <= time.monotonic() - started < 10
     assert info.value.failures >= 3  # retried with backoff before giving up
+
+
+class FakeClock:
+    """Injected time: sleeping advances it at once and is recorded; the wall clock is fixed."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> datetime:
+        return datetime(2026, 11, 26, 9, 3, 1, tzinfo=UTC)
+
+    def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        return stop is not None and stop.is_set()
+
+
+def test_backoff_and_settle_delays_come_from_the_injected_clock(receiver: Receiver, tmp_path: Path) -> None:
+    ffmpeg = fake_ffmpeg(tmp_path, CRASH)
+    clock = FakeClock()
+    policy = RestartPolicy(base_delay_seconds=7.0, max_delay_seconds=20.0, crash_limit=4, crash_window_seconds=3600)
+    settings = _settings(receiver, ffmpeg_bin=str(ffmpeg), policy=policy, end_settle_seconds=0.25)
+    with IngestClient(origin_url=receiver.url, room="r1", token="tok") as ingest:
+        supervisor = Supervisor(settings, ingest=ingest, clock=clock)
+        started = time.monotonic()
+        with pytest.raises(CrashLoopError):
+            supervisor.run()
+    assert time.monotonic() - started < 10  # 7 + 14 + 20 s of backoff were never really slept
+    # per crash: settle before the end call; between crashes: 7, 14, then capped at 20 s of backoff
+    assert clock.sleeps == [0.25, 7.0, 0.25, 14.0, 0.25, 20.0, 0.25]
+    assert supervisor.restarts == 3
+    assert all(s.startswith("20261126t090301z-") for s in supervisor.sessions)
+    assert len(set(supervisor.sessions)) == 4

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Error, Page, Response, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,11 +32,17 @@ class Console:
     """Every console message and uncaught page error of a page (and its frames)."""
 
     messages: list[tuple[str, str]] = field(default_factory=list)
+    failed_responses: list[str] = field(default_factory=list)  # "status url", to explain a console error
 
     def attach(self, page: Page) -> Page:
         page.on("console", self._on_console)
         page.on("pageerror", self._on_error)
+        page.on("response", self._on_response)
         return page
+
+    def _on_response(self, response: Response) -> None:
+        if response.status >= 400:
+            self.failed_responses.append(f"{response.status} {response.url}")
 
     def _on_console(self, msg: ConsoleMessage) -> None:
         self.messages.append((msg.type, msg.text))
@@ -62,7 +68,8 @@ def wait_js(page: Page, expression: str, *, timeout_s: float) -> None:
 def parent_site(embed_url: str) -> Iterator[str]:
     """A news-site page on its own 127.0.0.1 port that frames `embed_url`. Yields the site's URL."""
     body = (
-        "<!doctype html><html><head><title>News site</title></head><body><h1>Story</h1>"
+        "<!doctype html><html><head><title>News site</title><link rel=\"icon\" href=\"data:,\"></head>"
+        "<body><h1>Story</h1>"
         f'<iframe id="player" src="{embed_url}" width="480" height="200" title="Live audio"></iframe>'
         "</body></html>"
     ).encode()

@@ -63,14 +63,16 @@ def origin_server(
     workers: int = 2,
     env: Mapping[str, str] | None = None,
     state_dir: Path | None = None,
+    storage_root: Path | None = None,
+    port: int | None = None,
     startup_timeout_s: float = 30.0,
 ) -> Iterator[OriginServer]:
     """Start `spillway origin`'s gunicorn command with SPILLWAY_* settings; stop it (and its workers) after."""
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spillway-origin-")))
         state = state_dir or tmp / "state"
-        storage_root = tmp / "storage"
-        port = free_port()
+        storage_root = storage_root or tmp / "storage"
+        port = port or free_port()
         base_url = f"http://127.0.0.1:{port}"
         full_env = {
             **os.environ,

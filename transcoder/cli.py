@@ -149,6 +149,7 @@ def _configure_logging(verbose: int, tty: bool) -> None:
         return
     level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 or not tty else logging.WARNING
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)  # ingest logs its calls
 
 
 def run(args: argparse.Namespace) -> int:

@@ -62,6 +62,7 @@ class Supervisor:
         self._started_at = 0.0
         self._last_status_at = float("-inf")
         self._last_bitrate = 0.0
+        self._last_media = 0.0
         self._proc: FfmpegProcess | None = None
 
     @property
@@ -92,7 +93,11 @@ class Supervisor:
                 if self.stop.is_set():  # asked to stop while the start call was in flight
                     self._end(session, "signal")
                     break
-                run = self._run_session(session)
+                try:
+                    run = self._run_session(session)
+                except BaseException:
+                    self._end(session, "crash")  # e.g. ffmpeg vanished since startup: never leave a session open
+                    raise
                 last_tail, last_code = run.stderr_tail, run.exit_code
                 self._end(session, END_REASON[run.outcome])
                 attempt = Attempt(
@@ -158,6 +163,7 @@ class Supervisor:
         with proc.lock:
             segments = proc.tracker.segments_pushed
             self._last_bitrate = proc.tracker.bitrate_bps()
+            self._last_media = proc.tracker.media_seconds
             config_error = any(is_config_error(line) for line in proc.tail.important)
         self.segments_pushed += segments
         tail = proc.stderr_tail()
@@ -193,7 +199,7 @@ class Supervisor:
             return
         self._last_status_at = now
         proc = self._proc
-        session_segments, bitrate, media, speed = 0, self._last_bitrate, 0.0, None
+        session_segments, bitrate, media, speed = 0, self._last_bitrate, self._last_media, None
         if proc is not None:
             with proc.lock:
                 session_segments = proc.tracker.segments_pushed

@@ -181,3 +181,19 @@ def test_backoff_and_settle_delays_come_from_the_injected_clock(receiver: Receiv
     assert supervisor.restarts == 3
     assert all(s.startswith("20261126t090301z-") for s in supervisor.sessions)
     assert len(set(supervisor.sessions)) == 4
+
+
+def test_a_session_is_ended_even_when_ffmpeg_cannot_be_spawned(receiver: Receiver, tmp_path: Path) -> None:
+    from transcoder.errors import FfmpegNotFoundError
+
+    ffmpeg = fake_ffmpeg(tmp_path, CRASH)
+    settings = _settings(receiver, ffmpeg_bin=str(ffmpeg))
+    ffmpeg.chmod(0o644)  # found at startup by the runner's check, not executable when the supervisor spawns it
+    with (
+        IngestClient(origin_url=receiver.url, room="r1", token="tok") as ingest,
+        pytest.raises(FfmpegNotFoundError),
+    ):
+        Supervisor(settings, ingest=ingest).run()
+    (session,) = receiver.sessions()
+    end = receiver.call(session, "end")
+    assert end is not None and end.body == {"reason": "crash"}

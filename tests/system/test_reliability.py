@@ -31,6 +31,10 @@ def _live_segments(origin: OriginServer, room: str) -> list[str]:
     return [line for line in text.splitlines() if line.endswith(".m4s")]
 
 
+def _replay_uris(url: str) -> list[str]:
+    return [s.uri for s in m3u8.loads(httpx.get(url).text).segments]
+
+
 def _finish(origin: OriginServer, room: str) -> m3u8.M3U8:
     assert origin.end_broadcast(room).status_code == 200
     url = f"{origin.base_url}/rooms/{room}/replay/a64.m3u8"
@@ -79,11 +83,13 @@ def test_three_transcoder_crashes_give_three_discontinuities_and_no_regressions(
         with PlaylistWatcher(urls=lambda: _urls(origin.base_url, room)) as watcher:
             with transcoder(origin=origin.base_url, room=room, token=TOKEN) as proc:
                 wait_for(lambda: len(_live_segments(origin, room)) >= 2, timeout_s=30, what="segments")
+                replay_url = f"{origin.base_url}/rooms/{room}/replay/a64.m3u8"
                 for _ in range(3):
-                    before = len(httpx.get(f"{origin.base_url}/rooms/{room}/replay/a64.m3u8").text)
-                    os.kill(proc.ffmpeg_pid(), signal.SIGKILL)
-                    time.sleep(1.0)
-                    wait_for(lambda b=before: len(httpx.get(f"{origin.base_url}/rooms/{room}/replay/a64.m3u8").text) > b + 200,
+                    sessions_before = len({u.split("/")[2] for u in _replay_uris(replay_url)})
+                    killed = proc.ffmpeg_pid()
+                    os.kill(killed, signal.SIGKILL)
+                    # The supervisor restarts ffmpeg as a new session whose segments reach the replay.
+                    wait_for(lambda n=sessions_before: len({u.split("/")[2] for u in _replay_uris(replay_url)}) > n,  # type: ignore[misc]
                              timeout_s=20, what="the restarted session's segments")  # fmt: skip
                     time.sleep(2.5)
                 assert proc.stop() == 0, proc.log()

@@ -1,19 +1,24 @@
 """Running one ffmpeg child: spawn, read its stderr into a PushTracker, stop it gracefully (I/O edge).
 
 Stopping: SIGINT first (ffmpeg finishes the segment in progress, PUTs it and the ENDLIST playlist, then
-exits), SIGTERM after `timeout`, SIGKILL after another `timeout`. The child stays in the supervisor's
-process group on purpose: a signal to the group (terminal Ctrl-C, `killpg(…, SIGKILL)` from a parent) reaches
-ffmpeg too, so it is never orphaned; ffmpeg shrugs off the duplicate SIGINT (it hard-exits only after >3).
+exits), SIGTERM after `timeout`, SIGKILL after another `timeout`.
+
+ffmpeg gets exactly one SIGINT, from us: a second signal makes ffmpeg's interrupt callback abort every I/O,
+including the final segment's PUT. So the child runs in its own process group (a terminal's Ctrl-C or a
+parent's `killpg` reaches only the supervisor, which forwards it once), and on Linux it asks the kernel for
+SIGTERM when the supervisor thread that started it dies (PR_SET_PDEATHSIG), so it is never orphaned.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
 
@@ -27,6 +32,36 @@ READ_CHUNK_BYTES = 65536
 # ffmpeg writes a log line in several small writes; reading at most this often batches them (the pipe
 # buffer holds 64 KiB, ~25 s of verbose output), which keeps the supervisor's CPU per room small.
 READ_BATCH_SECONDS = 0.1
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_PRCTL = _load_prctl()
+
+
+def _child_setup(parent_pid: int) -> Callable[[], None] | None:
+    """preexec_fn: SIGTERM ffmpeg when the thread that spawned it dies (resolved before fork; no locks)."""
+    prctl = _PRCTL
+    if prctl is None:
+        return None
+
+    def setup() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return setup
 
 
 def resolve_ffmpeg(binary: str, *, room: str | None = None) -> str:
@@ -70,6 +105,8 @@ class FfmpegProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
+                process_group=0,
+                preexec_fn=_child_setup(os.getpid()),  # one prctl call in the child, see _child_setup
             )
         except (FileNotFoundError, PermissionError) as exc:
             raise FfmpegNotFoundError(self.argv[0], room=self.room) from exc

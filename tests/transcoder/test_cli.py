@@ -148,3 +148,42 @@ def test_crash_loop_exits_non_zero_with_the_stderr_tail(receiver: Receiver, tmp_
     assert "Traceback" not in err
     assert "crash loop: ffmpeg crashed 4 times" in err and "out of cheese" in err
     assert len(receiver.sessions()) == 4
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_group_signal_reaches_ffmpeg_once_and_a_killed_supervisor_leaves_no_ffmpeg(receiver: Receiver) -> None:
+    argv = transcode(
+        "--input", "anoisesrc=r=48000:a=0.1:c=pink", "--input-format", "lavfi", "--realtime",
+        "--room", "r1", "--origin", receiver.url, "--token", "tok", "--segment-seconds", "1",
+    )  # fmt: skip
+    # 1. SIGINT to the whole process group (what a terminal's Ctrl-C and `spillway demo` do): ffmpeg is in its
+    #    own group, gets one SIGINT (forwarded), and the tail arrives.
+    proc = spawn(argv, start_new_session=True)
+    receiver.wait_for(lambda: _segments_everywhere(receiver, 1), 20, "segments")
+    os.killpg(proc.pid, signal.SIGINT)
+    code, err = finish(proc)
+    assert code == 0, err[-3000:]
+    (session,) = receiver.sessions()
+    for name in NAMES:
+        assert "#EXT-X-ENDLIST" in final_playlist(receiver, session, name)
+    # 2. SIGKILL of the supervisor alone: the kernel SIGTERMs its ffmpeg (PR_SET_PDEATHSIG); no orphan.
+    proc = spawn(argv)
+    receiver.wait_for(lambda: len(receiver.sessions()) == 2, 20, "the second run")
+    ffmpeg: list[int] = []
+    receiver.wait_for(lambda: bool(ffmpeg.extend(_children(proc.pid)) or ffmpeg), 10, "the ffmpeg child")
+    proc.kill()
+    finish(proc)
+    receiver.wait_for(lambda: not any(_alive(pid) for pid in ffmpeg), 10, "ffmpeg to exit after its parent died")

@@ -182,8 +182,8 @@ def test_group_signal_reaches_ffmpeg_once_and_a_killed_supervisor_leaves_no_ffmp
     # 2. SIGKILL of the supervisor alone: the kernel SIGTERMs its ffmpeg (PR_SET_PDEATHSIG); no orphan.
     proc = spawn(argv)
     receiver.wait_for(lambda: len(receiver.sessions()) == 2, 20, "the second run")
-    ffmpeg: list[int] = []
-    receiver.wait_for(lambda: bool(ffmpeg.extend(_children(proc.pid)) or ffmpeg), 10, "the ffmpeg child")
+    receiver.wait_for(lambda: bool(_children(proc.pid)), 10, "the ffmpeg child")
+    ffmpeg = _children(proc.pid)
     proc.kill()
     finish(proc)
     receiver.wait_for(lambda: not any(_alive(pid) for pid in ffmpeg), 10, "ffmpeg to exit after its parent died")

@@ -25,6 +25,7 @@ from origin.ingest_api import IngestDeps
 from origin.ingest_api import build_router as build_ingest_router
 from origin.player import PlayerDeps  # player: embed page, oEmbed, static files
 from origin.player import build_router as build_player_router  # player
+from origin.player.broadcast import ListenerBroadcastView  # player
 from origin.publisher import Publisher, PublishPolicy, PumpResult
 from origin.pump_scheduler import PumpScheduler
 from origin.replay_download import ReplayDownloads  # player: the replay .m4a
@@ -77,12 +78,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.fill_gaps
         else None,
     )
-    # player: status.json links the replay .m4a once one worker has built it (off the event loop).
+    # player: status.json says live once the stream is playable, and links the replay .m4a once one worker
+    # has built it (off the event loop).
     downloads = ReplayDownloads(storage=storage, state_dir=settings.state_dir)
-    broadcasts = StateBroadcastView(store, public_base_url=settings.public_base_url)
-    admission = build_admission(
-        settings, storage, downloads.broadcast_view(broadcasts, public_base_url=settings.public_base_url)
+    broadcasts = ListenerBroadcastView(
+        StateBroadcastView(store, public_base_url=settings.public_base_url),
+        store=store,
+        downloads=downloads,
+        public_base_url=settings.public_base_url,
     )
+    admission = build_admission(settings, storage, broadcasts)
     downloads.on_done = lambda room: admission.publisher.note_change(room, wall_clock())
     rooms: RoomRegistry = admission.rooms
 

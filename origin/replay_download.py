@@ -17,7 +17,6 @@ Pure parts: `best_rendition`, `plan_download`, `concat_script`, `remux_argv`. I/
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import json
 import logging
@@ -36,7 +35,6 @@ import ffmpeg
 import m3u8
 
 from origin import ids, keys
-from origin.admission.status import BroadcastInfo, BroadcastView
 from origin.cache_policy import ObjectKind, headers_for
 from origin.clock import wall_clock
 from origin.errors import OriginError
@@ -290,22 +288,5 @@ class ReplayDownloads:
         if len(seen) > 1:
             raise ReplayDownloadError(f"sessions differ in codec parameters: {sorted(seen)}", room=room)
 
-    def broadcast_view(self, inner: BroadcastView, *, public_base_url: str) -> BroadcastView:
-        """`inner`, plus the download URL once the download exists (so status.json links it only then)."""
-        return _WithDownload(inner=inner, downloads=self, public_base_url=public_base_url)
-
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-@dataclass(frozen=True, kw_only=True)
-class _WithDownload:
-    inner: BroadcastView
-    downloads: ReplayDownloads
-    public_base_url: str
-
-    def broadcast(self, room: str) -> BroadcastInfo:
-        info = self.inner.broadcast(room)
-        if info.state == "ended" and self.downloads.ready(room):
-            return dataclasses.replace(info, download_url=download_url(self.public_base_url, room))
-        return info

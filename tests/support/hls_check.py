@@ -113,6 +113,7 @@ class LiveListener:
         self.keep_pcm = keep_pcm
         self.pcm = bytearray()
         self.pcm_bytes = 0
+        self.read_times: list[float] = []  # when decoded audio arrived (stall analysis)
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-i", url, "-map", "0:a:0",
@@ -127,6 +128,7 @@ class LiveListener:
         assert self.proc.stdout is not None
         while chunk := self.proc.stdout.read(65536):
             self.pcm_bytes += len(chunk)
+            self.read_times.append(time.monotonic())
             if self.keep_pcm:
                 self.pcm += chunk
 

@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         region=settings.s3_region,
         endpoint_url=settings.s3_endpoint_url,
         acl=settings.s3_acl,
+        timeout_s=settings.s3_timeout_seconds,
         on_error=lambda backend, kind: m.storage_error(backend, kind),
     )
     store = StateStore(settings.state_dir)

@@ -22,6 +22,7 @@ def build_storage(
     region: str | None = None,
     endpoint_url: str | None = None,
     acl: str | None = None,
+    timeout_s: float = 2.0,
     on_error: ErrorCallback | None = None,
 ) -> Storage:
     """Return a ready-to-use backend. The filesystem root is created if missing.
@@ -42,6 +43,10 @@ def build_storage(
             region=region or None,
             endpoint_url=endpoint_url or None,
             acl=acl or None,
+            # A live segment is tens of kB: a write that has not answered in a couple of seconds is retried
+            # rather than waited for, so one hung connection cannot hold the room's playlists for long.
+            connect_timeout_s=min(1.0, timeout_s),
+            read_timeout_s=timeout_s,
             on_error=on_error,
         )
     raise ValidationError(f"unknown storage backend {backend!r}")

@@ -13,6 +13,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,11 +33,12 @@ from origin.playlist import (
     target_duration_s,
 )
 from origin.sequencer import Cursor, ReceivedSegment, SessionView, fillers_needed, plan_publications
-from origin.state import INIT_INDEX, PublishedRow, RoomDb, SessionRow, StateStore
+from origin.state import INIT_INDEX, ObjectRow, PublishedRow, RoomDb, SessionRow, StateStore
 from origin.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
+STORAGE_CONCURRENCY = 16
 # Past this many objects waiting for storage, every pass logs an error (the metric shows it too).
 BACKLOG_WARN_OBJECTS = 30
 # A session's PUTs may still be in flight when its end call (or its successor's start) arrives.
@@ -84,6 +86,9 @@ class Publisher:
         self.metrics = metrics
         self.clock = clock
         self.filler = filler  # None: no filler, listeners' players stall while the source is gone
+        # Storage writes of one pass run concurrently (segments, then media playlists, then masters), so a
+        # slow or hung write delays a pass by one timeout rather than by the sum of them.
+        self._io = ThreadPoolExecutor(max_workers=STORAGE_CONCURRENCY, thread_name_prefix="storage")
 
     # -- ingest side -------------------------------------------------------------------------------
     def spool(self, room: str, session: str, rendition: str, name: str, body: bytes) -> Path:
@@ -155,31 +160,41 @@ class Publisher:
         return result
 
     def _upload_pending(self, room: str, db: RoomDb, result: PumpResult) -> None:
-        for obj in db.pending_uploads():
-            if obj.idx == INIT_INDEX:
-                key = keys.init_segment(room, obj.session, obj.rendition)
-                kind = ObjectKind.INIT
-            else:
-                key = keys.media_segment(room, obj.session, obj.rendition, obj.idx)
-                kind = ObjectKind.SEGMENT
+        """Upload every pending object concurrently; each success is recorded, each failure stays pending."""
+        pending = db.pending_uploads()
+        if not pending:
+            return
+        futures = {self._io.submit(self._upload_one, room, obj): obj for obj in pending}
+        for future in futures:
+            obj = futures[future]
             try:
-                data = Path(obj.spool).read_bytes()
-            except FileNotFoundError:
-                data = b""  # uploaded by a pass that died before recording it: check storage below
-            try:
-                if data:
-                    self.storage.put(key, data, headers_for(kind))
-                elif not self.storage.exists(key):
-                    log.error("room=%s spool file %s lost and %s not in storage", room, obj.spool, key)
-                    continue
+                uploaded = future.result()
             except StorageError as exc:
                 result.storage_error = str(exc)
                 self.metrics.storage_error(self.storage.name, "put")
-                log.warning("room=%s upload of %s failed, will retry: %s", room, key, exc)
-                return
-            db.mark_uploaded(obj)
-            Path(obj.spool).unlink(missing_ok=True)
-            result.uploaded += 1
+                log.warning("room=%s upload of %s/%s/%d failed, will retry: %s", room, obj.session, obj.rendition,
+                            obj.idx, exc)  # fmt: skip
+                continue
+            if uploaded:
+                db.mark_uploaded(obj)
+                Path(obj.spool).unlink(missing_ok=True)
+                result.uploaded += 1
+
+    def _upload_one(self, room: str, obj: ObjectRow) -> bool:
+        if obj.idx == INIT_INDEX:
+            key, kind = keys.init_segment(room, obj.session, obj.rendition), ObjectKind.INIT
+        else:
+            key, kind = keys.media_segment(room, obj.session, obj.rendition, obj.idx), ObjectKind.SEGMENT
+        try:
+            data = Path(obj.spool).read_bytes()
+        except FileNotFoundError:
+            # Uploaded by a pass that died before recording it: the object is in storage already, or lost.
+            if self.storage.exists(key):
+                return True
+            log.error("room=%s spool file %s lost and %s not in storage", room, obj.spool, key)
+            return False
+        self.storage.put(key, data, headers_for(kind))
+        return True
 
     def _expire(self, room: str, db: RoomDb, now: float) -> bool:
         state, _, _ = db.broadcast()
@@ -376,6 +391,7 @@ class Publisher:
         sessions = db.sessions()
         nominal_s = max((s.segment_seconds for s in sessions), default=2.0)
         all_renditions = db.published_renditions()
+        writes: list[tuple[str, str, ObjectKind]] = []
         for rendition in all_renditions if final else sorted(changed):
             longest, _, _ = db.rendition_stats(rendition)
             target = target_duration_s(longest, nominal_s)
@@ -398,20 +414,25 @@ class Publisher:
                 ended=final,
             )
             # Invariant: every object named above was uploaded before it was published.
-            # Playlists are derived from the durable room state: atomic but not fsynced until the final version.
-            self.storage.put(
-                keys.live_playlist(room, rendition),
-                live_text.encode(),
-                headers_for(ObjectKind.LIVE_PLAYLIST),
-                durable=final,
-            )
-            self.storage.put(
-                keys.replay_playlist(room, rendition),
-                replay_text.encode(),
-                headers_for(ObjectKind.REPLAY_PLAYLIST if final else ObjectKind.EVENT_PLAYLIST),
-                durable=final,
-            )
+            writes.append((keys.live_playlist(room, rendition), live_text, ObjectKind.LIVE_PLAYLIST))
+            kind = ObjectKind.REPLAY_PLAYLIST if final else ObjectKind.EVENT_PLAYLIST
+            writes.append((keys.replay_playlist(room, rendition), replay_text, kind))
+        self._put_all(writes, durable=final)
         self._write_masters(room, db, sessions, all_renditions, final=final)
+
+    def _put_all(self, writes: list[tuple[str, str, ObjectKind]], *, durable: bool) -> None:
+        """Write playlists concurrently; raise the first failure once all have finished (a retry rewrites all).
+
+        Playlists are derived from the durable room state: atomic, but not fsynced until the final version.
+        """
+        futures = [
+            self._io.submit(self.storage.put, key, text.encode(), headers_for(kind), durable=durable)
+            for key, text, kind in writes
+        ]
+        errors = [f.exception() for f in futures]
+        for error in errors:
+            if error is not None:
+                raise error
 
     def _write_masters(
         self, room: str, db: RoomDb, sessions: list[SessionRow], renditions: list[str], *, final: bool
@@ -444,11 +465,16 @@ class Publisher:
             )
         master = render_master_playlist(entries_live)
         replay_master = render_master_playlist(entries_replay)
-        self.storage.put(keys.master_playlist(room), master.encode(), headers_for(ObjectKind.MASTER_PLAYLIST))
-        self.storage.put(
-            keys.replay_master(room),
-            replay_master.encode(),
-            headers_for(ObjectKind.REPLAY_PLAYLIST if final else ObjectKind.MASTER_PLAYLIST),
+        self._put_all(
+            [
+                (keys.master_playlist(room), master, ObjectKind.MASTER_PLAYLIST),
+                (
+                    keys.replay_master(room),
+                    replay_master,
+                    ObjectKind.REPLAY_PLAYLIST if final else ObjectKind.MASTER_PLAYLIST,
+                ),
+            ],
+            durable=True,
         )
         with db.transaction():
             db.set_master_texts(master, replay_master)

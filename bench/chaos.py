@@ -52,6 +52,7 @@ class EdgeTracker:
 
     url: str
     longest_still_s: float = 0.0
+    longest_still_at: float = 0.0  # monotonic time the longest still interval began
     last_uri: str = ""
     last_change: float = field(default_factory=time.monotonic)
     real_after: dict[float, float] = field(default_factory=dict)  # fault time -> first real segment seen after
@@ -70,7 +71,8 @@ class EdgeTracker:
                             for t in list(self.real_after):
                                 if self.real_after[t] < 0:
                                     self.real_after[t] = now - t
-                    self.longest_still_s = max(self.longest_still_s, now - self.last_change)
+                    if now - self.last_change > self.longest_still_s:
+                        self.longest_still_s, self.longest_still_at = now - self.last_change, self.last_change
                 self.stop.wait(0.1)
 
 
@@ -176,6 +178,7 @@ def main() -> int:
         "dangling_references": len(watcher.violations),
         "sequence_regressions": len(watcher.sequence_regressions),
         "longest_live_edge_still_s": round(edge.longest_still_s, 2),
+        "longest_live_edge_still_began_at_s": round(edge.longest_still_at - started, 1),
         "longest_listener_stall_s": round(max(listener_stall_s(x, live_until) for x in listeners), 2),
         "listener_decoded_s": [round(x.decoded_s, 1) for x in listeners],
         "storage_writes_faulted": proxy.faulted().get("PUT", 0),

@@ -21,7 +21,7 @@ from origin.admission.broadcast_view import StateBroadcastView
 from origin.clock import wall_clock
 from origin.errors import AuthError, NotFoundError, OriginError, StorageError
 from origin.filler import FillerBank
-from origin.ingest_api import IngestDeps
+from origin.ingest_api import IngestDeps, RoomCache
 from origin.ingest_api import build_router as build_ingest_router
 from origin.player import PlayerDeps  # player: embed page, oEmbed, static files
 from origin.player import build_router as build_player_router  # player
@@ -158,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_init_bytes=settings.max_init_bytes,
                 max_retry_backlog=settings.max_retry_backlog,
                 schedule_pump=scheduler.request,
+                room_cache=RoomCache(rooms, wall_clock),
             )
         )
     )

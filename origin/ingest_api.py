@@ -20,12 +20,13 @@ from origin import fmp4, ids
 from origin.errors import AuthError, NotFoundError, StateError, UnavailableError, ValidationError
 from origin.metrics import Metrics
 from origin.publisher import ACCEPT_AFTER_END_S, Publisher
-from origin.rooms import RoomRegistry
+from origin.rooms import Room, RoomRegistry
 from origin.state import INIT_INDEX, RenditionSpec, StateStore
 
 log = logging.getLogger(__name__)
 
 MAX_PLAYLIST_BYTES = 256 * 1024
+ROOM_CACHE_TTL_S = 2.0
 
 
 class RenditionBody(BaseModel):
@@ -62,12 +63,35 @@ class IngestDeps:
     max_init_bytes: int
     max_retry_backlog: int
     schedule_pump: Callable[[str], None]  # ask this worker to pump the room soon (coalesced)
+    room_cache: RoomCache
+
+
+class RoomCache:
+    """Room lookups for ingest auth, cached briefly: every PUT would otherwise query the registry (SQLite or
+    Redis) from the event loop. A changed ingest token takes effect within `ttl_s`."""
+
+    def __init__(self, rooms: RoomRegistry, clock: Callable[[], float], ttl_s: float = ROOM_CACHE_TTL_S) -> None:
+        self.rooms = rooms
+        self.clock = clock
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[float, Room | None]] = {}
+
+    def get(self, room: str) -> Room | None:
+        now = self.clock()
+        hit = self._entries.get(room)
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        value = self.rooms.get(room)
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[room] = (now, value)
+        return value
 
 
 def _authenticate(deps: IngestDeps, room: str, authorization: str | None) -> None:
     if not authorization or not authorization.startswith("Bearer "):
         raise AuthError("missing ingest credentials: send Authorization: Bearer <room ingest token>", room=room)
-    config = deps.rooms.get(room)
+    config = deps.room_cache.get(room)
     given = authorization.removeprefix("Bearer ").strip().encode()
     expected = config.ingest_token.encode() if config else b"\x00unknown-room"
     # Same response for an unknown room and a wrong token: ingest does not reveal which rooms exist.

@@ -243,11 +243,32 @@
     }
   }
 
+  var pollTimer = null;
+  var polling = false;
+
+  function nextPollMs() {
+    var intervals = cfg.statusPollSeconds;
+    var base = intervals[player.mode] || intervals.waiting;
+    return base * 1000 * (0.8 + 0.4 * Math.random()); // jitter: a crowd's polls do not line up
+  }
+
   function poll() {
+    pollTimer = null;
+    polling = true;
     window.fetch(cfg.statusUrl, { cache: "no-cache", credentials: "omit" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(onStatus, function () { /* offline for a moment: the next poll retries */ })
-      .then(function () { window.setTimeout(poll, cfg.statusPollSeconds * 1000); });
+      .then(function () {
+        polling = false;
+        var done = player.mode === "replay" && !download.hidden; // nothing left to learn
+        if (!done) pollTimer = window.setTimeout(poll, nextPollMs());
+      });
+  }
+
+  function pollNow() {
+    if (polling) return;
+    if (pollTimer !== null) window.clearTimeout(pollTimer);
+    poll();
   }
 
   // -- controls --------------------------------------------------------------------------------------------
@@ -301,6 +322,8 @@
     syncPlayButton();
     if (player.mode === "live" && (pendingReplay || (player.status && player.status.state === "ended"))) {
       startReplay();
+    } else if (player.mode === "live") {
+      pollNow(); // the live playlist ended (EXT-X-ENDLIST): status.json should say so now
     } else if (player.mode === "replay") {
       setMessage("End of the recording.");
     }

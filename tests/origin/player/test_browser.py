@@ -83,7 +83,7 @@ def _check_fits(page: Page) -> None:
         .map(e => { const r = e.getBoundingClientRect(); return [e.id, r.left, r.right, r.width, r.height]; })""")
     assert isinstance(boxes, list) and len(boxes) >= 3
     for ident, left, right, width, height in boxes:
-        assert left >= 0 and right <= 320 and width >= 24 and height >= 20, (ident, left, right, width, height)
+        assert left >= 0 and right <= 320 and width >= 24 and height >= 24, (ident, left, right, width, height)
     page.set_viewport_size({"width": 480, "height": DEFAULT_HEIGHT_PX})
 
 
@@ -124,6 +124,7 @@ def test_live_then_replay(stack: Stack, tmp_path: Path) -> None:
     assert page.inner_text("#room-title") == "Town hall: the budget vote"
     assert page.inner_text("#room-host") == "Hosted by Ada Lovelace"
     assert page.is_disabled("#play")
+    _check_fits(page)
 
     push = Push(origin=stack.origin.base_url, room=room, token=TOKEN, seconds=BROADCAST_S, segment_seconds=1.0)
     proc = push.spawn()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -95,7 +95,8 @@ class Publisher:
         """Write the body durably to the local spool; returns its path."""
         directory = self.store.spool_dir(room) / session / rendition
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
+        tmp = directory / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(body)
@@ -186,14 +187,13 @@ class Publisher:
         else:
             key, kind = keys.media_segment(room, obj.session, obj.rendition, obj.idx), ObjectKind.SEGMENT
         try:
-            data = Path(obj.spool).read_bytes()
+            self.storage.put_file(key, Path(obj.spool), headers_for(kind))
         except FileNotFoundError:
             # Uploaded by a pass that died before recording it: the object is in storage already, or lost.
             if self.storage.exists(key):
                 return True
             log.error("room=%s spool file %s lost and %s not in storage", room, obj.spool, key)
             return False
-        self.storage.put(key, data, headers_for(kind))
         return True
 
     def _expire(self, room: str, db: RoomDb, now: float) -> bool:

@@ -7,6 +7,7 @@ consistency; the filesystem backend writes to a temp file, fsyncs and renames).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 from origin.cache_policy import ObjectHeaders
@@ -20,6 +21,13 @@ class Storage(Protocol):
 
         `durable=False` allows skipping fsync for derived objects the origin rewrites from its own state
         (playlists, status.json): they must still be replaced atomically, never seen half-written.
+        """
+        ...
+
+    def put_file(self, key: str, source: Path, headers: ObjectHeaders) -> None:
+        """Store the file `source` at `key` (durably, like put). `source` is left in place.
+
+        Raises FileNotFoundError if `source` is missing, StorageError on failure.
         """
         ...
 

@@ -3,21 +3,24 @@
 Layout under `root`, for key `rooms/r1/live/a48.m3u8`:
 
     rooms/r1/live/a48.m3u8                    the object
-    rooms/r1/live/.a48.m3u8~headers.json      its Content-Type/Cache-Control (sidecar)
-    rooms/r1/live/.a48.m3u8~tmp.XXXXXXXX      a write in progress (renamed into place, or removed)
+    rooms/r1/live/.~headers.json              Content-Type/Cache-Control shared by the directory's objects
+    rooms/r1/live/.a48.m3u8~headers.json      an object's own headers, only when they differ (sidecar)
+    rooms/r1/live/.a48.m3u8~tmp.PID.TID.N     a write in progress (renamed into place, or removed)
 
 Every internal name contains `~`, a character no valid key part may contain, so sidecars and temp files can
 never collide with an object, be listed or be served.
 
-A `put` writes the sidecar (temp file, fsync, rename) BEFORE the object (temp file, fsync, rename), then
-fsyncs the directory: a visible object always has its headers, and readers see either the old or the new
-bytes, never a partial file.
+A `put` settles the headers (the directory's, created once with link-if-absent so concurrent writers agree,
+or the object's own sidecar) BEFORE the object (temp file, fsync, rename), then fsyncs the directory: a visible
+object always has its headers, and readers see either the old or the new bytes, never a partial file.
+`put_file` hard-links an already durable file (the origin's spool) instead of copying it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import logging
 import os
@@ -39,6 +42,9 @@ MAX_KEY_CHARS = 1024  # S3's limit (in UTF-8 bytes; keys are ASCII here)
 MAX_PART_CHARS = 200  # leaves room under NAME_MAX (255) for the sidecar and temp-file decorations
 INTERNAL_MARK = "~"  # never valid in a key part: marks sidecars and temp files
 SIDECAR_SUFFIX = "~headers.json"
+# Headers shared by the objects of one directory (a media directory holds thousands of segments with identical
+# headers): written once, before the first object; an object whose headers differ gets its own sidecar.
+DIR_HEADERS_NAME = f".{INTERNAL_MARK}headers.json"
 # Headers of an object found without a sidecar (copied in by hand; `put` never leaves one behind).
 FALLBACK_HEADERS = ObjectHeaders(
     content_type="application/octet-stream", cache_control=f"public, max-age={ERROR_MAX_AGE_S}"
@@ -103,21 +109,44 @@ def _decode_headers(raw: bytes) -> ObjectHeaders:
     return ObjectHeaders(content_type=str(doc["content_type"]), cache_control=str(doc["cache_control"]))
 
 
+_tmp_counter = itertools.count()
+
+
+def _tmp_path(path: Path) -> Path:
+    """A temp name beside `path`, unique across processes and threads (no random probing as mkstemp does)."""
+    return path.with_name(f".{path.name}{INTERNAL_MARK}tmp.{os.getpid()}.{threading.get_ident()}.{next(_tmp_counter)}")
+
+
 def _write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write `data` to a temp file beside `path`, fsync it (when durable) and rename it over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{INTERNAL_MARK}tmp.")
+    tmp = _tmp_path(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)  # the edge may be another user
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             if durable:
                 os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the edge may run as another user
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _create_if_absent(path: Path, data: bytes) -> bytes:
+    """Atomically create `path` with `data` unless it exists; return the content that won (ours or theirs)."""
+    tmp = _tmp_path(path)
+    _write_atomic(tmp, data)
+    try:
+        os.link(tmp, path)  # fails with EEXIST if another writer got there first: never overwrites
+        _fsync_dir(path.parent)
+        return data
+    except FileExistsError:
+        return path.read_bytes()
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _read_or_none(path: Path) -> bytes | None:
@@ -144,6 +173,8 @@ class FilesystemStorage:
         self.root = Path(root).absolute()
         self._resolved_root = self.root.resolve()
         self._dirs_inside: dict[str, bool] = {}
+        self._dirs_made: set[Path] = set()
+        self._dir_defaults: dict[Path, bytes] = {}
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
 
     def __repr__(self) -> str:
@@ -181,18 +212,66 @@ class FilesystemStorage:
         path = self.path_for(key)
         with self._lock_for(key):
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                sidecar = _sidecar_path(path)
-                encoded = _encode_headers(headers)
-                # A playlist is rewritten every segment with the same headers: skip the identical sidecar
-                # (one open+fsync+rename less on the hot path). Ordering is unchanged: headers before object.
-                if _read_or_none(sidecar) != encoded:
-                    _write_atomic(sidecar, encoded, durable=durable)
+                self._ensure_dir(path.parent)
+                self._store_headers(path, headers, durable=durable)
                 _write_atomic(path, bytes(data), durable=durable)
                 if durable:
                     _fsync_dir(path.parent)
             except OSError as exc:
                 raise self._error(key, "put", exc) from exc
+
+    def put_file(self, key: str, source: Path, headers: ObjectHeaders) -> None:
+        """Store the (already fsynced) file `source` at `key`: a hard link when on the same filesystem, so the
+        bytes are neither copied nor synced twice; a durable copy otherwise. `source` itself is left in place."""
+        path = self.path_for(key)
+        with self._lock_for(key):
+            try:
+                self._ensure_dir(path.parent)
+                self._store_headers(path, headers, durable=True)
+                tmp = _tmp_path(path)
+                try:
+                    os.link(source, tmp)
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                        raise
+                    _write_atomic(path, source.read_bytes())
+                else:
+                    try:
+                        os.replace(tmp, path)
+                    except BaseException:
+                        with contextlib.suppress(OSError):
+                            os.unlink(tmp)
+                        raise
+                _fsync_dir(path.parent)
+            except FileNotFoundError:
+                raise
+            except OSError as exc:
+                raise self._error(key, "put", exc) from exc
+
+    def _ensure_dir(self, directory: Path) -> None:
+        if directory not in self._dirs_made:
+            directory.mkdir(parents=True, exist_ok=True)
+            if len(self._dirs_made) > _DIR_CACHE_SIZE:
+                self._dirs_made.clear()
+            self._dirs_made.add(directory)
+
+    def _store_headers(self, path: Path, headers: ObjectHeaders, *, durable: bool) -> None:
+        """Make `headers` the object's headers before its bytes become visible."""
+        encoded = _encode_headers(headers)
+        default = self._dir_defaults.get(path.parent)
+        if default is None:
+            default = _read_or_none(path.parent / DIR_HEADERS_NAME) or _create_if_absent(
+                path.parent / DIR_HEADERS_NAME, encoded
+            )
+            if len(self._dir_defaults) > _DIR_CACHE_SIZE:
+                self._dir_defaults.clear()
+            self._dir_defaults[path.parent] = default
+        sidecar = _sidecar_path(path)
+        if default == encoded:
+            if sidecar.exists():  # an earlier version had other headers
+                sidecar.unlink()
+        elif _read_or_none(sidecar) != encoded:
+            _write_atomic(sidecar, encoded, durable=durable)
 
     def get(self, key: str) -> bytes:
         path = self.path_for(key)
@@ -251,17 +330,21 @@ class FilesystemStorage:
         """Stored Content-Type/Cache-Control of `key`. Raises KeyError if the object is absent."""
         path = self.path_for(key)
         try:
-            return _decode_headers(_sidecar_path(path).read_bytes())
+            if not path.is_file():
+                raise KeyError(key)
+            raw = _read_or_none(_sidecar_path(path)) or (path.parent / DIR_HEADERS_NAME).read_bytes()
         except FileNotFoundError:
             if not path.is_file():
                 raise KeyError(key) from None
             logger.warning("filesystem object %s has no headers sidecar; serving fallback headers", key)
             return FALLBACK_HEADERS
+        except OSError as exc:
+            raise self._error(key, "get_headers", exc) from exc
+        try:
+            return _decode_headers(raw)
         except (ValueError, KeyError, TypeError) as exc:
             msg = f"corrupt headers sidecar: {exc}"
             raise StorageError(msg, key=key, backend=BACKEND, retryable=False) from exc
-        except OSError as exc:
-            raise self._error(key, "get_headers", exc) from exc
 
 
 def _raise_walk_error(exc: OSError) -> None:

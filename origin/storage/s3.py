@@ -18,6 +18,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import boto3
@@ -228,6 +229,9 @@ class S3Storage:
             )
 
         self._call("put", key, op)
+
+    def put_file(self, key: str, source: Path, headers: ObjectHeaders) -> None:
+        self.put(key, source.read_bytes(), headers)
 
     def get(self, key: str) -> bytes:
         full = self.full_key(key)

@@ -23,16 +23,45 @@ def _files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def test_layout_object_plus_hidden_sidecar(fs_storage: FilesystemStorage) -> None:
+def test_layout_object_plus_hidden_directory_headers(fs_storage: FilesystemStorage) -> None:
     key = keys.init_segment("fs-room", SESSION, "a48")
     fs_storage.put(key, b"ftypmoov", SEGMENT)
+    seg = keys.media_segment("fs-room", SESSION, "a48", 0)
+    fs_storage.put(seg, b"moofmdat", SEGMENT)
     media = f"rooms/fs-room/media/{SESSION}/a48"
-    assert _files(fs_storage.root) == [f"{media}/.init.mp4~headers.json", f"{media}/init.mp4"]
-    sidecar = json.loads((fs_storage.root / media / ".init.mp4~headers.json").read_text())
-    assert sidecar == {"content_type": SEGMENT.content_type, "cache_control": SEGMENT.cache_control}
+    # Objects sharing their directory's headers need no sidecar of their own.
+    assert _files(fs_storage.root) == [f"{media}/.~headers.json", f"{media}/000000.m4s", f"{media}/init.mp4"]
+    shared = json.loads((fs_storage.root / media / ".~headers.json").read_text())
+    assert shared == {"content_type": SEGMENT.content_type, "cache_control": SEGMENT.cache_control}
     mode = stat.S_IMODE((fs_storage.root / key).stat().st_mode)
     assert mode == 0o644  # readable by an edge running as another user
-    assert fs_storage.list("") == [key]
+    assert fs_storage.list("") == [key, seg] or fs_storage.list("") == sorted([key, seg])
+
+
+def test_an_object_with_other_headers_gets_its_own_sidecar_and_loses_it_again(fs_storage: FilesystemStorage) -> None:
+    key = keys.replay_playlist("fs-room", "a48")
+    fs_storage.put(key, b"#EXTM3U\n", headers_for(ObjectKind.EVENT_PLAYLIST))
+    fs_storage.put(key, b"#EXTM3U\n#EXT-X-ENDLIST\n", headers_for(ObjectKind.REPLAY_PLAYLIST))
+    assert fs_storage.get_headers(key) == headers_for(ObjectKind.REPLAY_PLAYLIST)
+    assert fs_storage.path_for(key).with_name(".a48.m3u8~headers.json").exists()
+    fs_storage.put(key, b"#EXTM3U\n", headers_for(ObjectKind.EVENT_PLAYLIST))
+    assert fs_storage.get_headers(key) == headers_for(ObjectKind.EVENT_PLAYLIST)
+    assert not fs_storage.path_for(key).with_name(".a48.m3u8~headers.json").exists()
+
+
+def test_put_file_links_the_source_and_keeps_it(fs_storage: FilesystemStorage, tmp_path: Path) -> None:
+    source = fs_storage.root / "spool-file"  # same filesystem: a hard link, no copy
+    source.write_bytes(b"moofmdat")
+    key = keys.media_segment("fs-room", SESSION, "a64", 3)
+    fs_storage.put_file(key, source, SEGMENT)
+    assert fs_storage.get(key) == b"moofmdat" and source.exists()
+    assert fs_storage.path_for(key).stat().st_ino == source.stat().st_ino
+    other = tmp_path / "elsewhere"
+    other.write_bytes(b"moofmdat2")
+    fs_storage.put_file(keys.media_segment("fs-room", SESSION, "a64", 4), other, SEGMENT)
+    assert fs_storage.get(keys.media_segment("fs-room", SESSION, "a64", 4)) == b"moofmdat2"
+    with pytest.raises(FileNotFoundError):
+        fs_storage.put_file(keys.media_segment("fs-room", SESSION, "a64", 5), tmp_path / "missing", SEGMENT)
 
 
 def test_leftover_temp_files_are_invisible(fs_storage: FilesystemStorage) -> None:
@@ -57,7 +86,7 @@ def test_failed_object_write_leaves_no_visible_object(fs_storage: FilesystemStor
         fs_storage.put("rooms/r/a/b", b"x", SEGMENT)  # "a" is a file: cannot be a directory too
     assert info.value.backend == "filesystem" and not info.value.retryable
     assert fs_storage.list("") == ["rooms/r/a"]
-    assert sorted(os.listdir(fs_storage.root / "rooms" / "r")) == [".a~headers.json", "a"]  # no temp file left
+    assert sorted(os.listdir(fs_storage.root / "rooms" / "r")) == [".~headers.json", "a"]  # no temp file left
 
 
 def test_symlink_out_of_root_is_rejected(fs_storage: FilesystemStorage, tmp_path: Path) -> None:

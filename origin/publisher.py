@@ -54,6 +54,9 @@ class PublishPolicy:
     gap_factor: float = 2.0  # skip a never-received index after gap_factor × segment seconds
     fill_after_segments: float = 1.5  # source silent this long (in segments): publish filler
     max_fillers_per_pass: int = 5
+    # The DVR (EVENT) playlist only appends and listeners follow the live window, so while live it is rewritten
+    # at most this often (always at the end). Rewriting it per segment would cost O(broadcast length) each time.
+    event_playlist_interval_s: float = 6.0
 
 
 @dataclass(kw_only=True)
@@ -89,6 +92,7 @@ class Publisher:
         # Storage writes of one pass run concurrently (segments, then media playlists, then masters), so a
         # slow or hung write delays a pass by one timeout rather than by the sum of them.
         self._io = ThreadPoolExecutor(max_workers=STORAGE_CONCURRENCY, thread_name_prefix="storage")
+        self._event_written: dict[tuple[str, str], float] = {}  # (room, rendition) -> last EVENT playlist write
 
     # -- ingest side -------------------------------------------------------------------------------
     def spool(self, room: str, session: str, rendition: str, name: str, body: bytes) -> Path:
@@ -392,6 +396,7 @@ class Publisher:
         nominal_s = max((s.segment_seconds for s in sessions), default=2.0)
         all_renditions = db.published_renditions()
         writes: list[tuple[str, str, ObjectKind]] = []
+        now = self.clock()
         for rendition in all_renditions if final else sorted(changed):
             longest, _, _ = db.rendition_stats(rendition)
             target = target_duration_s(longest, nominal_s)
@@ -405,18 +410,22 @@ class Publisher:
                 discontinuity_sequence=db.discontinuities_before(rendition, window[0].media_sequence),
                 ended=final,
             )
-            everything = [_segment(room, r) for r in db.published(rendition)]
-            replay_text = render_media_playlist(
-                everything,
-                kind=MediaPlaylistKind.VOD if final else MediaPlaylistKind.EVENT,
-                target_duration=target,
-                discontinuity_sequence=0,
-                ended=final,
-            )
+            replay_text: str | None = None
+            if final or now - self._event_written.get((room, rendition), 0.0) >= self.policy.event_playlist_interval_s:
+                everything = [_segment(room, r) for r in db.published(rendition)]
+                replay_text = render_media_playlist(
+                    everything,
+                    kind=MediaPlaylistKind.VOD if final else MediaPlaylistKind.EVENT,
+                    target_duration=target,
+                    discontinuity_sequence=0,
+                    ended=final,
+                )
             # Invariant: every object named above was uploaded before it was published.
             writes.append((keys.live_playlist(room, rendition), live_text, ObjectKind.LIVE_PLAYLIST))
-            kind = ObjectKind.REPLAY_PLAYLIST if final else ObjectKind.EVENT_PLAYLIST
-            writes.append((keys.replay_playlist(room, rendition), replay_text, kind))
+            if replay_text is not None:
+                kind = ObjectKind.REPLAY_PLAYLIST if final else ObjectKind.EVENT_PLAYLIST
+                writes.append((keys.replay_playlist(room, rendition), replay_text, kind))
+                self._event_written[(room, rendition)] = now
         self._put_all(writes, durable=final)
         self._write_masters(room, db, sessions, all_renditions, final=final)
 

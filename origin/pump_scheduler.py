@@ -17,6 +17,7 @@ from origin.publisher import Publisher, PumpResult
 log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_S = 1.0
+COALESCE_S = 0.03
 # Rooms are pinned to one of these single-thread executors, so a room's state connection stays cached on
 # its thread and passes of one room never queue behind each other in this worker.
 PUMP_SHARDS = 16
@@ -73,6 +74,8 @@ class PumpScheduler:
         shard = self.shards[zlib.crc32(room.encode()) % len(self.shards)]
         try:
             while True:
+                # A transcoder PUTs its renditions' segments back to back: gather them into one pass.
+                await asyncio.sleep(COALESCE_S)
                 self._again.discard(room)
                 self._last_pump[room] = self.clock()
                 try:

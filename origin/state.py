@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import sqlite3
 import threading
@@ -256,7 +257,7 @@ class RoomDb:
                 end_reason=r[5],
                 anchor_pdt=r[6],
                 segment_seconds=r[7],
-                ladder=tuple(RenditionSpec(**x) for x in json.loads(r[8])),
+                ladder=_ladder(r[8]),
             )
             for r in rows
         ]
@@ -490,6 +491,12 @@ class RoomDb:
             (rendition,),
         ).fetchone()
         return (row[0] or 0.0, row[1] or 0.0, row[2] or 0.0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ladder(raw: str) -> tuple[RenditionSpec, ...]:
+    """A session's ladder never changes once started: parse each stored form once."""
+    return tuple(RenditionSpec(**x) for x in json.loads(raw))
 
 
 def validate_ladder(raw: object) -> tuple[RenditionSpec, ...]:

@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A restarted origin (or a replacement worker) resumes every unfinished room: pending uploads,
         # session timeouts and the end-of-broadcast grace all continue from the durable state.
         scheduler.start(await asyncio.to_thread(_recoverable))
+        downloads.recover(store)  # player: ended rooms whose .m4a a restart interrupted (in a thread)
         yield
         await scheduler.stop()
         downloads.close()  # player

@@ -23,6 +23,7 @@ import logging
 import os
 import posixpath
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -38,6 +39,7 @@ from origin import ids, keys
 from origin.cache_policy import ObjectKind, headers_for
 from origin.clock import wall_clock
 from origin.errors import OriginError
+from origin.state import StateStore
 from origin.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -139,8 +141,8 @@ def remux_argv(*, concat_list: Path, output: Path, ffmpeg_bin: str = "ffmpeg") -
     """Join the parts into one M4A without re-encoding (`-c copy`), index first (`+faststart`)."""
     source = ffmpeg.input(str(concat_list), f="concat", safe=0)
     out = ffmpeg.output(source["a:0"], str(output), c="copy", movflags="+faststart", f="ipod")
-    argv: list[str] = out.global_args("-hide_banner", "-nostdin", "-v", "error").overwrite_output().compile(
-        cmd=ffmpeg_bin
+    argv: list[str] = (
+        out.global_args("-hide_banner", "-nostdin", "-v", "error").overwrite_output().compile(cmd=ffmpeg_bin)
     )
     return argv
 
@@ -204,6 +206,26 @@ class ReplayDownloads:
             self._requested.add(room)
         self._executor.submit(self._run_logged, room)
 
+    def recover(self, store: StateStore) -> None:
+        """In the background: build the download of every ended room that has none (e.g. the origin restarted
+        during a remux). Every worker may call it at start; the lock and marker keep it to one build."""
+        self._executor.submit(self._recover, store)
+
+    def _recover(self, store: StateStore) -> None:
+        for room in store.known_rooms():
+            if self.ready(room):
+                continue
+            try:
+                with store.open(room) as db:
+                    state, _, _ = db.broadcast()
+                    published = db.master_texts()[1] is not None
+            except sqlite3.Error as exc:
+                log.warning("room=%s replay download recovery: state unreadable: %s", room, exc)
+                continue
+            if state == "ended" and published:
+                log.info("room=%s replay download missing after the end: building it", room)
+                self.request(room)
+
     def _run_logged(self, room: str) -> None:
         try:
             self.run(room)
@@ -225,13 +247,26 @@ class ReplayDownloads:
                 return False
             plan = self._plan(room)
             size = self._build_and_upload(plan)
-            marker = {"rendition": plan.rendition, "bytes": size, "duration_s": round(plan.duration_s, 3),
-                      "parts": len(plan.parts), "written_at": self.clock(), "pid": os.getpid()}
+            marker = {
+                "rendition": plan.rendition,
+                "bytes": size,
+                "duration_s": round(plan.duration_s, 3),
+                "parts": len(plan.parts),
+                "written_at": self.clock(),
+                "pid": os.getpid(),
+            }
             tmp = self.done_marker(room).with_suffix(".tmp")
             tmp.write_text(json.dumps(marker))
             os.replace(tmp, self.done_marker(room))
-        log.info("room=%s replay download written: %s (%d bytes, %.1f s, %d part(s), rendition %s)",
-                 room, keys.replay_download(room), size, plan.duration_s, len(plan.parts), plan.rendition)
+        log.info(
+            "room=%s replay download written: %s (%d bytes, %.1f s, %d part(s), rendition %s)",
+            room,
+            keys.replay_download(room),
+            size,
+            plan.duration_s,
+            len(plan.parts),
+            plan.rendition,
+        )
         if self.on_done is not None:
             self.on_done(room)
         return True

@@ -31,6 +31,7 @@ from origin.replay_download import (
     plan_download,
     remux_argv,
 )
+from origin.state import RenditionSpec, StateStore
 from origin.storage.filesystem import FilesystemStorage
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -265,3 +266,26 @@ def test_request_runs_in_the_background(tmp_path: Path, storage: FilesystemStora
         downloads.close()
     assert len(callers) == 1 and callers[0].startswith("replay-download")
     assert downloads.ready(ROOM)
+
+
+def test_recover_builds_what_a_restart_left_unbuilt(tmp_path: Path, storage: FilesystemStorage) -> None:
+    _publish_replay(storage, tmp_path / "work", [Session(id="20261126t090000z-aaaa1111", seconds=2.0)])
+    store = StateStore(tmp_path / "state")
+    ladder = (RenditionSpec(name="a64", bitrate=64_000, channels=2, sample_rate=48_000),)
+    for room, state, published in ((ROOM, "ended", True), ("never-published", "ended", False),
+                                   ("still-live", "live", True)):
+        with store.open(room) as db:
+            db.start_session("20261126t090000z-aaaa1111", ladder, 1.0, 1_790_000_000.0)
+            with db.transaction():
+                if published:
+                    db.set_master_texts("#EXTM3U\n", "#EXTM3U\n")
+                db.set_broadcast(state, 1_790_000_060.0)  # type: ignore[arg-type]
+    built = threading.Event()
+    downloads = ReplayDownloads(storage=storage, state_dir=tmp_path / "state", on_done=lambda _room: built.set())
+    try:
+        downloads.recover(store)
+        assert built.wait(timeout=60)
+    finally:
+        downloads.close()
+    assert downloads.ready(ROOM) and storage.exists(keys.replay_download(ROOM))
+    assert not downloads.ready("never-published") and not downloads.ready("still-live")

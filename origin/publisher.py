@@ -70,6 +70,7 @@ class PumpResult:
     renditions_written: list[str] = field(default_factory=list)
     received_at: list[float] = field(default_factory=list)  # of each segment published in this pass
     fillers: int = 0
+    skipped: bool = False  # a maintenance pass found the room recently passed over
 
 
 class Publisher:
@@ -114,8 +115,17 @@ class Publisher:
             raise
 
     # -- publish side ------------------------------------------------------------------------------
-    def pump(self, room: str) -> PumpResult:
+    def pump(self, room: str, *, skip_if_recent_s: float | None = None) -> PumpResult:
+        """One publishing pass. With `skip_if_recent_s` (periodic maintenance), nothing is done when any worker
+        finished a pass over the room that recently: two workers need not both sweep every room every second."""
         result = PumpResult()
+        if skip_if_recent_s is not None:
+            with self.store.open(room) as db:
+                last = db.last_pass_at()
+                if last is not None and self.clock() - last < skip_if_recent_s:
+                    result.state = db.broadcast()[0]
+                    result.skipped = True
+                    return result
         with self.store.room_lock(room), self.store.open(room) as db:
             self._upload_pending(room, db, result)
             now = self.clock()
@@ -154,6 +164,7 @@ class Publisher:
                 result.broadcast_changed = True
                 log.info("room=%s broadcast ended; replay published at %s", room, keys.replay_master(room))
             result.state = "ended" if final else state
+            db.set_last_pass_at(self.clock())
             if result.pending >= BACKLOG_WARN_OBJECTS:
                 log.error(
                     "room=%s storage retry backlog at %d objects (%s): playlists are waiting for storage",

@@ -7,6 +7,7 @@ Across workers, the room lock in StateStore serialises passes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import zlib
 from collections.abc import Callable
@@ -17,7 +18,6 @@ from origin.publisher import Publisher, PumpResult
 log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_S = 1.0
-COALESCE_S = 0.03
 # Rooms are pinned to one of these single-thread executors, so a room's state connection stays cached on
 # its thread and passes of one room never queue behind each other in this worker.
 PUMP_SHARDS = 16
@@ -38,6 +38,7 @@ class PumpScheduler:
         self.active: set[str] = set()  # rooms this worker keeps an eye on until their broadcast ends
         self._running: set[str] = set()
         self._again: set[str] = set()
+        self._forced: set[str] = set()
         self._last_pump: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -56,9 +57,12 @@ class PumpScheduler:
         for shard in self.shards:
             shard.shutdown(wait=False, cancel_futures=True)
 
-    def request(self, room: str) -> None:
-        """Pump `room` soon. Callable from the event loop thread."""
+    def request(self, room: str, *, maintenance: bool = False) -> None:
+        """Pump `room` soon. Callable from the event loop thread. A maintenance request is skipped by the
+        publisher when any worker has passed over the room within the maintenance interval."""
         self.active.add(room)
+        if not maintenance:
+            self._forced.add(room)
         if room in self._running:
             self._again.add(room)
             return
@@ -74,12 +78,14 @@ class PumpScheduler:
         shard = self.shards[zlib.crc32(room.encode()) % len(self.shards)]
         try:
             while True:
-                # A transcoder PUTs its renditions' segments back to back: gather them into one pass.
-                await asyncio.sleep(COALESCE_S)
                 self._again.discard(room)
                 self._last_pump[room] = self.clock()
+                forced = room in self._forced
+                self._forced.discard(room)
                 try:
-                    result = await loop.run_in_executor(shard, self.publisher.pump, room)
+                    result = await loop.run_in_executor(
+                        shard, functools.partial(self.publisher.pump, room, skip_if_recent_s=None if forced else 0.9)
+                    )
                 except Exception:
                     log.exception("room=%s publish pass failed; will retry", room)
                     result = None
@@ -96,7 +102,7 @@ class PumpScheduler:
             now = self.clock()
             for room in list(self.active):
                 if now - self._last_pump.get(room, 0.0) >= MAINTENANCE_INTERVAL_S:
-                    self.request(room)
+                    self.request(room, maintenance=True)
 
     def forget(self, room: str) -> None:
         """Stop periodic passes for a room whose broadcast has ended."""

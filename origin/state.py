@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS broadcast (
     last_change_at REAL NOT NULL,
     master_text TEXT,
     replay_master_text TEXT,
-    dirty TEXT NOT NULL DEFAULT '[]'
+    dirty TEXT NOT NULL DEFAULT '[]',
+    last_pass_at REAL
 );
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -233,6 +234,13 @@ class RoomDb:
         self.conn.execute(
             "UPDATE broadcast SET master_text = ?, replay_master_text = ? WHERE id = 1", (master, replay_master)
         )
+
+    def last_pass_at(self) -> float | None:
+        row = self.conn.execute("SELECT last_pass_at FROM broadcast WHERE id = 1").fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    def set_last_pass_at(self, now: float) -> None:
+        self.conn.execute("UPDATE broadcast SET last_pass_at = ? WHERE id = 1", (now,))
 
     def dirty_renditions(self) -> set[str]:
         row = self.conn.execute("SELECT dirty FROM broadcast WHERE id = 1").fetchone()

@@ -209,7 +209,13 @@ class ReplayDownloads:
     def recover(self, store: StateStore) -> None:
         """In the background: build the download of every ended room that has none (e.g. the origin restarted
         during a remux). Every worker may call it at start; the lock and marker keep it to one build."""
-        self._executor.submit(self._recover, store)
+        self._executor.submit(self._recover_logged, store)
+
+    def _recover_logged(self, store: StateStore) -> None:
+        try:
+            self._recover(store)
+        except Exception:  # a thread boundary: log it, the next start tries again
+            log.exception("replay download recovery failed")
 
     def _recover(self, store: StateStore) -> None:
         for room in store.known_rooms():
@@ -229,7 +235,7 @@ class ReplayDownloads:
     def _run_logged(self, room: str) -> None:
         try:
             self.run(room)
-        except Exception:
+        except Exception:  # a thread boundary: log it with the room; a later end notification retries
             log.exception("room=%s replay download failed", room)
             with self._lock:
                 self._requested.discard(room)  # a later end notification may try again

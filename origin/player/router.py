@@ -53,9 +53,7 @@ def build_router(deps: PlayerDeps, assets: PlayerAssets | None = None) -> APIRou
     base = deps.public_base_url
 
     def _html_error(status: int, heading: str, detail: str) -> Response:
-        body = render_error_page(
-            status=status, heading=heading, detail=detail, stylesheet_url=assets.url("player.css")
-        )
+        body = render_error_page(status=status, heading=heading, detail=detail, stylesheet_url=assets.url("player.css"))
         headers = page_headers(public_base_url=base, embed_origins=(), ok=False)
         return Response(body, status_code=status, media_type=HTML_CONTENT_TYPE, headers=headers)
 
@@ -103,10 +101,14 @@ def build_router(deps: PlayerDeps, assets: PlayerAssets | None = None) -> APIRou
     async def static_asset(digest: str, name: str) -> Response:
         asset = assets.lookup(digest, name)
         if asset is None:
-            return Response(b"not found\n", status_code=404, media_type="text/plain",
-                            headers={"Cache-Control": ERROR_CACHE_CONTROL})
-        headers = {"Cache-Control": ASSET_CACHE_CONTROL, "X-Content-Type-Options": "nosniff",
-                   "Access-Control-Allow-Origin": "*"}
+            return Response(
+                b"not found\n", status_code=404, media_type="text/plain", headers={"Cache-Control": ERROR_CACHE_CONTROL}
+            )
+        headers = {
+            "Cache-Control": ASSET_CACHE_CONTROL,
+            "X-Content-Type-Options": "nosniff",
+            "Access-Control-Allow-Origin": "*",
+        }
         return Response(asset.body, media_type=asset.content_type, headers=headers)
 
     return router

@@ -131,3 +131,10 @@ def test_web_origin(url: str, origin: str) -> None:
 def test_web_origin_rejects(url: str) -> None:
     with pytest.raises(ValueError):
         web_origin(url)
+
+
+def test_status_is_polled_every_2_to_5_seconds_per_state() -> None:
+    page = embed_page(Room(id="r1", ingest_token="t" * 32), public_base_url=BASE, assets=ASSETS)
+    intervals = player_config(page)["statusPollSeconds"]
+    assert isinstance(intervals, dict) and set(intervals) == {"waiting", "live", "replay"}
+    assert all(2.0 <= v <= 5.0 for v in intervals.values())

@@ -64,6 +64,7 @@ def stack() -> Iterator[Stack]:
 
 def _save_screenshot(page: Page, tmp_path: Path, name: str) -> None:
     path = tmp_path / name
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")  # no focus ring in docs
     page.screenshot(path=str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
     if os.environ.get("SPILLWAY_UPDATE_SCREENSHOTS") == "1":

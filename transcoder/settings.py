@@ -11,7 +11,7 @@ from transcoder.ladder import DEFAULT_LADDER, Rendition, validate_ladder
 from transcoder.policy import RestartPolicy
 from transcoder.source import SdpSource, Source
 
-SEGMENT_SECONDS = 2.0
+SEGMENT_SECONDS = 1.0  # 47 AAC frames; keeps hls.js ~3.7 s behind live (docs/performance.md, Listener delay)
 MIN_SEGMENT_SECONDS = 0.5
 MAX_SEGMENT_SECONDS = 30.0
 PLAYLIST_SIZE_SEGMENTS = 3  # ffmpeg's own playlist (the origin ignores it; keep it small)

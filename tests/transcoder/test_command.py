@@ -17,7 +17,7 @@ GLOBAL = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "repeat+level+verbo
 SPLIT3 = ["-map", "[s1]", "-map", "[s2]", "-map", "[s3]"]
 
 
-def _output(*, maps: list[str], hls_time: str = "2", ladder_args: list[str] | None = None,
+def _output(*, maps: list[str], hls_time: str = "1", ladder_args: list[str] | None = None,
             stream_map: str = "a:0,name:a48 a:1,name:a64 a:2,name:a128") -> list[str]:  # fmt: skip
     ladder_args = ladder_args or [
         "-ac:a:0", "1", "-ac:a:1", "2", "-ac:a:2", "2", "-ar", "48000",

@@ -93,8 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rooms: RoomRegistry = admission.rooms
 
     def on_result(room: str, result: PumpResult) -> None:
-        if result.broadcast_changed or result.published:
-            # status.json follows the broadcast (live, ended, replay URL); the publisher coalesces writes.
+        if result.broadcast_changed or result.master_written:
+            # status.json follows the broadcast (playable, ended, replay URL), not every segment.
             admission.publisher.note_change(room, wall_clock())
         if result.state == "ended":
             scheduler.forget(room)

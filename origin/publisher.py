@@ -71,6 +71,7 @@ class PumpResult:
     received_at: list[float] = field(default_factory=list)  # of each segment published in this pass
     fillers: int = 0
     skipped: bool = False  # a maintenance pass found the room recently passed over
+    master_written: bool = False  # the rendition set changed (e.g. the stream just became playable)
 
 
 class Publisher:
@@ -134,13 +135,14 @@ class Publisher:
             result.pending = db.pending_count()
             final = state == "ending" and result.pending == 0
             changed = self._publish(room, db, now, final, result)
-            if state == "live" and self.filler is not None:
+            if state == "live" and self.filler is not None and not result.published:
+                # Only a pass that published nothing can find the source silent.
                 changed |= self._fill(room, db, self.clock(), result)
             # Renditions whose playlists a failed pass could not write are retried first.
             changed |= db.dirty_renditions()
             if changed or final:
                 try:
-                    self._write_playlists(room, db, changed, final=final)
+                    result.master_written = self._write_playlists(room, db, changed, final=final)
                 except StorageError as exc:
                     # Published rows are committed: remember the playlists still to write (delayed, not lost).
                     with db.transaction():
@@ -402,7 +404,8 @@ class Publisher:
                 )
         return changed
 
-    def _write_playlists(self, room: str, db: RoomDb, changed: set[str], *, final: bool) -> None:
+    def _write_playlists(self, room: str, db: RoomDb, changed: set[str], *, final: bool) -> bool:
+        """Write the changed renditions' playlists, then the masters; True when a master was (re)written."""
         sessions = db.sessions()
         nominal_s = max((s.segment_seconds for s in sessions), default=2.0)
         all_renditions = db.published_renditions()
@@ -438,7 +441,7 @@ class Publisher:
                 writes.append((keys.replay_playlist(room, rendition), replay_text, kind))
                 self._event_written[(room, rendition)] = now
         self._put_all(writes, durable=final)
-        self._write_masters(room, db, sessions, all_renditions, final=final)
+        return self._write_masters(room, db, sessions, all_renditions, final=final)
 
     def _put_all(self, writes: list[tuple[str, str, ObjectKind]], *, durable: bool) -> None:
         """Write playlists concurrently; raise the first failure once all have finished (a retry rewrites all).
@@ -456,11 +459,11 @@ class Publisher:
 
     def _write_masters(
         self, room: str, db: RoomDb, sessions: list[SessionRow], renditions: list[str], *, final: bool
-    ) -> None:
+    ) -> bool:
         old_master, _ = db.master_texts()
         # Rewrite only when the rendition set changes (or at the end): bandwidth drift alone is noise.
         if not final and old_master is not None and set(_uris(old_master)) == {f"live/{r}.m3u8" for r in renditions}:
-            return
+            return False
         entries_live: list[RenditionEntry] = []
         entries_replay: list[RenditionEntry] = []
         for rendition in renditions:
@@ -498,6 +501,7 @@ class Publisher:
         )
         with db.transaction():
             db.set_master_texts(master, replay_master)
+        return True
 
 
 def _uris(master_text: str) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,8 +18,9 @@ from origin.admission.api import build_admission
 from origin.admission.api import build_router as build_admission_router
 from origin.admission.broadcast_view import StateBroadcastView
 from origin.clock import wall_clock
-from origin.errors import AuthError, NotFoundError, OriginError, StorageError
+from origin.errors import NotFoundError, OriginError, StorageError
 from origin.filler import FillerBank
+from origin.http_edge import check_bearer
 from origin.ingest_api import IngestDeps, RoomCache
 from origin.ingest_api import build_router as build_ingest_router
 from origin.player import PlayerDeps  # player: embed page, oEmbed, static files
@@ -39,15 +39,9 @@ log = logging.getLogger(__name__)
 
 
 def require_admin(settings: Settings, authorization: str | None) -> None:
-    expected = settings.admin_token.get_secret_value()
-    if not expected:
-        raise AuthError("admin endpoints are disabled: set SPILLWAY_ADMIN_TOKEN")
-    if not authorization or not authorization.startswith("Bearer "):
-        raise AuthError("missing admin credentials: send Authorization: Bearer <admin token>")
-    if not hmac.compare_digest(authorization.removeprefix("Bearer ").strip().encode(), expected.encode()):
-        err = AuthError("admin token rejected")
-        err.status_code = 403
-        raise err
+    check_bearer(
+        authorization, settings.admin_token.get_secret_value(), what="admin", disabled_hint=": set SPILLWAY_ADMIN_TOKEN"
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from origin import fmp4, ids
 from origin.errors import AuthError, NotFoundError, StateError, UnavailableError, ValidationError
+from origin.http_edge import read_capped
 from origin.metrics import Metrics
 from origin.publisher import ACCEPT_AFTER_END_S, Publisher
 from origin.rooms import Room, RoomRegistry
@@ -46,10 +47,6 @@ class StartBody(BaseModel):
 class EndBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: Literal["eos", "signal", "crash"] = "eos"
-
-
-class ObjectTooLarge(ValidationError):
-    status_code = 413
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,20 +98,6 @@ def _authenticate(deps: IngestDeps, room: str, authorization: str | None) -> Non
         raise err
 
 
-async def _read_capped(request: Request, cap: int, what: str) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise ObjectTooLarge(f"{what} of {declared} bytes exceeds the {cap}-byte cap")
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > cap:
-            raise ObjectTooLarge(f"{what} exceeds the {cap}-byte cap")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def build_router(deps: IngestDeps) -> APIRouter:
     router = APIRouter(prefix="/ingest", tags=["ingest"])
 
@@ -156,7 +139,7 @@ def build_router(deps: IngestDeps) -> APIRouter:
         ids.room_id(room)
         ids.session_id(session)
         _authenticate(deps, room, authorization)
-        raw = await _read_capped(request, 4096, "end body")
+        raw = await read_capped(request, 4096, "end body")
         reason = EndBody.model_validate_json(raw).reason if raw.strip() else "eos"
 
         def _end() -> None:
@@ -186,12 +169,12 @@ def build_router(deps: IngestDeps) -> APIRouter:
         _authenticate(deps, room, authorization)
         if ids.PLAYLIST_NAME_PATTERN.fullmatch(name):
             # ffmpeg's own playlist: read and dropped (the origin builds its own; see docs/ingest.md).
-            await _read_capped(request, MAX_PLAYLIST_BYTES, "playlist")
+            await read_capped(request, MAX_PLAYLIST_BYTES, "playlist")
             return Response(status_code=204)
         seg = ids.SEGMENT_NAME_PATTERN.fullmatch(name)
         if seg:
             idx = int(seg.group(1))
-            body = await _read_capped(request, deps.max_segment_bytes, "segment")
+            body = await read_capped(request, deps.max_segment_bytes, "segment")
             info_s = fmp4.inspect_segment(body)
             fields: dict[str, object] = {
                 "duration_ticks": info_s.duration_ticks,
@@ -202,7 +185,7 @@ def build_router(deps: IngestDeps) -> APIRouter:
             }
         elif ids.INIT_NAME_PATTERN.fullmatch(name):
             idx = INIT_INDEX
-            body = await _read_capped(request, deps.max_init_bytes, "init segment")
+            body = await read_capped(request, deps.max_init_bytes, "init segment")
             info_i = fmp4.inspect_init(body)
             fields = {
                 "duration_ticks": 0,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import os
 import secrets
@@ -41,7 +40,8 @@ from origin.admission.ratelimit import BucketPolicy, RateLimiter, retry_after_he
 from origin.admission.seat_token import MIN_SECRET_BYTES
 from origin.admission.service import AdmissionService, HlsReferral, JoinAnswer, RoomSpec, RoomView, SeatGrant
 from origin.admission.status import BroadcastView
-from origin.errors import AuthError, OriginError, RateLimitedError, StorageError, ValidationError
+from origin.errors import OriginError, RateLimitedError, StorageError, ValidationError
+from origin.http_edge import check_bearer, read_capped
 from origin.rooms import RoomRegistry
 from origin.settings import Settings
 from origin.storage.base import Storage
@@ -108,7 +108,7 @@ class AdmissionRoute(APIRoute):
         async def guarded(request: Request) -> Response:
             try:
                 if request.method == "PUT":
-                    request._body = await _bounded_body(request, MAX_BODY_BYTES)
+                    request._body = await read_capped(request, MAX_BODY_BYTES, "body")
                 return await handler(request)
             except OriginError as exc:
                 return error_response(exc)
@@ -117,24 +117,6 @@ class AdmissionRoute(APIRoute):
                 return JSONResponse({"error": "invalid_request", "detail": detail}, status_code=400)
 
         return guarded
-
-
-class _BodyTooLarge(ValidationError):
-    status_code = 413
-
-
-async def _bounded_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise _BodyTooLarge(f"body over {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge(f"body over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 # -- router -----------------------------------------------------------------------------------------------
@@ -176,17 +158,7 @@ def build_router(deps: AdmissionDeps) -> APIRouter:
     router = APIRouter(route_class=AdmissionRoute, lifespan=lifespan)
 
     def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthError("missing admin credentials: send Authorization: Bearer <admin token>")
-        if not deps.admin_token:
-            err = AuthError("admin endpoints are disabled: set SPILLWAY_ADMIN_TOKEN")
-            err.status_code = 403
-            raise err
-        if not hmac.compare_digest(token.strip().encode(), deps.admin_token.encode()):
-            err = AuthError("admin token rejected")
-            err.status_code = 403
-            raise err
+        check_bearer(authorization, deps.admin_token, what="admin", disabled_hint=": set SPILLWAY_ADMIN_TOKEN")
 
     admin = [Depends(require_admin)]
 

@@ -127,7 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status = 503
         if status >= 500:
             log.error("room=%s %s", exc.room, exc)
-        m.rejected(type(exc).__name__) if status < 500 else None
+        if status < 500:
+            m.rejected(type(exc).__name__)
         return JSONResponse({"error": str(exc)}, status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
@@ -144,7 +145,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(
         build_ingest_router(
             IngestDeps(
-                rooms=rooms,
                 store=store,
                 publisher=publisher,
                 metrics=m,

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -41,26 +41,30 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(run=run)
 
 
-def _port_or_free(preferred: int) -> int:
-    for port in (preferred, 0):
-        with socket.socket() as s:
+def _two_ports(preferred: int) -> tuple[int, int]:
+    """Edge and origin ports: `preferred` and the next one when free, else free ports. Both probe sockets are
+    open together, so the kernel cannot hand the same free port out twice."""
+    candidates = [(preferred, preferred + 1), (0, 0)] if preferred else [(0, 0)]
+    for first, second in candidates:
+        with socket.socket() as a, socket.socket() as b:
             try:
-                s.bind(("127.0.0.1", port))
+                a.bind(("127.0.0.1", first))
+                b.bind(("127.0.0.1", second))
             except OSError:
                 continue
-            return int(s.getsockname()[1])
-    raise OSError("no free port")
+            return int(a.getsockname()[1]), int(b.getsockname()[1])
+    raise OSError("no free ports for the demo")
 
 
 def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _wait(predicate: object, timeout_s: float, what: str) -> None:
+def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
-            if predicate():  # type: ignore[operator]
+            if predicate():
                 return
         time.sleep(0.2)
     raise TimeoutError(f"timed out waiting for {what}")
@@ -127,8 +131,7 @@ def _run(args: argparse.Namespace, room: str, interrupts: _Interrupts) -> int:
     shutil.rmtree(data / "state", ignore_errors=True)
     shutil.rmtree(data / "storage", ignore_errors=True)
     (data / "logs").mkdir(parents=True, exist_ok=True)
-    edge_port = _port_or_free(args.port)
-    origin_port = _port_or_free(args.port + 1 if args.port else 0)
+    edge_port, origin_port = _two_ports(args.port)
     origin_url = f"http://127.0.0.1:{origin_port}"
     use_edge = not args.no_edge and _nginx_available()
     listener_base = f"http://127.0.0.1:{edge_port}" if use_edge else origin_url

@@ -230,11 +230,11 @@ def retime_segment(data: bytes, *, base_decode_time: int, sequence_number: int) 
                         struct.pack_into(">I", out, ts + 4, base_decode_time)
                     else:
                         raise ValidationError("tfdt version 0 cannot hold this decode time")
-        for t2, s2, _e2 in _boxes(data, 0, len(data)):
-            if t2 == b"sidx":
-                # sidx earliest_presentation_time must agree with tfdt for players that read it.
-                if data[s2] == 1:
-                    struct.pack_into(">Q", out, s2 + 12, base_decode_time)
-                elif base_decode_time <= 0xFFFFFFFF:
-                    struct.pack_into(">I", out, s2 + 12, base_decode_time)
+    for t2, s2, _e2 in _boxes(data, 0, len(data)):
+        if t2 == b"sidx":
+            # sidx earliest_presentation_time must agree with tfdt for players that read it.
+            if data[s2] == 1:
+                struct.pack_into(">Q", out, s2 + 12, base_decode_time)
+            elif base_decode_time <= 0xFFFFFFFF:
+                struct.pack_into(">I", out, s2 + 12, base_decode_time)
     return bytes(out)

@@ -51,7 +51,6 @@ class EndBody(BaseModel):
 
 @dataclass(frozen=True, kw_only=True)
 class IngestDeps:
-    rooms: RoomRegistry
     store: StateStore
     publisher: Publisher
     metrics: Metrics

@@ -61,15 +61,12 @@ class PublishPolicy:
 
 @dataclass(kw_only=True)
 class PumpResult:
-    uploaded: int = 0
     published: int = 0
     pending: int = 0
     storage_error: str | None = None
     broadcast_changed: bool = False
     state: str = "idle"
-    renditions_written: list[str] = field(default_factory=list)
     received_at: list[float] = field(default_factory=list)  # of each segment published in this pass
-    fillers: int = 0
     skipped: bool = False  # a maintenance pass found the room recently passed over
     master_written: bool = False  # the rendition set changed (e.g. the stream just became playable)
 
@@ -156,7 +153,6 @@ class Publisher:
                 if db.dirty_renditions():
                     with db.transaction():
                         db.set_dirty_renditions(set())
-                result.renditions_written = sorted(changed)
                 written_at = self.clock()
                 for received in result.received_at:
                     self.metrics.published(room, written_at - received)
@@ -196,7 +192,6 @@ class Publisher:
             if uploaded:
                 db.mark_uploaded(obj)
                 Path(obj.spool).unlink(missing_ok=True)
-                result.uploaded += 1
 
     def _upload_one(self, room: str, obj: ObjectRow) -> bool:
         if obj.idx == INIT_INDEX:
@@ -393,7 +388,6 @@ class Publisher:
                     for row in rows:
                         db.add_published(row)
                 changed.add(rendition)
-                result.fillers += len(rows)
                 self.metrics.filler(room, len(rows))
                 log.warning(
                     "room=%s source silent for %.1fs: %d filler segment(s) on %s",

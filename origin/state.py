@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from origin import ids
-from origin.errors import StateError, ValidationError
+from origin.errors import StateError
 
 BroadcastState = Literal["idle", "live", "ending", "ended"]
 INIT_INDEX = -1  # objects.idx of a rendition's init segment
@@ -505,27 +505,3 @@ class RoomDb:
 def _ladder(raw: str) -> tuple[RenditionSpec, ...]:
     """A session's ladder never changes once started: parse each stored form once."""
     return tuple(RenditionSpec(**x) for x in json.loads(raw))
-
-
-def validate_ladder(raw: object) -> tuple[RenditionSpec, ...]:
-    """Validate the start body's ladder (pure)."""
-    if not isinstance(raw, list) or not 1 <= len(raw) <= 8:
-        raise ValidationError("renditions must be a list of 1 to 8 entries")
-    out: list[RenditionSpec] = []
-    for item in raw:
-        if not isinstance(item, dict) or set(item) != {"name", "bitrate", "channels", "sample_rate"}:
-            raise ValidationError("each rendition needs exactly name, bitrate, channels, sample_rate")
-        name, bitrate, channels, rate = item["name"], item["bitrate"], item["channels"], item["sample_rate"]
-        if not isinstance(name, str):
-            raise ValidationError("rendition name must be a string")
-        ids.rendition_name(name)
-        if not (isinstance(bitrate, int) and 8_000 <= bitrate <= 512_000):
-            raise ValidationError(f"rendition {name}: bitrate must be an integer 8000..512000")
-        if channels not in (1, 2):
-            raise ValidationError(f"rendition {name}: channels must be 1 or 2")
-        if rate not in (44_100, 48_000):
-            raise ValidationError(f"rendition {name}: sample_rate must be 44100 or 48000")
-        out.append(RenditionSpec(name=name, bitrate=bitrate, channels=channels, sample_rate=rate))
-    if len({r.name for r in out}) != len(out):
-        raise ValidationError("rendition names must be unique")
-    return tuple(out)

@@ -35,8 +35,8 @@ from urllib.parse import urljoin
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from origin import keys  # noqa: E402
-from origin.cache_policy import LIVE_PLAYLIST_MAX_AGE_S, ObjectKind, headers_for  # noqa: E402
+from origin.contract import layout  # noqa: E402
+from origin.contract.cache_policy import LIVE_PLAYLIST_MAX_AGE_S, ObjectKind, headers_for  # noqa: E402
 from origin.edge.nginx_process import EdgeOptions, run_edge  # noqa: E402
 from tests.cdn_config.upstream import CountingStore  # noqa: E402
 
@@ -67,7 +67,7 @@ class LiveWriter:
         return index.to_bytes(4, "big") * (self.segment_bytes // 4)
 
     def publish_next(self) -> None:
-        key = keys.media_segment(ROOM, SESSION, RENDITION, self.index)
+        key = layout.media_segment(ROOM, SESSION, RENDITION, self.index)
         self.store.put(key, self._segment(self.index), headers_for(ObjectKind.SEGMENT))
         first = max(0, self.index - WINDOW_SEGMENTS + 1)
         media = f"../media/{SESSION}/{RENDITION}"
@@ -75,12 +75,12 @@ class LiveWriter:
                  f"#EXT-X-MEDIA-SEQUENCE:{first}", f'#EXT-X-MAP:URI="{media}/init.mp4"']
         for i in range(first, self.index + 1):
             lines += [f"#EXTINF:{SEGMENT_S:.3f},", f"{media}/{i:06d}.m4s"]
-        self.store.put(keys.live_playlist(ROOM, RENDITION), ("\n".join(lines) + "\n").encode(),
+        self.store.put(layout.live_playlist(ROOM, RENDITION), ("\n".join(lines) + "\n").encode(),
                        headers_for(ObjectKind.LIVE_PLAYLIST))
         self.index += 1
 
     def start(self) -> None:
-        self.store.put(keys.init_segment(ROOM, SESSION, RENDITION), b"\0" * 700, headers_for(ObjectKind.INIT))
+        self.store.put(layout.init_segment(ROOM, SESSION, RENDITION), b"\0" * 700, headers_for(ObjectKind.INIT))
         for _ in range(WINDOW_SEGMENTS):
             self.publish_next()
         self._thread.start()
@@ -150,7 +150,7 @@ class Connection:
 
 
 async def _players(host: str, port: int, count: int, seconds: float, stats: ClientStats) -> None:
-    playlist_path = "/" + keys.live_playlist(ROOM, RENDITION)
+    playlist_path = "/" + layout.live_playlist(ROOM, RENDITION)
     started = time.monotonic()
     deadline = started + seconds
     steady_from = started + WARMUP_S

@@ -106,7 +106,7 @@ def _process(argv: list[str], *, env: dict[str, str], log: Path | None = None) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from origin import ids
+    from origin.contract import ids
 
     try:
         room = ids.room_id(args.room)

@@ -1,12 +1,15 @@
 """Exception hierarchy of the origin.
 
 OriginError
-├── ValidationError      bad external input (room id, path part, body); maps to 4xx
-├── AuthError            missing or wrong credentials; maps to 401/403
+├── ValidationError      bad external input (room id, path part, body); maps to 400
+│   └── BodyTooLargeError  a body over its cap; maps to 413
+├── AuthError            missing credentials; maps to 401
+│   └── ForbiddenError   wrong credentials, or the endpoint is disabled; maps to 403
 ├── StorageError         a storage backend failed (after its own retries); carries key and backend
 ├── StateError           the room state cannot accept the operation (e.g. room ended); maps to 409
 ├── NotFoundError        the room / lease / object does not exist; maps to 404
-└── RateLimitedError     a client went over its rate; maps to 429 with Retry-After (seconds)
+├── RateLimitedError     a client went over its rate; maps to 429 with Retry-After (seconds)
+└── UnavailableError     the origin cannot take this now (retry backlog full); maps to 503
 """
 
 from __future__ import annotations
@@ -26,6 +29,14 @@ class ValidationError(OriginError):
 
 class AuthError(OriginError):
     status_code = 401
+
+
+class BodyTooLargeError(ValidationError):
+    status_code = 413
+
+
+class ForbiddenError(AuthError):
+    status_code = 403
 
 
 class StateError(OriginError):

@@ -13,7 +13,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 bind = os.environ.get("SPILLWAY_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("SPILLWAY_WORKERS", "2"))
-worker_class = "uvicorn.workers.UvicornWorker"
+worker_class = "origin.web.worker.SpillwayWorker"
 control_socket_disable = True  # gunicorn ≥ 24 would otherwise leave ~/.gunicorn/gunicorn.ctl behind
 graceful_timeout = 20
 timeout = 60

@@ -34,6 +34,19 @@ PUBLISH_LATENCY = Histogram(
 RETRY_BACKLOG = Gauge(
     "spillway_retry_backlog", "Objects received but not yet durable in storage", ["room"], multiprocess_mode="livemax"
 )
+LIVE_EDGE = Gauge(
+    "spillway_live_edge_timestamp_seconds",
+    "When the room's live playlists last advanced (Unix seconds); alert on time() minus this",
+    ["room"],
+    multiprocess_mode="max",
+)
+QUARANTINED = Counter("spillway_quarantined_objects", "Received objects the publisher refused to publish", ["room"])
+SESSIONS_STARTED = Counter("spillway_ingest_sessions_started", "Ingest sessions opened (restarts included)", ["room"])
+COMMIT_LATENCY = Histogram(
+    "spillway_group_commit_seconds",
+    "Ingest write -> durable (the shared durability barrier)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 ROOM_STATE = Gauge(
     "spillway_room_state", "1 for the room's broadcast state", ["room", "state"], multiprocess_mode="livemax"
 )
@@ -51,6 +64,18 @@ class Metrics:
     def published(self, room: str, latency_s: float) -> None:
         SEGMENTS_PUBLISHED.labels(room).inc()
         PUBLISH_LATENCY.observe(max(0.0, latency_s))
+
+    def live_edge(self, room: str, at: float) -> None:
+        LIVE_EDGE.labels(room).set(at)
+
+    def quarantined(self, room: str) -> None:
+        QUARANTINED.labels(room).inc()
+
+    def session_started(self, room: str) -> None:
+        SESSIONS_STARTED.labels(room).inc()
+
+    def committed(self, latency_s: float) -> None:
+        COMMIT_LATENCY.observe(max(0.0, latency_s))
 
     def filler(self, room: str, count: int) -> None:
         FILLER_SEGMENTS.labels(room).inc(count)

@@ -11,7 +11,7 @@ from pathlib import Path
 from origin.settings import Settings
 
 GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
-APP = "origin.app:create_app()"
+APP = "origin.web.app:create_app()"
 
 
 def gunicorn_argv(*, bind: str, workers: int) -> list[str]:

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
         3000, ge=10, description="objects per room waiting for storage before ingest answers 503"
     )
     fill_gaps: bool = Field(True, description="publish silence (or the slate) while a live room's source is gone")
+    fill_deadline_segments: float = Field(
+        1.4, ge=1.05, le=10.0, description="a live slot this many segments past the edge's end gets filler at once"
+    )
+    sessions_per_minute: int = Field(12, ge=1, le=1000, description="ingest session starts per room per minute")
     slate_file: Path | None = Field(None, description="audio file looped instead of silence while the source is gone")
 
     @field_validator("slate_file")
@@ -62,6 +66,17 @@ class Settings(BaseSettings):
     seat_token_secret: SecretStr = Field(SecretStr(""), description="HMAC secret shared with the SFU")
     seat_lease_seconds: float = Field(30.0, gt=0)
     join_rate_per_minute: int = Field(30, ge=1, description="join attempts per client address per minute")
+    trusted_proxies: str = Field(
+        "127.0.0.1/32,::1/128", description="CIDRs whose X-Forwarded-For names the client (the edge, the CDN)"
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: str) -> str:
+        from origin.web.client_address import parse_networks
+
+        parse_networks(v)  # raises ValueError with the bad entry
+        return v
 
     @field_validator("public_base_url", "api_base_url")
     @classmethod

@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from origin.ids import INIT_NAME_PATTERN, SEGMENT_NAME_PATTERN
+from origin.contract.ids import INIT_NAME_PATTERN, SEGMENT_NAME_PATTERN
 
 _PREFIX = re.compile(r"^(?:\[(?P<ctx>[^\]@]+?) @ [^\]]+\] )?(?:\[(?P<level>[a-z]+)\] )?(?P<msg>.*)$")
 _OPENING = re.compile(r"^Opening '(?P<url>[^']+)' for writing$")

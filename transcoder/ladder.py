@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from origin.ids import RENDITION_PATTERN
+from origin.contract.ids import RENDITION_PATTERN
+from origin.contract.ingest import BITRATE_MAX_BPS as MAX_BITRATE_BPS
+from origin.contract.ingest import BITRATE_MIN_BPS as MIN_BITRATE_BPS
+from origin.contract.ingest import RENDITIONS_MAX as MAX_RENDITIONS
+from origin.contract.ingest import RenditionBody, StartBody
 from transcoder.errors import ConfigError
 
-SAMPLE_RATE_HZ = 48_000
-MIN_BITRATE_BPS = 8_000
-MAX_BITRATE_BPS = 512_000
-MAX_RENDITIONS = 8
+SAMPLE_RATE_HZ = 48_000  # the ladder's one rate (the contract also accepts 44.1 kHz from other ingest clients)
 
 _BITRATE = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
 
@@ -99,8 +100,12 @@ def format_ladder(ladder: Sequence[Rendition]) -> str:
 
 
 def start_body(ladder: Sequence[Rendition], segment_seconds: float) -> dict[str, Any]:
-    """JSON body of `POST /ingest/{room}/{session}/start` (docs/ingest.md)."""
-    return {"segment_seconds": segment_seconds, "renditions": [r.to_json() for r in ladder]}
+    """JSON body of `POST /ingest/{room}/{session}/start` (docs/ingest.md), checked against the shared contract."""
+    body = StartBody(
+        segment_seconds=segment_seconds,
+        renditions=[RenditionBody.model_validate(r.to_json()) for r in ladder],
+    )
+    return body.model_dump()
 
 
 def total_bitrate_bps(ladder: Sequence[Rendition]) -> int:

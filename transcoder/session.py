@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
-from origin.ids import SESSION_ID_PATTERN
+from origin.contract.ids import SESSION_ID_PATTERN
 from transcoder.errors import ConfigError
 
 RANDOM_HEX_CHARS = 8

@@ -5,15 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from origin.ids import ROOM_ID_PATTERN
+from origin.contract.ids import ROOM_ID_PATTERN
+from origin.contract.ingest import SEGMENT_SECONDS_DEFAULT, SEGMENT_SECONDS_MAX, SEGMENT_SECONDS_MIN
 from transcoder.errors import ConfigError
 from transcoder.ladder import DEFAULT_LADDER, Rendition, validate_ladder
 from transcoder.policy import RestartPolicy
 from transcoder.source import SdpSource, Source
 
-SEGMENT_SECONDS = 1.0  # 47 AAC frames; keeps hls.js ~3.7 s behind live (docs/performance.md, Listener delay)
-MIN_SEGMENT_SECONDS = 0.5
-MAX_SEGMENT_SECONDS = 30.0
+SEGMENT_SECONDS = SEGMENT_SECONDS_DEFAULT
+MIN_SEGMENT_SECONDS = SEGMENT_SECONDS_MIN
+MAX_SEGMENT_SECONDS = SEGMENT_SECONDS_MAX
 PLAYLIST_SIZE_SEGMENTS = 3  # ffmpeg's own playlist (the origin ignores it; keep it small)
 
 

@@ -11,8 +11,8 @@ Data flow, by file:
     redis_backend.py  Redis backend + room registry (many origin instances)
     publisher.py      StatusPublisher: coalesced status.json writes to Storage
     service.py        AdmissionService: join / heartbeat / leave / rooms, glueing the above
-    models.py         pydantic request/response models of the HTTP edge
-    api.py            build_router(AdmissionDeps), build_admission(settings, storage, broadcast_view)
+    models.py         pydantic request models of the HTTP edge (routes: origin/web/listeners.py, admin.py)
+    setup.py          build_admission(settings, storage, broadcast_view), build_service(deps)
     clock.py          the Clock type (origin/clock.py reads the wall clock)
-    broadcast_view.py BroadcastView over the ingest state (origin/state.py)
+    (the BroadcastView implementation is origin/broadcast/view.py: ListenerView)
 """

@@ -14,12 +14,12 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
-from origin import keys
 from origin.admission import status
 from origin.admission.backend import AdmissionBackend
 from origin.admission.clock import Clock, wall_clock
 from origin.admission.status import BroadcastView, PublishSchedule
-from origin.cache_policy import ObjectKind, headers_for
+from origin.contract import layout
+from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.errors import OriginError
 from origin.rooms import RoomRegistry
 from origin.storage.base import Storage
@@ -69,6 +69,12 @@ class StatusPublisher:
     def touch(self, room: str, now: float) -> None:
         with self._lock:
             self.schedule.touch(room, now)
+
+    def forget(self, room: str) -> None:
+        """The room was deleted: never write its status.json again (unless it is created anew)."""
+        with self._lock:
+            self.schedule.forget(room)
+            self._hls_answers.pop(room, None)
 
     def count_hls_answer(self, room: str, now: float) -> None:
         with self._lock:
@@ -126,7 +132,7 @@ class StatusPublisher:
             with self._lock:
                 self.schedule.forget(room)
             return False
-        self.storage.put(keys.status(room), status.encode(doc), headers_for(ObjectKind.STATUS))
+        self.storage.put(layout.status(room), status.encode(doc), headers_for(ObjectKind.STATUS))
         with self._lock:
             self.schedule.published(room, now, status.fingerprint(doc))
             self.writes += 1

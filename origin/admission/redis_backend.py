@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
@@ -208,6 +208,32 @@ class RedisRoomRegistry:
             self.client.set(self._key(room.id), room_to_json(room))
         except redis.RedisError as exc:
             raise StorageError(f"room put failed: {exc}", key=room.id, backend=BACKEND) from exc
+        self._index(lambda: self.client.sadd(self._ids_key, room.id), room.id)
+
+    @property
+    def _ids_key(self) -> str:
+        return f"{self.prefix}rooms"
+
+    def _index(self, op: Callable[[], object], room_id: str) -> None:
+        try:
+            op()
+        except redis.RedisError as exc:
+            raise StorageError(f"room index update failed: {exc}", key=room_id, backend=BACKEND) from exc
+
+    def ids(self) -> list[str]:
+        try:
+            members = self.client.smembers(self._ids_key)
+        except redis.RedisError as exc:
+            raise StorageError(f"room list failed: {exc}", key="rooms", backend=BACKEND) from exc
+        return sorted(m.decode() for m in members)
+
+    def delete(self, room_id: str) -> bool:
+        try:
+            removed = int(self.client.delete(self._key(room_id)))
+        except redis.RedisError as exc:
+            raise StorageError(f"room delete failed: {exc}", key=room_id, backend=BACKEND) from exc
+        self._index(lambda: self.client.srem(self._ids_key, room_id), room_id)
+        return removed > 0
 
 
 def connect(url: str) -> redis.Redis[bytes]:

@@ -101,6 +101,7 @@ class AdmissionService:
         broadcasts: BroadcastView,
         limiter: RateLimiter,
         hint: FullHint,
+        lease_limiter: RateLimiter | None = None,
         seat_token_secret: bytes,
         public_base_url: str,
         api_url: str,
@@ -113,6 +114,7 @@ class AdmissionService:
         self.publisher = publisher
         self.broadcasts = broadcasts
         self.limiter = limiter
+        self.lease_limiter = lease_limiter
         self.hint = hint
         self._secret = seat_token_secret
         self.public_base_url = public_base_url
@@ -129,6 +131,17 @@ class AdmissionService:
         if not result.allowed:
             raise RateLimitedError(
                 f"too many join attempts from this address; retry in {result.retry_after_s:.1f} s",
+                retry_after_s=result.retry_after_s,
+            )
+
+    def check_lease_rate(self, client: str, now: float) -> None:
+        """Heartbeats and leaves take the backend's write lock: a client must not flood them either."""
+        if self.lease_limiter is None:
+            return
+        result = self.lease_limiter.check(client, now)
+        if not result.allowed:
+            raise RateLimitedError(
+                f"too many seat calls from this address; retry in {result.retry_after_s:.1f} s",
                 retry_after_s=result.retry_after_s,
             )
 
@@ -216,6 +229,15 @@ class AdmissionService:
         self.publisher.note_change(room, now)
         logger.info("room %s: %s (cap %d)", room, "created" if existing is None else "updated", spec.realtime_cap)
         return cfg, existing is None, issued
+
+    def delete_room(self, room: str) -> bool:
+        """Forget the room: its configuration, this worker's caches, its status.json schedule."""
+        existed = self.rooms.delete(room)
+        self._cache.pop(room, None)
+        self.hint.clear(room)
+        self.publisher.forget(room)
+        logger.info("room %s: deleted", room)
+        return existed
 
     def room_view(self, room: str, now: float) -> RoomView:
         cached = self.load_room(room, now)

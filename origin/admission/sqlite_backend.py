@@ -312,3 +312,17 @@ class SqliteRoomRegistry:
                 conn.execute("INSERT OR REPLACE INTO rooms (id, doc) VALUES (?, ?)", (room.id, room_to_json(room)))
         except sqlite3.Error as exc:
             raise _storage_error(self.db.path, "room put", exc) from exc
+
+    def ids(self) -> list[str]:
+        try:
+            rows = self.db.connection().execute("SELECT id FROM rooms ORDER BY id").fetchall()
+        except sqlite3.Error as exc:
+            raise _storage_error(self.db.path, "room list", exc) from exc
+        return [str(r[0]) for r in rows]
+
+    def delete(self, room_id: str) -> bool:
+        try:
+            with self.db.write() as conn:
+                return conn.execute("DELETE FROM rooms WHERE id = ?", (room_id,)).rowcount > 0
+        except sqlite3.Error as exc:
+            raise _storage_error(self.db.path, "room delete", exc) from exc

@@ -15,18 +15,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from origin import keys
 from origin.admission.decision import expected_hls_delay_s
+from origin.contract import layout
 from origin.rooms import Room
 
-BroadcastState = Literal["idle", "live", "ended"]
+# The broadcast as listeners see it; the broadcast's own lifecycle (with "ending") is origin.broadcast.model.
+ListenerState = Literal["idle", "live", "ended"]
 DEFAULT_SEGMENT_S = 2.0  # used for the expected HLS delay until a session declares its segment length
 STATUS_VERSION = 1
 
 
 @dataclass(frozen=True, kw_only=True)
 class BroadcastInfo:
-    state: BroadcastState = "idle"  # idle: configured, not on air yet; live: a session is on air; ended: final
+    state: ListenerState = "idle"  # idle: configured, not on air yet; live: a session is on air; ended: final
     replay_url: str | None = None  # the replay (DVR/VOD) master playlist URL once there is one
     segment_s: float | None = None  # segment length the current/last ingest session declared
     download_url: str | None = None  # player: the whole-broadcast .m4a, once it exists (origin/replay_download.py)
@@ -46,11 +47,11 @@ class IdleBroadcastView:
 
 
 def hls_url(public_base_url: str, room: str) -> str:
-    return f"{public_base_url}/{keys.master_playlist(room)}"
+    return f"{public_base_url}/{layout.master_playlist(room)}"
 
 
 def status_url(public_base_url: str, room: str) -> str:
-    return f"{public_base_url}/{keys.status(room)}"
+    return f"{public_base_url}/{layout.status(room)}"
 
 
 def join_url(api_url: str, room: str) -> str:
@@ -61,7 +62,7 @@ def hls_delay_for(info: BroadcastInfo) -> float:
     return expected_hls_delay_s(info.segment_s or DEFAULT_SEGMENT_S)
 
 
-def realtime_open(*, state: BroadcastState, cap: int, seats_taken: int) -> bool:
+def realtime_open(*, state: ListenerState, cap: int, seats_taken: int) -> bool:
     return state != "ended" and seats_taken < cap
 
 

@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from origin.cache_policy import PLAYER_ASSET_MAX_AGE_S
+from origin.contract.cache_policy import PLAYER_ASSET_MAX_AGE_S
 from origin.player.page import AssetUrls
 
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from origin.cache_policy import OEMBED_MAX_AGE_S
+from origin.contract.cache_policy import OEMBED_MAX_AGE_S
+from origin.contract.ids import ROOM_ID_PATTERN
 from origin.errors import NotFoundError, OriginError, ValidationError
-from origin.ids import ROOM_ID_PATTERN
 from origin.player.page import PROVIDER_NAME, display_title, embed_url, web_origin
 from origin.rooms import Room
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-from origin import keys
-from origin.cache_policy import EMBED_PAGE_MAX_AGE_S, ERROR_MAX_AGE_S
+from origin.contract import layout
+from origin.contract.cache_policy import EMBED_PAGE_MAX_AGE_S, ERROR_MAX_AGE_S
 from origin.rooms import Room
 
 TEMPLATE_PATH = Path(__file__).with_name("templates") / "embed.html"
@@ -82,9 +82,9 @@ def embed_page(room: Room, *, public_base_url: str, assets: AssetUrls) -> EmbedP
         host=room.host,
         embed_url=page_url,
         oembed_url=oembed_url(public_base_url, page_url),
-        status_url=f"{public_base_url}/{keys.status(room.id)}",
-        hls_url=f"{public_base_url}/{keys.master_playlist(room.id)}",
-        replay_url=f"{public_base_url}/{keys.replay_master(room.id)}",
+        status_url=f"{public_base_url}/{layout.status(room.id)}",
+        hls_url=f"{public_base_url}/{layout.master_playlist(room.id)}",
+        replay_url=f"{public_base_url}/{layout.replay_master(room.id)}",
         stylesheet_url=assets.stylesheet,
         hls_js_url=assets.hls_js,
         player_js_url=assets.player_js,

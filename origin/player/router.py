@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from origin import ids
-from origin.cache_policy import ERROR_MAX_AGE_S, OEMBED_MAX_AGE_S
+from origin.contract import ids
+from origin.contract.cache_policy import ERROR_MAX_AGE_S, OEMBED_MAX_AGE_S
 from origin.errors import NotFoundError, OriginError, StorageError, ValidationError
 from origin.player import oembed
 from origin.player.assets import ASSET_CACHE_CONTROL, URL_PREFIX, PlayerAssets

@@ -1,8 +1,9 @@
 """The narrow storage interface every backend implements (filesystem, S3).
 
 Calls are synchronous and may block (disk, network); async callers run them in a worker thread.
-A successful `put` means the object is durable and readable by listeners (S3 has read-after-write
-consistency; the filesystem backend writes to a temp file, fsyncs and renames).
+A successful `put` means the object is readable by listeners (S3 has read-after-write consistency; the
+filesystem backend writes to a temp file and renames it) and durable — or, with `durable=False`, durable
+once the next `sync()` returns: many writes then share one durability barrier (group commit).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from origin.cache_policy import ObjectHeaders
+from origin.contract.cache_policy import ObjectHeaders
 
 
 class Storage(Protocol):
@@ -19,9 +20,18 @@ class Storage(Protocol):
     def put(self, key: str, data: bytes, headers: ObjectHeaders, *, durable: bool = True) -> None:
         """Store `data` at `key` with its Content-Type/Cache-Control, atomically. Raises StorageError.
 
-        `durable=False` allows skipping fsync for derived objects the origin rewrites from its own state
-        (playlists, status.json): they must still be replaced atomically, never seen half-written.
+        `durable=False` defers durability to the next `sync()` (the filesystem backend skips its fsyncs): for
+        objects a group commit will cover, and for derived objects the origin rewrites from its own state
+        (playlists, status.json). They are still replaced atomically, never seen half-written.
         """
+        ...
+
+    def sync(self) -> None:
+        """Make every `put(..., durable=False)` that returned before this call durable. Raises StorageError."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object (absent is fine). Raises StorageError."""
         ...
 
     def put_file(self, key: str, source: Path, headers: ObjectHeaders) -> None:

@@ -19,6 +19,7 @@ object always has its headers, and readers see either the old or the new bytes, 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import itertools
 import json
@@ -30,7 +31,7 @@ import threading
 import zlib
 from pathlib import Path
 
-from origin.cache_policy import ERROR_MAX_AGE_S, ObjectHeaders
+from origin.contract.cache_policy import ERROR_MAX_AGE_S, ObjectHeaders
 from origin.errors import StorageError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -156,6 +157,20 @@ def _read_or_none(path: Path) -> bytes | None:
         return None
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def syncfs(path: Path) -> None:
+    """syncfs(2) on the filesystem holding `path` (Linux): flushes every dirty file and directory on it."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+    finally:
+        os.close(fd)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -247,6 +262,24 @@ class FilesystemStorage:
                 raise
             except OSError as exc:
                 raise self._error(key, "put", exc) from exc
+
+    def sync(self) -> None:
+        """One syncfs(2) for the whole storage filesystem: the barrier of many non-durable puts."""
+        try:
+            syncfs(self.root)
+        except OSError as exc:
+            raise self._error(f"(root {self.root})", "sync", exc) from exc
+
+    def delete(self, key: str) -> None:
+        path = self.path_for(key)
+        with self._lock_for(key):
+            for victim in (path, _sidecar_path(path)):
+                try:
+                    victim.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise self._error(key, "delete", exc) from exc
 
     def _ensure_dir(self, directory: Path) -> None:
         if directory not in self._dirs_made:

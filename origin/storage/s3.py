@@ -35,7 +35,7 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
-from origin.cache_policy import ObjectHeaders
+from origin.contract.cache_policy import ObjectHeaders
 from origin.errors import StorageError, ValidationError
 from origin.storage.filesystem import validate_key, validate_prefix
 from origin.storage.retry import ErrorClass, RetryPolicy, classify_response, next_delay
@@ -232,6 +232,17 @@ class S3Storage:
 
     def put_file(self, key: str, source: Path, headers: ObjectHeaders) -> None:
         self.put(key, source.read_bytes(), headers)
+
+    def sync(self) -> None:
+        """Every successful PUT is already durable in S3."""
+
+    def delete(self, key: str) -> None:
+        full = self.full_key(key)
+
+        def op() -> None:
+            self._client.delete_object(Bucket=self.bucket, Key=full)
+
+        self._call("delete", key, op)
 
     def get(self, key: str) -> bytes:
         full = self.full_key(key)

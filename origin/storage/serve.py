@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from origin.cache_policy import ERROR_MAX_AGE_S, ObjectHeaders
+from origin.contract.cache_policy import ERROR_MAX_AGE_S, ObjectHeaders
 from origin.errors import StorageError, ValidationError
 from origin.storage.filesystem import FilesystemStorage
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from origin import keys
-from origin.cache_policy import ObjectHeaders, ObjectKind, headers_for
+from origin.contract import layout
+from origin.contract.cache_policy import ObjectHeaders, ObjectKind, headers_for
 
 SEGMENT_SECONDS = 1.0
 
@@ -93,23 +93,23 @@ class Published:
 def publish(store: Putter, stream: HlsStream, *, room: str, session: str = "sess-0001",
             rendition: str = "a64") -> Published:
     """Upload in the origin's order: media first, then the playlists that name it."""
-    init_key = keys.init_segment(room, session, rendition)
+    init_key = layout.init_segment(room, session, rendition)
     store.put(init_key, stream.init, headers_for(ObjectKind.INIT))
     segment_keys = []
     for index, data in enumerate(stream.segments):
-        key = keys.media_segment(room, session, rendition, index)
+        key = layout.media_segment(room, session, rendition, index)
         store.put(key, data, headers_for(ObjectKind.SEGMENT))
         segment_keys.append(key)
     text = media_playlist(session=session, rendition=rendition, first=0, durations_s=stream.durations_s).encode()
-    live_key = keys.live_playlist(room, rendition)
+    live_key = layout.live_playlist(room, rendition)
     store.put(live_key, text, headers_for(ObjectKind.LIVE_PLAYLIST))
-    replay_key = keys.replay_playlist(room, rendition)
+    replay_key = layout.replay_playlist(room, rendition)
     store.put(replay_key, text, headers_for(ObjectKind.EVENT_PLAYLIST))
-    master_key = keys.master_playlist(room)
+    master_key = layout.master_playlist(room)
     store.put(master_key, master_playlist([rendition]).encode(), headers_for(ObjectKind.MASTER_PLAYLIST))
-    status_key = keys.status(room)
+    status_key = layout.status(room)
     store.put(status_key, json.dumps({"room": room, "live": True}).encode(), headers_for(ObjectKind.STATUS))
-    download_key = keys.replay_download(room)
+    download_key = layout.replay_download(room)
     store.put(download_key, stream.init + b"".join(stream.segments), headers_for(ObjectKind.DOWNLOAD))
     return Published(room=room, session=session, rendition=rendition, init=init_key, segments=segment_keys,
                      live_playlist=live_key, master=master_key, replay_playlist=replay_key, status=status_key,

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 
-from origin import keys
-from origin.cache_policy import LIVE_PLAYLIST_MAX_AGE_S, ObjectKind, headers_for
+from origin.contract import layout
+from origin.contract.cache_policy import LIVE_PLAYLIST_MAX_AGE_S, ObjectKind, headers_for
 from tests.cdn_config.conftest import EdgeRig, fresh_room
 from tests.cdn_config.stream import media_playlist
 from tests.cdn_config.upstream import CountingStore
@@ -42,7 +42,7 @@ class PlaylistWriter:
     def publish(self, sequence: int) -> None:
         for rendition in RENDITIONS:
             text = media_playlist(session="sess-0001", rendition=rendition, first=sequence, durations_s=[2.0] * 6)
-            self.put(keys.live_playlist(self.room, rendition), text.encode())
+            self.put(layout.live_playlist(self.room, rendition), text.encode())
         self.published_at[sequence] = time.monotonic()
 
     def _run(self) -> None:
@@ -113,7 +113,7 @@ def _max_served_age(result: PollResult, published_at: dict[int, float]) -> float
 
 def _run_collapse(rig: EdgeRig, upstream_requests: Callable[[str], int]) -> None:
     room = fresh_room(f"collapse-{rig.kind}")
-    paths = [keys.live_playlist(room, r) for r in RENDITIONS]
+    paths = [layout.live_playlist(room, r) for r in RENDITIONS]
 
     def put(key: str, data: bytes) -> None:
         rig.store.put(key, data, headers_for(ObjectKind.LIVE_PLAYLIST))

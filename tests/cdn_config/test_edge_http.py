@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from origin.cache_policy import ERROR_MAX_AGE_S, ObjectKind, headers_for
+from origin.contract.cache_policy import ERROR_MAX_AGE_S, ObjectKind, headers_for
 from origin.edge.nginx_config import s3_storage
 from origin.edge.nginx_process import EdgeOptions, run_edge
 from tests.cdn_config.conftest import ALLOWED_ORIGIN, OTHER_ALLOWED_ORIGIN, EdgeRig, fresh_room

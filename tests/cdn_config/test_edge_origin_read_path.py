@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from origin.cache_policy import ERROR_MAX_AGE_S, ObjectKind, headers_for
+from origin.contract.cache_policy import ERROR_MAX_AGE_S, ObjectKind, headers_for
 from origin.edge.nginx_process import EdgeOptions, EdgeProcess, run_edge
 from origin.storage.filesystem import FilesystemStorage
 from tests.cdn_config.conftest import ALLOWED_ORIGIN, fresh_room

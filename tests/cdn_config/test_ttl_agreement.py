@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from origin import cache_policy
+from origin.contract import cache_policy
 from origin.edge.nginx_config import EdgeParams, origin_storage, parse_upstream, render_config, s3_storage
 from origin.edge.nginx_process import TEMPLATE_PATH
 from tests.cdn_config.cfn import TEMPLATE, load_template

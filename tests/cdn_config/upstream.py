@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
-from origin.cache_policy import ObjectHeaders
+from origin.contract.cache_policy import ObjectHeaders
 
 API_PREFIXES = ("/v1/", "/embed/", "/oembed", "/static/", "/healthz")
 EMBED_CACHE_CONTROL = "public, max-age=30"

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from origin.ids import SESSION_ID_PATTERN
+from origin.contract.ids import SESSION_ID_PATTERN
 from transcoder.errors import ConfigError
 from transcoder.session import random_hex, session_id
 from transcoder.status import TranscodeStatus, format_status

@@ -12,7 +12,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from origin import keys
 from origin.admission.api import AdmissionDeps, build_router
 from origin.admission.backend import AdmissionBackend
 from origin.admission.decision import AdmitResult
@@ -21,7 +20,8 @@ from origin.admission.redis_backend import RedisAdmission, RedisRoomRegistry, co
 from origin.admission.seat_token import verify_seat_token
 from origin.admission.sqlite_backend import SqliteAdmission, SqliteRoomRegistry
 from origin.admission.status import BroadcastInfo
-from origin.cache_policy import ObjectKind, headers_for
+from origin.contract import layout
+from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.rooms import RoomRegistry
 from origin.storage.filesystem import FilesystemStorage
 from tests.origin.admission.conftest import ManualClock
@@ -384,7 +384,7 @@ def test_room_view_counts(h: Harness) -> None:
 def test_status_json_is_published_with_the_status_cache_policy(h: Harness) -> None:
     h.room(realtime_cap=1, title="Launch")
     h.deps.publisher.flush(h.clock.now)
-    key = keys.status("launch")
+    key = layout.status("launch")
     assert json.loads(h.storage.get(key))["realtime"]["open"] is True
     assert h.storage.get_headers(key) == headers_for(ObjectKind.STATUS)
     h.join()

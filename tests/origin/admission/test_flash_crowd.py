@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from origin import keys
 from origin.admission.seat_token import verify_seat_token
-from origin.cache_policy import ObjectKind, headers_for
+from origin.contract import layout
+from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.edge.nginx_process import EdgeOptions, run_edge
 from origin.storage.filesystem import FilesystemStorage
 from tests.origin.admission.conftest import RedisServer
@@ -96,7 +96,7 @@ def _wait_for_status(
     doc: dict[str, object] = {}
     while time.monotonic() < deadline:
         try:
-            doc = json.loads(storage.get(keys.status(room)))
+            doc = json.loads(storage.get(layout.status(room)))
         except KeyError:
             doc = {}
         if doc and doc["realtime"]["open"] is want_open:  # type: ignore[index]
@@ -112,7 +112,7 @@ def test_status_json_follows_the_seats_through_storage_origin_and_edge(origin: O
     doc = _wait_for_status(storage, room, want_open=True)
     assert doc["realtime"] == {"open": True, "cap": 2, "seats_taken": 0, "seats_left": 2}
     assert doc["hls_url"] == f"{base}/rooms/{room}/master.m3u8"
-    assert storage.get_headers(keys.status(room)) == headers_for(ObjectKind.STATUS)
+    assert storage.get_headers(layout.status(room)) == headers_for(ObjectKind.STATUS)
 
     seats = [httpx.post(f"{base}/v1/rooms/{room}/listeners", timeout=10).json() for _ in range(3)]
     assert [s["mode"] for s in seats] == ["realtime", "realtime", "hls"]

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from origin import keys
 from origin.admission.publisher import StatusPublisher
 from origin.admission.sqlite_backend import SqliteAdmission, SqliteRoomRegistry
 from origin.admission.status import BroadcastInfo
-from origin.cache_policy import ObjectKind, headers_for
+from origin.contract import layout
+from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.rooms import Room
 from origin.storage.filesystem import FilesystemStorage
 from tests.origin.admission.conftest import ManualClock
@@ -50,7 +50,7 @@ def _publisher(backend: SqliteAdmission, storage: FilesystemStorage, clock: Manu
 
 
 def _status(storage: FilesystemStorage) -> dict[str, object]:
-    doc: dict[str, object] = json.loads(storage.get(keys.status(ROOM)))
+    doc: dict[str, object] = json.loads(storage.get(layout.status(ROOM)))
     return doc
 
 
@@ -73,7 +73,7 @@ def test_burst_of_changes_is_coalesced_to_one_write_per_second(
     assert doc["state"] == "live"
     assert doc["hls_url"] == "https://cdn.example/rooms/launch/master.m3u8"
     assert doc["join_url"] == "https://api.example/v1/rooms/launch/listeners"
-    assert storage.get_headers(keys.status(ROOM)) == headers_for(ObjectKind.STATUS)
+    assert storage.get_headers(layout.status(ROOM)) == headers_for(ObjectKind.STATUS)
 
 
 def test_two_workers_share_the_write_budget(backend: SqliteAdmission, tmp_path: Path, clock: ManualClock) -> None:
@@ -140,7 +140,7 @@ def test_unknown_rooms_are_not_published(backend: SqliteAdmission, tmp_path: Pat
     pub = _publisher(backend, storage, clock)
     pub.note_change("never-created", clock.now)
     assert pub.flush(clock.now) == []
-    assert not storage.exists(keys.status("never-created"))
+    assert not storage.exists(layout.status("never-created"))
     assert pub.flush(clock.advance(2)) == []  # and forgotten, not retried forever
 
 

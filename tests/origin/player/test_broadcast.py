@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from origin import keys
 from origin.admission.broadcast_view import StateBroadcastView
+from origin.contract import layout
 from origin.player.broadcast import ListenerBroadcastView
 from origin.replay_download import MARKER_DIR, ReplayDownloads
 from origin.state import RenditionSpec, StateStore
@@ -42,4 +42,4 @@ def test_live_once_playable_and_download_once_built(tmp_path: Path) -> None:
     marker = tmp_path / "state" / MARKER_DIR / f"{ROOM}.done.json"
     marker.parent.mkdir(parents=True)
     marker.write_text(json.dumps({"bytes": 1}))
-    assert view.broadcast(ROOM).download_url == f"{CDN}/{keys.replay_download(ROOM)}"
+    assert view.broadcast(ROOM).download_url == f"{CDN}/{layout.replay_download(ROOM)}"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from origin import keys
-from origin.cache_policy import ObjectKind, headers_for
+from origin.contract import layout
+from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.playlist import (
     MediaPlaylistKind,
     PublishedSegment,
@@ -128,14 +128,14 @@ def _publish_replay(storage: FilesystemStorage, work: Path, sessions: list[Sessi
         local = work / session.id
         for name, duration in _encode_session(local, session, freq=440 + 220 * n):
             idx = int(name.split(".")[0])
-            storage.put(keys.media_segment(ROOM, session.id, "a64", idx), (local / name).read_bytes(),
+            storage.put(layout.media_segment(ROOM, session.id, "a64", idx), (local / name).read_bytes(),
                         headers_for(ObjectKind.SEGMENT))
             segments.append(PublishedSegment(
                 media_sequence=len(segments), uri=f"../media/{session.id}/a64/{name}",
                 init_uri=f"../media/{session.id}/a64/init.mp4", duration_s=duration,
                 program_date_time=datetime(2026, 11, 26, 9, n, tzinfo=UTC), discontinuity=n > 0 and idx == 0,
             ))
-        storage.put(keys.init_segment(ROOM, session.id, "a64"), (local / "init.mp4").read_bytes(),
+        storage.put(layout.init_segment(ROOM, session.id, "a64"), (local / "init.mp4").read_bytes(),
                     headers_for(ObjectKind.INIT))
     media = render_media_playlist(segments, kind=MediaPlaylistKind.VOD if final else MediaPlaylistKind.EVENT,
                                   target_duration=1, discontinuity_sequence=0, ended=final)
@@ -143,8 +143,8 @@ def _publish_replay(storage: FilesystemStorage, work: Path, sessions: list[Sessi
         RenditionEntry(uri="replay/a64.m3u8", bandwidth_bps=70_000, average_bandwidth_bps=66_000),
         RenditionEntry(uri="replay/a48.m3u8", bandwidth_bps=52_000, average_bandwidth_bps=50_000, channels=1),
     ])
-    storage.put(keys.replay_playlist(ROOM, "a64"), media.encode(), headers_for(ObjectKind.REPLAY_PLAYLIST))
-    storage.put(keys.replay_master(ROOM), master.encode(), headers_for(ObjectKind.REPLAY_PLAYLIST))
+    storage.put(layout.replay_playlist(ROOM, "a64"), media.encode(), headers_for(ObjectKind.REPLAY_PLAYLIST))
+    storage.put(layout.replay_master(ROOM), master.encode(), headers_for(ObjectKind.REPLAY_PLAYLIST))
 
 
 def _packets(path: Path) -> list[str]:
@@ -175,10 +175,10 @@ def test_download_is_the_broadcasts_own_packets_back_to_back(tmp_path: Path, sto
     downloads = ReplayDownloads(storage=storage, state_dir=tmp_path / "state", on_done=done.append)
     assert downloads.run(ROOM) is True
     assert done == [ROOM] and downloads.ready(ROOM)
-    headers = storage.get_headers(keys.replay_download(ROOM))
+    headers = storage.get_headers(layout.replay_download(ROOM))
     assert (headers.content_type, headers.cache_control) == ("audio/mp4", "public, max-age=86400")
     m4a = tmp_path / "replay.m4a"
-    m4a.write_bytes(storage.get(keys.replay_download(ROOM)))
+    m4a.write_bytes(storage.get(layout.replay_download(ROOM)))
     # Not re-encoded: the file's packets are the sessions' packets, byte for byte, in order.
     expected: list[str] = []
     for s in sessions:
@@ -210,7 +210,7 @@ def test_sessions_with_different_codec_parameters_are_refused(tmp_path: Path, st
     downloads = ReplayDownloads(storage=storage, state_dir=tmp_path / "state")
     with pytest.raises(ReplayDownloadError, match="codec parameters"):
         downloads.run(ROOM)
-    assert not storage.exists(keys.replay_download(ROOM)) and not downloads.ready(ROOM)
+    assert not storage.exists(layout.replay_download(ROOM)) and not downloads.ready(ROOM)
 
 
 def test_an_unfinished_replay_is_not_downloaded(tmp_path: Path, storage: FilesystemStorage) -> None:
@@ -236,7 +236,7 @@ def test_exactly_one_worker_builds_it(tmp_path: Path, storage: FilesystemStorage
         blocked.start()
         blocked.join(timeout=60)
         assert results.get(timeout=5) is False
-        assert not storage.exists(keys.replay_download(ROOM))
+        assert not storage.exists(layout.replay_download(ROOM))
     # Four workers see the end at once: one builds, the others skip.
     procs = [ctx.Process(target=_race, args=(str(storage.root), str(state), results)) for _ in range(4)]
     for p in procs:
@@ -245,7 +245,7 @@ def test_exactly_one_worker_builds_it(tmp_path: Path, storage: FilesystemStorage
         p.join(timeout=120)
         assert p.exitcode == 0
     assert sorted(results.get(timeout=5) for _ in procs) == [False, False, False, True]
-    assert storage.exists(keys.replay_download(ROOM))
+    assert storage.exists(layout.replay_download(ROOM))
 
 
 def test_request_runs_in_the_background(tmp_path: Path, storage: FilesystemStorage) -> None:
@@ -287,5 +287,5 @@ def test_recover_builds_what_a_restart_left_unbuilt(tmp_path: Path, storage: Fil
         assert built.wait(timeout=60)
     finally:
         downloads.close()
-    assert downloads.ready(ROOM) and storage.exists(keys.replay_download(ROOM))
+    assert downloads.ready(ROOM) and storage.exists(layout.replay_download(ROOM))
     assert not downloads.ready("never-published") and not downloads.ready("still-live")

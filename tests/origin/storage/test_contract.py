@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from origin import keys
-from origin.cache_policy import ObjectHeaders, ObjectKind, headers_for
+from origin.contract import layout
+from origin.contract.cache_policy import ObjectHeaders, ObjectKind, headers_for
 from origin.errors import StorageError, ValidationError
 from origin.storage.base import Storage
 from origin.storage.filesystem import FilesystemStorage
@@ -48,7 +48,7 @@ def _get_headers(storage: Storage, key: str) -> ObjectHeaders:
 
 
 def test_put_get_exists(storage: Storage) -> None:
-    key = keys.media_segment(ROOM, SESSION, "a48", 0)
+    key = layout.media_segment(ROOM, SESSION, "a48", 0)
     assert not storage.exists(key)
     payload = bytes(range(256)) * 40
     storage.put(key, payload, SEGMENT)
@@ -58,30 +58,30 @@ def test_put_get_exists(storage: Storage) -> None:
 
 
 def test_headers_round_trip(storage: Storage) -> None:
-    seg = keys.media_segment(ROOM, SESSION, "a48", 1)
-    pl = keys.live_playlist(ROOM, "a48")
+    seg = layout.media_segment(ROOM, SESSION, "a48", 1)
+    pl = layout.live_playlist(ROOM, "a48")
     storage.put(seg, b"moof", SEGMENT)
     storage.put(pl, b"#EXTM3U\n", PLAYLIST)
     assert _get_headers(storage, seg) == SEGMENT
     assert _get_headers(storage, pl) == PLAYLIST
     assert SEGMENT.cache_control.endswith("immutable") and PLAYLIST.cache_control == "public, max-age=1"
     with pytest.raises(KeyError):
-        _get_headers(storage, keys.status(ROOM))
+        _get_headers(storage, layout.status(ROOM))
 
 
 def test_overwrite_replaces_bytes_and_headers_and_reput_is_idempotent(storage: Storage) -> None:
-    key = keys.replay_playlist(ROOM, "a48")
+    key = layout.replay_playlist(ROOM, "a48")
     storage.put(key, b"#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n", PLAYLIST)
     final = headers_for(ObjectKind.REPLAY_PLAYLIST)
     storage.put(key, b"#EXTM3U\n#EXT-X-ENDLIST\n", final)
     storage.put(key, b"#EXTM3U\n#EXT-X-ENDLIST\n", final)
     assert storage.get(key) == b"#EXTM3U\n#EXT-X-ENDLIST\n"
     assert _get_headers(storage, key) == final
-    assert storage.list(keys.room_prefix(ROOM) + "/") == [key]
+    assert storage.list(layout.room_prefix(ROOM) + "/") == [key]
 
 
 def test_empty_object(storage: Storage) -> None:
-    key = keys.status(ROOM)
+    key = layout.status(ROOM)
     storage.put(key, b"", headers_for(ObjectKind.STATUS))
     assert storage.exists(key)
     assert storage.get(key) == b""
@@ -89,26 +89,26 @@ def test_empty_object(storage: Storage) -> None:
 
 def test_missing_key_raises_key_error(storage: Storage) -> None:
     with pytest.raises(KeyError):
-        storage.get(keys.master_playlist("nobody-here"))
-    assert not storage.exists(keys.master_playlist("nobody-here"))
+        storage.get(layout.master_playlist("nobody-here"))
+    assert not storage.exists(layout.master_playlist("nobody-here"))
 
 
 def test_list_by_prefix(storage: Storage) -> None:
     written = [
-        keys.init_segment(ROOM, SESSION, "a48"),
-        keys.media_segment(ROOM, SESSION, "a48", 2),
-        keys.media_segment(ROOM, SESSION, "a48", 0),
-        keys.media_segment(ROOM, SESSION, "a64", 0),
-        keys.live_playlist(ROOM, "a48"),
-        keys.master_playlist(ROOM + "x"),  # shares the string prefix "rooms/contract-room"
-        keys.master_playlist("other"),
+        layout.init_segment(ROOM, SESSION, "a48"),
+        layout.media_segment(ROOM, SESSION, "a48", 2),
+        layout.media_segment(ROOM, SESSION, "a48", 0),
+        layout.media_segment(ROOM, SESSION, "a64", 0),
+        layout.live_playlist(ROOM, "a48"),
+        layout.master_playlist(ROOM + "x"),  # shares the string prefix "rooms/contract-room"
+        layout.master_playlist("other"),
     ]
     for key in written:
         storage.put(key, key.encode(), SEGMENT)
-    media_a48 = keys.media_dir(ROOM, SESSION, "a48") + "/"
+    media_a48 = layout.media_dir(ROOM, SESSION, "a48") + "/"
     assert storage.list(media_a48) == sorted(written[:3])
-    assert storage.list(keys.room_prefix(ROOM) + "/") == sorted(written[:5])
-    assert storage.list(keys.room_prefix(ROOM)) == sorted(written[:6])  # a key prefix, not a directory
+    assert storage.list(layout.room_prefix(ROOM) + "/") == sorted(written[:5])
+    assert storage.list(layout.room_prefix(ROOM)) == sorted(written[:6])  # a key prefix, not a directory
     assert storage.list(media_a48 + "00000") == sorted(written[1:3])
     assert storage.list("") == sorted(written)
     assert storage.list("rooms/nothing-here/") == []
@@ -134,7 +134,7 @@ def test_invalid_list_prefix_rejected(storage: Storage, prefix: str) -> None:
 
 def test_overwrite_is_atomic_for_readers(storage: Storage) -> None:
     """A reader hammering get() during overwrites only ever sees one complete version."""
-    key = keys.live_playlist(ROOM, "a128")
+    key = layout.live_playlist(ROOM, "a128")
     versions = [bytes([65 + i]) * (40_000 + 7_919 * i) for i in range(4)]  # distinct sizes and contents
     storage.put(key, versions[0], PLAYLIST)
     stop = threading.Event()

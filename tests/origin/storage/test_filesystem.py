@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from origin import keys
-from origin.cache_policy import ObjectKind, headers_for
+from origin.contract import layout
+from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.errors import StorageError, ValidationError
 from origin.storage.filesystem import FilesystemStorage, validate_key, validate_prefix
 
@@ -24,9 +24,9 @@ def _files(root: Path) -> list[str]:
 
 
 def test_layout_object_plus_hidden_directory_headers(fs_storage: FilesystemStorage) -> None:
-    key = keys.init_segment("fs-room", SESSION, "a48")
+    key = layout.init_segment("fs-room", SESSION, "a48")
     fs_storage.put(key, b"ftypmoov", SEGMENT)
-    seg = keys.media_segment("fs-room", SESSION, "a48", 0)
+    seg = layout.media_segment("fs-room", SESSION, "a48", 0)
     fs_storage.put(seg, b"moofmdat", SEGMENT)
     media = f"rooms/fs-room/media/{SESSION}/a48"
     # Objects sharing their directory's headers need no sidecar of their own.
@@ -39,7 +39,7 @@ def test_layout_object_plus_hidden_directory_headers(fs_storage: FilesystemStora
 
 
 def test_an_object_with_other_headers_gets_its_own_sidecar_and_loses_it_again(fs_storage: FilesystemStorage) -> None:
-    key = keys.replay_playlist("fs-room", "a48")
+    key = layout.replay_playlist("fs-room", "a48")
     fs_storage.put(key, b"#EXTM3U\n", headers_for(ObjectKind.EVENT_PLAYLIST))
     fs_storage.put(key, b"#EXTM3U\n#EXT-X-ENDLIST\n", headers_for(ObjectKind.REPLAY_PLAYLIST))
     assert fs_storage.get_headers(key) == headers_for(ObjectKind.REPLAY_PLAYLIST)
@@ -52,20 +52,20 @@ def test_an_object_with_other_headers_gets_its_own_sidecar_and_loses_it_again(fs
 def test_put_file_links_the_source_and_keeps_it(fs_storage: FilesystemStorage, tmp_path: Path) -> None:
     source = fs_storage.root / "spool-file"  # same filesystem: a hard link, no copy
     source.write_bytes(b"moofmdat")
-    key = keys.media_segment("fs-room", SESSION, "a64", 3)
+    key = layout.media_segment("fs-room", SESSION, "a64", 3)
     fs_storage.put_file(key, source, SEGMENT)
     assert fs_storage.get(key) == b"moofmdat" and source.exists()
     assert fs_storage.path_for(key).stat().st_ino == source.stat().st_ino
     other = tmp_path / "elsewhere"
     other.write_bytes(b"moofmdat2")
-    fs_storage.put_file(keys.media_segment("fs-room", SESSION, "a64", 4), other, SEGMENT)
-    assert fs_storage.get(keys.media_segment("fs-room", SESSION, "a64", 4)) == b"moofmdat2"
+    fs_storage.put_file(layout.media_segment("fs-room", SESSION, "a64", 4), other, SEGMENT)
+    assert fs_storage.get(layout.media_segment("fs-room", SESSION, "a64", 4)) == b"moofmdat2"
     with pytest.raises(FileNotFoundError):
-        fs_storage.put_file(keys.media_segment("fs-room", SESSION, "a64", 5), tmp_path / "missing", SEGMENT)
+        fs_storage.put_file(layout.media_segment("fs-room", SESSION, "a64", 5), tmp_path / "missing", SEGMENT)
 
 
 def test_leftover_temp_files_are_invisible(fs_storage: FilesystemStorage) -> None:
-    key = keys.live_playlist("fs-room", "a48")
+    key = layout.live_playlist("fs-room", "a48")
     fs_storage.put(key, b"#EXTM3U\n", headers_for(ObjectKind.LIVE_PLAYLIST))
     # What a crash between write and rename leaves behind: never listed, never a valid key.
     leftover = fs_storage.path_for(key).with_name(".a48.m3u8~tmp.abc123")
@@ -108,7 +108,7 @@ def test_concurrent_puts_of_many_keys(fs_storage: FilesystemStorage) -> None:
     def writer(rendition: str) -> None:
         try:
             for i in range(25):
-                key = keys.media_segment("fs-room", SESSION, rendition, i)
+                key = layout.media_segment("fs-room", SESSION, rendition, i)
                 fs_storage.put(key, f"{rendition}{i}".encode(), SEGMENT)
         except BaseException as exc:
             errors.append(exc)
@@ -121,7 +121,7 @@ def test_concurrent_puts_of_many_keys(fs_storage: FilesystemStorage) -> None:
     assert not errors
     listed = fs_storage.list("rooms/fs-room/")
     assert len(listed) == 75
-    assert fs_storage.get(keys.media_segment("fs-room", SESSION, "a64", 24)) == b"a6424"
+    assert fs_storage.get(layout.media_segment("fs-room", SESSION, "a64", 24)) == b"a6424"
 
 
 def test_a_visible_object_always_has_its_headers(fs_storage: FilesystemStorage) -> None:

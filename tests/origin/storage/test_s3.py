@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from origin import keys
-from origin.cache_policy import ObjectKind, headers_for
+from origin.contract import layout
+from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.errors import StorageError, ValidationError
 from origin.storage.retry import RetryPolicy
 from origin.storage.s3 import S3Storage, normalize_prefix
@@ -20,7 +20,7 @@ from tests.support.moto_server import MotoServer
 
 SEGMENT = headers_for(ObjectKind.SEGMENT)
 PLAYLIST = headers_for(ObjectKind.LIVE_PLAYLIST)
-KEY = keys.media_segment("retry-room", "20261126t090301z-3f9a1c0d", "a48", 7)
+KEY = layout.media_segment("retry-room", "20261126t090301z-3f9a1c0d", "a48", 7)
 POLICY = RetryPolicy(max_attempts=4, base_delay_s=0.05, throttle_base_delay_s=0.1, max_delay_s=0.2)
 
 
@@ -166,7 +166,7 @@ def test_get_retries_5xx_but_not_a_missing_key(proxy: FaultProxy, bucket: str) -
 @pytest.mark.usefixtures("aws_env")
 def test_put_sends_content_type_and_cache_control(moto: MotoServer, bucket: str) -> None:
     storage = S3Storage(bucket=bucket, prefix="/live/", endpoint_url=moto.endpoint_url)
-    key = keys.live_playlist("wire-room", "a64")
+    key = layout.live_playlist("wire-room", "a64")
     storage.put(key, b"#EXTM3U\n", PLAYLIST)
     head = moto.client().head_object(Bucket=bucket, Key="live/" + key)
     assert head["ContentType"] == PLAYLIST.content_type
@@ -178,7 +178,7 @@ def test_put_sends_content_type_and_cache_control(moto: MotoServer, bucket: str)
 def test_anonymous_get_of_public_read_object(moto: MotoServer, bucket: str) -> None:
     public = S3Storage(bucket=bucket, endpoint_url=moto.endpoint_url, acl="public-read")
     private = S3Storage(bucket=bucket, endpoint_url=moto.endpoint_url)
-    seg = keys.media_segment("public-room", "20261126t090301z-3f9a1c0d", "a48", 0)
+    seg = layout.media_segment("public-room", "20261126t090301z-3f9a1c0d", "a48", 0)
     body = bytes(range(256)) * 64
     public.put(seg, body, SEGMENT)
     private.put(seg + ".private", body, SEGMENT)

@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from origin import keys
-from origin.cache_policy import ObjectKind, headers_for
+from origin.contract import layout
+from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.storage.filesystem import FilesystemStorage
 from origin.storage.serve import (
     STREAM_THRESHOLD_BYTES,
@@ -29,9 +29,9 @@ from tests.support.net import free_port
 SEGMENT = headers_for(ObjectKind.SEGMENT)
 PLAYLIST = headers_for(ObjectKind.LIVE_PLAYLIST)
 ROOM = "serve-room"
-SEG_KEY = keys.media_segment(ROOM, "20261126t090301z-3f9a1c0d", "a48", 3)
-PL_KEY = keys.live_playlist(ROOM, "a48")
-BIG_KEY = keys.replay_download(ROOM)
+SEG_KEY = layout.media_segment(ROOM, "20261126t090301z-3f9a1c0d", "a48", 3)
+PL_KEY = layout.live_playlist(ROOM, "a48")
+BIG_KEY = layout.replay_download(ROOM)
 SEG_BODY = bytes(range(256)) * 50  # 12,800 bytes
 BIG_BODY = bytes(i % 251 for i in range(STREAM_THRESHOLD_BYTES + 300_000))
 SECRET = b"outside the storage root"
@@ -113,7 +113,7 @@ def test_head_has_headers_and_no_body(served: Served) -> None:
     assert status == 200 and body == b""
     for name in ("content-type", "cache-control", "etag", "last-modified", "accept-ranges", "content-length"):
         assert headers[name] == get_headers[name], name
-    status, headers, body = served.request("HEAD", "/" + keys.status("nobody"))
+    status, headers, body = served.request("HEAD", "/" + layout.status("nobody"))
     assert (status, body) == (404, b"") and headers["cache-control"] == "public, max-age=1"
 
 
@@ -197,7 +197,7 @@ def test_missing_invalid_and_traversal_paths_are_404(served: Served, path: str) 
 
 
 def test_corrupt_sidecar_is_503_not_500(served: Served) -> None:
-    key = keys.status(ROOM)
+    key = layout.status(ROOM)
     served.storage.put(key, b"{}", headers_for(ObjectKind.STATUS))
     sidecar = served.storage.path_for(key).with_name(".status.json~headers.json")
     assert sidecar.exists()
@@ -208,10 +208,10 @@ def test_corrupt_sidecar_is_503_not_500(served: Served) -> None:
 
 
 def test_object_without_sidecar_gets_fallback_headers(served: Served, tmp_path: Path) -> None:
-    path = served.storage.path_for(keys.master_playlist("hand-copied"))
+    path = served.storage.path_for(layout.master_playlist("hand-copied"))
     path.parent.mkdir(parents=True)
     path.write_bytes(b"#EXTM3U\n")
-    status, headers, body = served.request("GET", "/" + keys.master_playlist("hand-copied"))
+    status, headers, body = served.request("GET", "/" + layout.master_playlist("hand-copied"))
     assert (status, body) == (200, b"#EXTM3U\n")
     assert headers["content-type"] == "application/octet-stream"
 

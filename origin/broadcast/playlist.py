@@ -86,6 +86,46 @@ def live_window(
     return tail[len(tail) - count :]
 
 
+class SegmentTexts:
+    """Each segment's playlist lines, rendered once by the m3u8 library and reused by every later version.
+
+    A live window only changes at its ends, so a new playlist version renders one new segment; only the
+    window's first segment is rendered again (it carries EXT-X-MAP and PROGRAM-DATE-TIME there).
+    """
+
+    def __init__(self, limit: int = 512) -> None:
+        self.limit = limit
+        self._follow: dict[int, str] = {}
+        self._first: dict[int, str] = {}
+
+    def text(self, seg: PublishedSegment, previous: PublishedSegment | None) -> str:
+        cache = self._first if previous is None else self._follow
+        text = cache.get(seg.media_sequence)
+        if text is None:
+            text = cache[seg.media_sequence] = _segment_text(seg, previous)
+            if len(cache) > self.limit:
+                for msn in sorted(cache)[: self.limit // 2]:
+                    del cache[msn]
+        return text
+
+
+def _m3u8_segment(seg: PublishedSegment, *, stamp: bool) -> _Segment:
+    return _Segment(
+        uri=seg.uri,
+        duration=round(seg.duration_s, 6),
+        discontinuity=seg.discontinuity,
+        program_date_time=seg.program_date_time if stamp else None,
+        init_section={"uri": seg.init_uri},
+    )
+
+
+def _segment_text(seg: PublishedSegment, previous: PublishedSegment | None) -> str:
+    # PROGRAM-DATE-TIME on the first segment and after every discontinuity (§4.3.2.6).
+    current = _m3u8_segment(seg, stamp=previous is None or seg.discontinuity)
+    prior = None if previous is None else _m3u8_segment(previous, stamp=False)
+    return str(current.dumps(prior))
+
+
 def render_media_playlist(
     segments: Sequence[PublishedSegment],
     *,
@@ -93,11 +133,13 @@ def render_media_playlist(
     target_duration: int,
     discontinuity_sequence: int,
     ended: bool,
+    texts: SegmentTexts | None = None,
 ) -> str:
     """A media playlist (RFC 8216 §4.3.3).
 
     `discontinuity_sequence` counts EXT-X-DISCONTINUITY tags of segments before the first one listed
-    (§4.3.3.3), so it stays right as tagged segments scroll out of a live window.
+    (§4.3.3.3), so it stays right as tagged segments scroll out of a live window. `texts` carries the
+    rendered segments from one version to the next (a fresh cache renders the same text).
     """
     if not segments:
         raise ValueError("a media playlist needs at least one segment")
@@ -109,32 +151,22 @@ def render_media_playlist(
     longest = max(s.duration_s for s in segments)
     if round(longest) > target_duration:
         raise ValueError(f"segment of {longest:.3f}s exceeds target duration {target_duration}s")
-    playlist = m3u8.M3U8()
-    playlist.version = PLAYLIST_VERSION
-    playlist.target_duration = target_duration
-    playlist.media_sequence = segments[0].media_sequence
-    playlist.discontinuity_sequence = discontinuity_sequence or None
-    playlist.is_independent_segments = True  # every AAC frame is a sync sample
+    header = m3u8.M3U8()
+    header.version = PLAYLIST_VERSION
+    header.target_duration = target_duration
+    header.media_sequence = segments[0].media_sequence
+    header.discontinuity_sequence = discontinuity_sequence or None
+    header.is_independent_segments = True  # every AAC frame is a sync sample
     if kind is MediaPlaylistKind.EVENT:
-        playlist.playlist_type = "event"
+        header.playlist_type = "event"
     elif kind is MediaPlaylistKind.VOD:
-        playlist.playlist_type = "vod"
-    previous: PublishedSegment | None = None
-    for seg in segments:
-        # PROGRAM-DATE-TIME on the first segment and after every discontinuity (§4.3.2.6).
-        stamp = previous is None or seg.discontinuity
-        playlist.segments.append(
-            _Segment(
-                uri=seg.uri,
-                duration=round(seg.duration_s, 6),
-                discontinuity=seg.discontinuity,
-                program_date_time=seg.program_date_time if stamp else None,
-                init_section={"uri": seg.init_uri},
-            )
-        )
-        previous = seg
-    playlist.is_endlist = ended or kind is MediaPlaylistKind.VOD
-    return str(playlist.dumps())
+        header.playlist_type = "vod"
+    texts = texts or SegmentTexts()
+    body = [texts.text(seg, prev) for prev, seg in zip((None, *segments), segments, strict=False)]
+    tail = "#EXT-X-ENDLIST\n" if ended or kind is MediaPlaylistKind.VOD else ""
+    # An M3U8 without segments dumps exactly the header lines (ending in a newline); the segment blocks and
+    # the end tag follow as m3u8's own dumps() would join them.
+    return str(header.dumps()) + "\n".join(body) + "\n" + tail
 
 
 def render_master_playlist(renditions: Sequence[RenditionEntry]) -> str:

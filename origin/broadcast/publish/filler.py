@@ -1,8 +1,10 @@
 """Filler segments: what listeners hear while a room's source is gone (silence, or an operator's slate clip).
 
-A template media segment is encoded once per (channels, sample rate, bit rate, frames) with ffmpeg and
-cached on local disk; the publisher retimes it (fmp4.retime_segment) onto the session's timeline. The
-template uses the same AAC-LC configuration as the transcoder's renditions, so the session's own init
+`plan_fillers` (pure) decides, per rendition, which media-sequence slots get filler: the live edge advances
+on a deadline, not on arrival — once a slot is `deadline_segments` late with nothing publishable, it is
+filled at once. `FillerBank` makes the bytes: a template media segment encoded once per (channels, sample
+rate, bit rate, frames) with ffmpeg and cached on local disk, retimed (fmp4.retime_segment) onto the
+session's timeline. The template uses the transcoder's AAC-LC configuration, so the session's own init
 segment decodes it.
 """
 
@@ -10,18 +12,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import subprocess
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
-from origin import fmp4
+from origin.broadcast import fmp4
+from origin.broadcast.model import Publication, RoomState
+from origin.broadcast.sequencer import fillers_due
+from origin.contract.ingest import AAC_FRAME_SAMPLES
 from origin.errors import OriginError
 
 log = logging.getLogger(__name__)
-
-AAC_FRAME_SAMPLES = 1024
 
 
 class FillerError(OriginError):
@@ -87,3 +92,58 @@ class FillerBank:
                     log.info("encoded a %d-frame %s filler segment (%d ch, %d b/s)", frames, layout, channels, bitrate)
                     return data
         raise FillerError(f"ffmpeg produced no {frames}-frame filler segment")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FillerPolicy:
+    deadline_segments: float = 1.4  # a slot this late (in segments past the edge's end) gets filler
+    max_per_pass: int = 5
+
+
+@dataclass(frozen=True, kw_only=True)
+class FillerSlot:
+    """One filler segment to make: where it goes and how to encode it."""
+
+    publication: Publication
+    channels: int
+    sample_rate: int
+    bitrate: int
+    frames: int
+    timescale: int
+    base_decode_time: int  # on the session's timeline (tfdt), so the session's init decodes it
+
+
+def filler_deadline(state: RoomState, rendition: str, policy: FillerPolicy) -> float | None:
+    """When the rendition's next slot turns late (epoch seconds), or None when it has nothing published."""
+    last = state.rendition(rendition).last
+    session = state.sessions.get(last.session) if last else None
+    if last is None or session is None:
+        return None
+    return last.end_pdt + policy.deadline_segments * session.segment_seconds
+
+
+def plan_fillers(state: RoomState, rendition: str, now: float, policy: FillerPolicy) -> list[FillerSlot]:
+    """The filler slots `rendition` needs now (none while its source keeps the edge within the deadline)."""
+    rs = state.rendition(rendition)
+    last = rs.last
+    session = state.sessions.get(last.session) if last else None
+    init = rs.inits.get(last.session) if last else None
+    spec = session.rendition(rendition) if session else None
+    if last is None or session is None or init is None or init.timescale <= 0 or spec is None:
+        return []
+    frames = math.ceil(session.segment_seconds * spec.sample_rate / AAC_FRAME_SAMPLES)
+    duration_s = frames * AAC_FRAME_SAMPLES / init.timescale
+    count = fillers_due(last_end_pdt=last.end_pdt, now=now, segment_s=duration_s,
+                        deadline_s=policy.deadline_segments * session.segment_seconds,
+                        max_count=policy.max_per_pass)  # fmt: skip
+    anchor = session.anchor_pdt if session.anchor_pdt is not None else last.end_pdt
+    slots = []
+    for k in range(count):
+        start = last.end_pdt + k * duration_s
+        pub = Publication(rendition=rendition, msn=last.msn + 1 + k, session=session.id,
+                          idx=rs.last_real_idx.get(session.id, -1), duration_s=duration_s, pdt=start,
+                          discontinuity=False, size=0, received_at=now, filler=True)  # fmt: skip
+        slots.append(FillerSlot(publication=pub, channels=spec.channels, sample_rate=spec.sample_rate,
+                                bitrate=spec.bitrate, frames=frames, timescale=init.timescale,
+                                base_decode_time=max(0, round((start - anchor) * init.timescale))))  # fmt: skip
+    return slots

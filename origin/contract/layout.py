@@ -13,7 +13,7 @@ rooms/{room}/replay.m4a                      whole-broadcast download after the 
 
 from __future__ import annotations
 
-from origin import ids
+from origin.contract import ids
 
 
 def room_prefix(room: str) -> str:
@@ -63,3 +63,28 @@ def status(room: str) -> str:
 
 def replay_download(room: str) -> str:
     return f"{room_prefix(room)}/replay.m4a"
+
+
+# -- URIs inside playlists (relative, so a playlist works under any CDN host and prefix) ---------------------
+# Media playlists live one level below the room (live/, replay/), so their segments are "../media/…".
+
+
+def segment_uri(session: str, rendition: str, idx: int) -> str:
+    return f"../media/{session}/{rendition}/{idx:06d}.m4s"
+
+
+def filler_uri(session: str, rendition: str, media_sequence: int) -> str:
+    return f"../media/{session}/{rendition}/fill-{media_sequence:09d}.m4s"
+
+
+def init_uri(session: str, rendition: str) -> str:
+    return f"../media/{session}/{rendition}/init.mp4"
+
+
+def live_uri(rendition: str) -> str:
+    """A live media playlist, relative to the master."""
+    return f"live/{rendition}.m3u8"
+
+
+def replay_uri(rendition: str) -> str:
+    return f"replay/{rendition}.m3u8"

@@ -1,15 +1,16 @@
 """Replay download: after a broadcast ends, the whole replay as one `.m4a` at `rooms/{room}/replay.m4a`.
 
-Data flow: replay master (final) → its highest-bandwidth rendition's VOD playlist → one part per run of
-segments between EXT-X-DISCONTINUITY tags (an ingest session, with its own init segment) → each part written
-as init + fragments (a fragmented MP4) → ffmpeg's concat demuxer joins the parts back to back with
-`-c copy` (no re-encoding: the AAC packets are the broadcast's own bytes) → upload with the DOWNLOAD headers.
-Each part's timestamps restart in the joined file right where the previous part ended, so the file plays
-straight through across sessions.
+Data flow: the room's published segments (journal `Published` records, the same rows the VOD replay playlist
+was rendered from) → its highest-bitrate rendition → one part per run of segments between discontinuities
+(an ingest session, with its own init segment) → each part written as init + fragments (a fragmented MP4) →
+ffmpeg's concat demuxer joins the parts back to back with `-c copy` (no re-encoding: the AAC packets are the
+broadcast's own bytes) → upload with the DOWNLOAD headers → a `DownloadBuilt` journal record (status.json
+then links it). Each part's timestamps restart in the joined file right where the previous part ended, so
+the file plays straight through across sessions.
 
-Exactly one worker builds it: every gunicorn worker that sees the end calls `request(room)`; the job runs in a
-thread (never on the event loop) and first takes a non-blocking `flock` on `{state_dir}/replay-download/
-{room}.lock`; a `{room}.done.json` marker beside it (written after the upload) makes later requests no-ops.
+Exactly one worker builds it: the room's publisher asks when the broadcast ends (and any worker finds
+ended rooms without one at start); the job runs in a thread and first takes a non-blocking `flock` on
+`{state_dir}/replay-download/{room}.lock`.
 
 Pure parts: `best_rendition`, `plan_download`, `concat_script`, `remux_argv`. I/O: `ReplayDownloads`.
 """
@@ -21,9 +22,7 @@ import fcntl
 import json
 import logging
 import os
-import posixpath
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -33,13 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg
-import m3u8
 
-from origin import ids, keys
-from origin.cache_policy import ObjectKind, headers_for
+from origin.broadcast.journal.base import Journal
+from origin.broadcast.model import BroadcastState, Publication, RoomState
+from origin.broadcast.records import DownloadBuilt, Published
+from origin.broadcast.states import RoomStates
 from origin.clock import wall_clock
+from origin.contract import ids, layout
+from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.errors import OriginError
-from origin.state import StateStore
 from origin.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -73,54 +74,34 @@ class DownloadPlan:
         return sum(p.duration_s for p in self.parts)
 
 
-def best_rendition(master_text: str) -> str:
-    """The highest-bandwidth rendition of a replay master playlist (its URIs are `replay/{rendition}.m3u8`)."""
-    master = m3u8.loads(master_text)
-    best: tuple[int, str] | None = None
-    for variant in master.playlists:
-        uri = str(variant.uri)
-        head, _, name = uri.partition("/")
-        if head != "replay" or not name.endswith(".m3u8"):
-            raise ReplayDownloadError(f"unexpected variant URI {uri!r} in the replay master")
-        rendition = ids.rendition_name(name.removesuffix(".m3u8"))
-        bandwidth = int(variant.stream_info.bandwidth or 0)
-        if best is None or bandwidth > best[0]:
-            best = (bandwidth, rendition)
-    if best is None:
-        raise ReplayDownloadError("the replay master lists no rendition")
-    return best[1]
+def best_rendition(state: RoomState) -> str:
+    """The published rendition with the highest nominal bit rate."""
+    published = [name for name, rs in state.renditions.items() if rs.published]
+    if not published:
+        raise ReplayDownloadError("the broadcast published no segment", room=state.room)
+    def bitrate(name: str) -> tuple[int, str]:
+        spec = state.spec(name)
+        return (spec.bitrate if spec else 0, name)
+
+    return max(published, key=bitrate)
 
 
-def _media_key(room: str, playlist_key: str, uri: str) -> str:
-    """Resolve a playlist URI to a storage key under the room's media/ (anything else is refused)."""
-    if "://" in uri or uri.startswith("/"):
-        raise ReplayDownloadError(f"replay names an absolute URI {uri[:120]!r}", room=room)
-    key = posixpath.normpath(posixpath.join(posixpath.dirname(playlist_key), uri))
-    if not key.startswith(f"{keys.room_prefix(room)}/media/"):
-        raise ReplayDownloadError(f"replay names {uri[:120]!r} outside the room's media", room=room)
-    return key
-
-
-def plan_download(room: str, rendition: str, media_text: str) -> DownloadPlan:
-    """Split a final (VOD + ENDLIST) replay media playlist into parts at every discontinuity or new init."""
-    playlist_key = keys.replay_playlist(room, rendition)
-    playlist = m3u8.loads(media_text)
-    if not playlist.is_endlist:
-        raise ReplayDownloadError("the replay is not final yet (no EXT-X-ENDLIST)", room=room)
+def plan_download(room: str, rendition: str, publications: Sequence[Publication]) -> DownloadPlan:
+    """Split the rendition's publications into parts at every discontinuity or change of session."""
     parts: list[Part] = []
     init_key: str | None = None
     segments: list[str] = []
     duration = 0.0
-    for seg in playlist.segments:
-        if seg.init_section is None:
-            raise ReplayDownloadError(f"segment {seg.uri!r} has no EXT-X-MAP", room=room)
-        seg_init = _media_key(room, playlist_key, str(seg.init_section.uri))
-        if segments and (seg.discontinuity or seg_init != init_key):
+    for p in sorted((p for p in publications if p.rendition == rendition), key=lambda p: p.msn):
+        seg_init = layout.init_segment(room, p.session, rendition)
+        if segments and (p.discontinuity or seg_init != init_key):
             parts.append(Part(init_key=str(init_key), segment_keys=tuple(segments), duration_s=duration))
             segments, duration = [], 0.0
         init_key = seg_init
-        segments.append(_media_key(room, playlist_key, str(seg.uri)))
-        duration += float(seg.duration or 0.0)
+        key = (layout.filler_segment(room, p.session, rendition, p.msn) if p.filler
+               else layout.media_segment(room, p.session, rendition, p.idx))  # fmt: skip
+        segments.append(key)
+        duration += p.duration_s
     if segments:
         parts.append(Part(init_key=str(init_key), segment_keys=tuple(segments), duration_s=duration))
     if not parts:
@@ -147,10 +128,6 @@ def remux_argv(*, concat_list: Path, output: Path, ffmpeg_bin: str = "ffmpeg") -
     return argv
 
 
-def download_url(public_base_url: str, room: str) -> str:
-    return f"{public_base_url}/{keys.replay_download(room)}"
-
-
 @contextlib.contextmanager
 def _flock(path: Path) -> Iterator[bool]:
     """Hold an exclusive, non-blocking flock on `path` while inside; yields False when another holder has it."""
@@ -167,12 +144,13 @@ def _flock(path: Path) -> Iterator[bool]:
 
 
 class ReplayDownloads:
-    """Builds each ended room's download once per machine's state dir. `request` is cheap and non-blocking."""
+    """Builds each ended room's download once. `request` is cheap and non-blocking."""
 
     def __init__(
         self,
         *,
         storage: Storage,
+        states: RoomStates,
         state_dir: Path,
         on_done: Callable[[str], None] | None = None,
         ffmpeg_bin: str = "ffmpeg",
@@ -181,6 +159,8 @@ class ReplayDownloads:
         clock: Callable[[], float] = wall_clock,
     ) -> None:
         self.storage = storage
+        self.states = states
+        self.journal: Journal = states.journal
         self.dir = Path(state_dir) / MARKER_DIR
         self.on_done = on_done
         self.ffmpeg_bin = ffmpeg_bin
@@ -191,12 +171,11 @@ class ReplayDownloads:
         self._requested: set[str] = set()
         self._lock = threading.Lock()
 
-    def done_marker(self, room: str) -> Path:
-        return self.dir / f"{ids.room_id(room)}.done.json"
-
-    def ready(self, room: str) -> bool:
-        """True once this machine uploaded the room's download (a local stat; cheap)."""
-        return self.done_marker(room).exists()
+    def _status(self, room: str) -> tuple[BroadcastState, bool, bool]:
+        """(state, anything published, download built)."""
+        with self.states.hold(room) as state:
+            published = any(rs.published for rs in state.renditions.values())
+            return state.state, published, state.download_bytes is not None
 
     def request(self, room: str) -> None:
         """Build the room's download in the background unless this worker already has. Never blocks."""
@@ -206,85 +185,56 @@ class ReplayDownloads:
             self._requested.add(room)
         self._executor.submit(self._run_logged, room)
 
-    def recover(self, store: StateStore) -> None:
+    def recover(self) -> None:
         """In the background: build the download of every ended room that has none (e.g. the origin restarted
-        during a remux). Every worker may call it at start; the lock and marker keep it to one build."""
-        self._executor.submit(self._recover_logged, store)
+        during a remux). Every worker may call it at start; the lock and the journal keep it to one build."""
+        self._executor.submit(self._recover_logged)
 
-    def _recover_logged(self, store: StateStore) -> None:
+    def _recover_logged(self) -> None:
         try:
-            self._recover(store)
+            for room in self.journal.rooms():
+                state, published, built = self._status(room)
+                if state is BroadcastState.ENDED and published and not built:
+                    log.info("room=%s replay download missing after the end: building it", room)
+                    self.request(room)
         except Exception:  # a thread boundary: log it, the next start tries again
             log.exception("replay download recovery failed")
-
-    def _recover(self, store: StateStore) -> None:
-        for room in store.known_rooms():
-            if self.ready(room):
-                continue
-            try:
-                with store.open(room) as db:
-                    state, _, _ = db.broadcast()
-                    published = db.master_texts()[1] is not None
-            except sqlite3.Error as exc:
-                log.warning("room=%s replay download recovery: state unreadable: %s", room, exc)
-                continue
-            if state == "ended" and published:
-                log.info("room=%s replay download missing after the end: building it", room)
-                self.request(room)
 
     def _run_logged(self, room: str) -> None:
         try:
             self.run(room)
-        except Exception:  # a thread boundary: log it with the room; a later end notification retries
+        except Exception:  # a thread boundary: log it with the room; a later request retries
             log.exception("room=%s replay download failed", room)
             with self._lock:
-                self._requested.discard(room)  # a later end notification may try again
+                self._requested.discard(room)
 
     def run(self, room: str) -> bool:
         """Build and upload now (blocking). True if this call wrote it; False if done or another holder has it."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        if self.ready(room):
-            return False
         with _flock(self.dir / f"{ids.room_id(room)}.lock") as claimed:
             if not claimed:
                 log.info("room=%s replay download: another worker is building it", room)
                 return False
-            if self.ready(room):  # finished by another worker between our check and the lock
+            state, published, built = self._status(room)
+            if built or not published or state is not BroadcastState.ENDED:
                 return False
             plan = self._plan(room)
             size = self._build_and_upload(plan)
-            marker = {
-                "rendition": plan.rendition,
-                "bytes": size,
-                "duration_s": round(plan.duration_s, 3),
-                "parts": len(plan.parts),
-                "written_at": self.clock(),
-                "pid": os.getpid(),
-            }
-            tmp = self.done_marker(room).with_suffix(".tmp")
-            tmp.write_text(json.dumps(marker))
-            os.replace(tmp, self.done_marker(room))
-        log.info(
-            "room=%s replay download written: %s (%d bytes, %.1f s, %d part(s), rendition %s)",
-            room,
-            keys.replay_download(room),
-            size,
-            plan.duration_s,
-            len(plan.parts),
-            plan.rendition,
-        )
+            with self.journal.locked(room):
+                self.journal.append(room, [DownloadBuilt(size=size)])
+            self.journal.sync()
+        log.info("room=%s replay download written: %s (%d bytes, %.1f s, %d part(s), rendition %s)", room,
+                 layout.replay_download(room), size, plan.duration_s, len(plan.parts), plan.rendition)  # fmt: skip
         if self.on_done is not None:
             self.on_done(room)
         return True
 
     def _plan(self, room: str) -> DownloadPlan:
-        try:
-            master = self.storage.get(keys.replay_master(room)).decode()
-            rendition = best_rendition(master)
-            media = self.storage.get(keys.replay_playlist(room, rendition)).decode()
-        except KeyError as exc:
-            raise ReplayDownloadError(f"replay playlist missing: {exc}", room=room) from None
-        return plan_download(room, rendition, media)
+        with self.states.hold(room) as state:
+            rendition = best_rendition(state)
+        records, _ = self.journal.read(room, 0)
+        publications = [p for r in records if isinstance(r, Published) for p in r.publications]
+        return plan_download(room, rendition, publications)
 
     def _build_and_upload(self, plan: DownloadPlan) -> int:
         work = Path(tempfile.mkdtemp(prefix=f"work-{plan.room}-", dir=self.dir))
@@ -307,7 +257,7 @@ class ReplayDownloads:
                 tail = proc.stderr.decode(errors="replace")[-STDERR_TAIL_CHARS:]
                 raise ReplayDownloadError(f"ffmpeg remux exited {proc.returncode}: {tail}", room=plan.room)
             data = output.read_bytes()
-            self.storage.put(keys.replay_download(plan.room), data, headers_for(ObjectKind.DOWNLOAD))
+            self.storage.put(layout.replay_download(plan.room), data, headers_for(ObjectKind.DOWNLOAD))
             return len(data)
         finally:
             shutil.rmtree(work, ignore_errors=True)

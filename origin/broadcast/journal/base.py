@@ -1,0 +1,45 @@
+"""The narrow interface of a room journal, shared by every backend (tests/origin/broadcast/test_journal.py).
+
+Semantics:
+- `append` adds records at the end, atomically per call, visible to every reader at once; durable after
+  the next `sync()` (group commit). Records of one `append` are never interleaved with another's.
+- `read(room, offset)` returns the complete records after `offset` and the offset to read from next.
+- `locked(room)` is a short exclusive section across threads and processes: ingest checks the state and
+  appends under it, and the publisher decides and appends under it, so a decision (a seal) and an arrival
+  (a late PUT of the sealed session) are always ordered, never interleaved.
+- `try_own(room)` makes this process the room's one publisher until `Ownership.release()` or its death.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from origin.broadcast.records import Record
+
+
+class Ownership(Protocol):
+    room: str
+
+    def release(self) -> None: ...
+
+
+class Journal(Protocol):
+    name: str
+
+    def rooms(self) -> list[str]: ...
+
+    def exists(self, room: str) -> bool: ...
+
+    def read(self, room: str, offset: int) -> tuple[list[Record], int]: ...
+
+    def append(self, room: str, records: Sequence[Record]) -> None: ...
+
+    def locked(self, room: str) -> AbstractContextManager[None]: ...
+
+    def try_own(self, room: str) -> Ownership | None: ...
+
+    def sync(self) -> None: ...
+
+    def delete(self, room: str) -> None: ...

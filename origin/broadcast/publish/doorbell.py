@@ -1,0 +1,109 @@
+"""The doorbell: a worker that recorded something for a room tells the host's other workers at once.
+
+Every worker binds a Unix datagram socket `{state_dir}/workers/{pid}.sock`; `ring(room)` sends the room id
+to each of them (and to itself, directly). Only the room's owner acts on it; the others may take the room
+if nobody owns it. A ring is a hint: the journal is the truth, and the owner also passes every second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from origin.contract import ids
+
+log = logging.getLogger(__name__)
+
+PEER_REFRESH_S = 2.0
+MAX_DATAGRAM = 256
+
+
+class Doorbell:
+    def __init__(self, directory: Path, on_ring: Callable[[str], None]) -> None:
+        self.directory = Path(directory)
+        self.on_ring = on_ring
+        self.path = self.directory / f"{os.getpid()}.sock"
+        self._sock: socket.socket | None = None
+        self._peers: list[str] = []
+        self._peers_at = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def open(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # a previous process with our pid
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        sock.setblocking(False)
+        sock.bind(str(self.path))
+        self._sock = sock
+        self._loop = loop
+        loop.add_reader(sock.fileno(), self._read)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    def ring(self, room: str) -> None:
+        """Tell every worker of this host (this one included) that `room` has new journal records."""
+        self.on_ring(room)
+        if self._sock is None:
+            return
+        data = room.encode()
+        for peer in self._peer_paths():
+            try:
+                self._sock.sendto(data, peer)
+            except (ConnectionRefusedError, FileNotFoundError):
+                self._drop_dead(peer)
+            except BlockingIOError:
+                log.debug("room=%s doorbell of %s is full; it will pass within a second anyway", room, peer)
+            except OSError as exc:
+                if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+                    log.warning("room=%s doorbell to %s failed: %s", room, peer, exc)
+
+    def _peer_paths(self) -> list[str]:
+        now = time.monotonic()
+        if now - self._peers_at >= PEER_REFRESH_S:
+            try:
+                self._peers = [str(p) for p in self.directory.glob("*.sock") if p != self.path]
+            except OSError:
+                self._peers = []
+            self._peers_at = now
+        return self._peers
+
+    def _drop_dead(self, peer: str) -> None:
+        """A socket file nobody listens on (its worker died): remove it so rings stop trying it."""
+        with contextlib.suppress(OSError):
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                probe.connect(peer)
+            except ConnectionRefusedError:
+                os.unlink(peer)
+            finally:
+                probe.close()
+        self._peers_at = 0.0
+
+    def _read(self) -> None:
+        assert self._sock is not None
+        while True:
+            try:
+                data = self._sock.recv(MAX_DATAGRAM)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                log.warning("doorbell read failed: %s", exc)
+                return
+            room = data.decode("ascii", errors="replace")
+            if ids.ROOM_ID_PATTERN.fullmatch(room):
+                self.on_ring(room)

@@ -1,0 +1,315 @@
+"""One publishing pass over a room this process owns: decide under the journal lock, then write.
+
+    1. upload what waits in the spool (storage came back)            → ObjectUploaded
+    2. session timeouts, end of the broadcast after the grace period  → SessionEnded, StateChanged
+    3. the sequencer's plan per rendition                             → AnchorSet, Sealed, Published, Quarantined
+    4. filler for every slot past its deadline (written first)        → Published (filler)
+    5. the durability barrier, then playlists: live windows, DVR/replay, masters  → MasterWritten
+    6. once ending and drained: final playlists                       → StateChanged(ended)
+A playlist is written only after every object it names is durable; a failed write is retried next pass
+(the rendition stays dirty). The records are the truth: a new owner folds them and rewrites everything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+from origin.broadcast import fmp4, lifecycle
+from origin.broadcast.journal.base import Journal, Ownership
+from origin.broadcast.lifecycle import LifecyclePolicy
+from origin.broadcast.model import BroadcastState, Publication, RoomState
+from origin.broadcast.publish.filler import FillerBank, FillerError, FillerPolicy, filler_deadline, plan_fillers
+from origin.broadcast.publish.playlists import RoomPlaylists, Write
+from origin.broadcast.records import (
+    AnchorSet,
+    MasterWritten,
+    ObjectUploaded,
+    Published,
+    Quarantined,
+    Record,
+    Sealed,
+    StateChanged,
+)
+from origin.broadcast.sequencer import plan_publications
+from origin.broadcast.spool import Spool
+from origin.broadcast.states import RoomStates
+from origin.contract import layout
+from origin.contract.cache_policy import ObjectKind, headers_for
+from origin.errors import StorageError
+from origin.metrics import Metrics
+from origin.storage.base import Storage
+from origin.storage.group_commit import GroupCommit
+
+log = logging.getLogger(__name__)
+
+UPLOADS_PER_PASS = 64
+BACKLOG_WARN_OBJECTS = 30
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishPolicy:
+    live_window_segments: int = 6
+    lifecycle: LifecyclePolicy = field(default_factory=LifecyclePolicy)
+    filler: FillerPolicy | None = field(default_factory=FillerPolicy)  # None: players stall while the source is gone
+    settle_s: float = 2.0  # a superseded session may still deliver this long before its successor is published
+    gap_factor: float = 2.0  # skip a never-received index after gap_factor × segment seconds
+    # The DVR (EVENT) playlist only appends and listeners follow the live window, so while live it is rewritten
+    # at most this often (always at the end): each write is O(broadcast length).
+    event_interval_s: float = 6.0
+
+
+@dataclass(kw_only=True)
+class PassResult:
+    state: BroadcastState = BroadcastState.IDLE
+    published: int = 0
+    fillers: int = 0
+    backlog: int = 0
+    next_deadline: float | None = None  # when the next filler slot turns late: run a pass then
+    status_changed: bool = False  # the broadcast changed state or became playable: re-publish status.json
+    error: str | None = None
+
+
+@dataclass(kw_only=True)
+class _Decision:
+    records: list[Record] = field(default_factory=list)
+    publications: list[Publication] = field(default_factory=list)
+
+
+class RoomPublisher:
+    """The owner's side of one room. Not thread-safe: the scheduler runs one pass per room at a time."""
+
+    def __init__(
+        self,
+        *,
+        room: str,
+        ownership: Ownership,
+        journal: Journal,
+        states: RoomStates,
+        storage: Storage,
+        spool: Spool,
+        commit: GroupCommit,
+        playlists: RoomPlaylists,
+        filler: FillerBank | None,
+        policy: PublishPolicy,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        io: Executor | None = None,
+    ) -> None:
+        self.room = room
+        self.ownership = ownership
+        self.journal = journal
+        self.states = states
+        self.storage = storage
+        self.spool = spool
+        self.commit = commit
+        self.playlists = playlists
+        self.filler = filler if policy.filler is not None else None
+        self.policy = policy
+        self.metrics = metrics
+        self.clock = clock
+        self.io = io
+        self._dirty: set[str] = set()
+        self._started = False
+
+    def _start(self) -> None:
+        """A new owner: rebuild the DVR bodies from every publication, and rewrite every playlist once."""
+        records, _ = self.journal.read(self.room, 0)
+        self.playlists.rebuild(p for r in records if isinstance(r, Published) for p in r.publications)
+        self._dirty = set(self.playlists.renditions())
+        self._started = True
+
+    def _append(self, records: Sequence[Record]) -> None:
+        if records:
+            with self.journal.locked(self.room):
+                self.journal.append(self.room, records)
+
+    def run(self) -> PassResult:
+        if not self._started:
+            self._start()
+        result = PassResult()
+        now = self.clock()
+        self._append(self._upload_spooled())
+        with self.journal.locked(self.room):
+            with self.states.hold(self.room) as state:
+                before = state.state
+                expired = lifecycle.expire(state, now, self.policy.lifecycle)
+            self.journal.append(self.room, expired)
+            with self.states.hold(self.room) as state:
+                final = state.state is BroadcastState.ENDING and not state.spooled
+                decision = self._decide(state, now, final)
+            self.journal.append(self.room, decision.records)
+        fillers = self._fill(now, decision) if not final else []
+        self._append([Published(publications=tuple(fillers))] if fillers else [])
+        new = decision.publications + fillers
+        if new:
+            self.commit.barrier_blocking()  # every object named below is durable before any playlist names it
+            self.playlists.add(new)
+            self._dirty.update(p.rendition for p in new)
+        result.published, result.fillers = len(decision.publications), len(fillers)
+        self._write_playlists(result, final, decision.publications)
+        with self.states.hold(self.room) as state:
+            result.backlog = len(state.spooled)
+            result.state = state.state
+            result.status_changed |= state.state is not before
+            if state.state is BroadcastState.LIVE and self.policy.filler is not None:
+                deadlines = [filler_deadline(state, r, self.policy.filler) for r in state.renditions]
+                result.next_deadline = min((d for d in deadlines if d is not None), default=None)
+        self._report(result)
+        return result
+
+    # -- decisions (under the journal lock; pure apart from the records they return) --------------------------
+
+    def _decide(self, state: RoomState, now: float, final: bool) -> _Decision:
+        out = _Decision()
+        sessions = state.session_list()
+        if not sessions:
+            return out
+        gap_timeout_s = self.policy.gap_factor * state.nominal_segment_s
+        anchors: dict[str, float] = {}
+        for name in sorted(state.renditions):
+            rs = state.renditions[name]
+            # Anchors set by an earlier rendition in this pass are not folded yet: pass them on, so every
+            # rendition of a session shares one PROGRAM-DATE-TIME timeline.
+            plan = plan_publications(
+                rendition=rs, sessions=sessions, anchors=anchors, now=now, gap_timeout_s=gap_timeout_s,
+                settle_s=self.policy.settle_s, final=final,
+            )
+            for session, pdt in plan.new_anchors.items():
+                anchors[session] = pdt
+                out.records.append(AnchorSet(session=session, pdt=pdt))
+            out.records.extend(Sealed(session=s, rendition=name) for s in plan.sealed)
+            for gap in plan.skipped:
+                log.warning("room=%s %s/%s segments %d-%d never arrived: skipped", self.room, gap.session, name,
+                            gap.first, gap.last)  # fmt: skip
+            for session, idx, reason in plan.quarantined:
+                log.error("room=%s %s/%s/%d quarantined: %s", self.room, session, name, idx, reason)
+                out.records.append(Quarantined(session=session, rendition=name, idx=idx, reason=reason))
+                self.metrics.quarantined(self.room)
+            if plan.publications:
+                out.publications.extend(plan.publications)
+                out.records.append(Published(publications=tuple(plan.publications)))
+        return out
+
+    def _fill(self, now: float, decision: _Decision) -> list[Publication]:
+        """Filler for renditions this pass published nothing on, whose next slot is past its deadline."""
+        if self.filler is None or self.policy.filler is None:
+            return []
+        fresh = {p.rendition for p in decision.publications}
+        with self.states.hold(self.room) as state:
+            if state.state is not BroadcastState.LIVE:
+                return []
+            slots = [s for r in state.renditions if r not in fresh for s in plan_fillers(state, r, now,
+                                                                                          self.policy.filler)]
+        made: list[Publication] = []
+        failed: set[str] = set()  # a rendition's fillers must stay contiguous: stop at its first failure
+        for slot in slots:
+            p = slot.publication
+            if p.rendition in failed:
+                continue
+            try:
+                template = self.filler.segment(channels=slot.channels, sample_rate=slot.sample_rate,
+                                               bitrate=slot.bitrate, frames=slot.frames)  # fmt: skip
+                data = fmp4.retime_segment(template, base_decode_time=slot.base_decode_time, sequence_number=p.msn)
+                key = layout.filler_segment(self.room, p.session, p.rendition, p.msn)
+                self.storage.put(key, data, headers_for(ObjectKind.SEGMENT), durable=False)
+            except (FillerError, StorageError) as exc:
+                self.metrics.storage_error(self.storage.name, "put")
+                log.warning("room=%s filler for %s failed: %s", self.room, p.rendition, exc)
+                failed.add(p.rendition)
+                continue
+            made.append(dataclasses.replace(p, size=len(data)))
+        if made:
+            self.metrics.filler(self.room, len(made))
+            log.warning("room=%s source late: %d filler segment(s) on %s", self.room, len(made),
+                        ",".join(sorted({p.rendition for p in made})))  # fmt: skip
+        return made
+
+    # -- I/O -----------------------------------------------------------------------------------------------
+
+    def _upload_spooled(self) -> list[Record]:
+        with self.states.hold(self.room) as state:
+            waiting = sorted(state.spooled.values(), key=lambda o: (o.idx, o.received_at))[:UPLOADS_PER_PASS]
+        done: list[Record] = []
+        for obj in waiting:
+            key = layout.init_segment(self.room, obj.session, obj.rendition) if obj.is_init else layout.media_segment(
+                self.room, obj.session, obj.rendition, obj.idx)  # fmt: skip
+            kind = ObjectKind.INIT if obj.is_init else ObjectKind.SEGMENT
+            try:
+                self.storage.put_file(key, self.spool.path(key), headers_for(kind))
+            except FileNotFoundError:
+                log.error("room=%s spooled %s is missing from the spool", self.room, key)
+                continue
+            except StorageError as exc:
+                self.metrics.storage_error(self.storage.name, "put")
+                log.warning("room=%s upload of spooled %s failed, will retry: %s", self.room, key, exc)
+                break  # storage is still failing: try again next pass, in order
+            self.spool.delete(key)
+            done.append(ObjectUploaded(session=obj.session, rendition=obj.rendition, idx=obj.idx))
+        return done
+
+    def _write_playlists(self, result: PassResult, final: bool, published: list[Publication]) -> None:
+        now = self.clock()
+        with self.states.hold(self.room) as state:
+            nothing_published = final and not self.playlists.renditions()
+            names = set(self.playlists.renditions()) if final else set(self._dirty)
+            writes: list[Write] = self.playlists.media_writes(state, names, now=now, final=final)
+            masters = self.playlists.master_writes(state, final=final)
+        if nothing_published:
+            result.status_changed = True  # a broadcast that published nothing ends cleanly, with no replay
+            self._finish(now)
+            return
+        try:
+            self._put_all(writes, durable=final)
+            self._put_all(masters, durable=True)
+        except StorageError as exc:
+            result.error = str(exc)
+            self.metrics.storage_error(self.storage.name, "put")
+            log.warning("room=%s playlist write failed, will retry: %s", self.room, exc)
+            return
+        written_at = self.clock()
+        for p in published:
+            self.metrics.published(self.room, written_at - p.received_at)
+        if names:
+            self.metrics.live_edge(self.room, written_at)
+        self._dirty.clear()
+        if masters:
+            with self.states.hold(self.room) as state:
+                renditions = tuple(self.playlists.renditions())
+                became_playable = not state.playable
+            self._append([MasterWritten(renditions=renditions)])
+            result.status_changed |= became_playable
+        if final:
+            result.status_changed = True
+            self._finish(written_at)
+
+    def _finish(self, now: float) -> None:
+        self._append([StateChanged(state=BroadcastState.ENDED, at=now)])
+        log.info("room=%s broadcast ended; replay at %s", self.room, layout.replay_master(self.room))
+
+    def _put_all(self, writes: Sequence[Write], *, durable: bool) -> None:
+        """Write concurrently when an executor is given (remote storage); raise the first failure after all ran."""
+        def put(w: Write) -> None:
+            self.storage.put(w.key, w.text.encode(), headers_for(w.kind), durable=durable)
+
+        if self.io is None or len(writes) < 2:
+            for w in writes:
+                put(w)
+            return
+        errors = [f.exception() for f in [self.io.submit(put, w) for w in writes]]
+        for error in errors:
+            if error is not None:
+                raise error
+
+    def _report(self, result: PassResult) -> None:
+        if result.backlog >= BACKLOG_WARN_OBJECTS:
+            log.error("room=%s storage retry backlog at %d objects: playlists are waiting for storage", self.room,
+                      result.backlog)  # fmt: skip
+        self.metrics.room_state(self.room, result.state.value, result.backlog)
+
+    def close(self) -> None:
+        self.playlists.close()
+        self.ownership.release()

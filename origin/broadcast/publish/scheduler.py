@@ -1,0 +1,197 @@
+"""Runs publishing passes for the rooms this worker owns: on a ring, at filler deadlines, and every second.
+
+Ownership: the first worker to take a room's owner lock publishes it until the broadcast ends or the worker
+dies (the kernel drops the lock; another worker takes the room at its next sweep). A pass never runs on
+the event loop: each room is pinned to one of PASS_SHARDS single-thread executors, so passes of one room
+never overlap and requests that arrive meanwhile coalesce into one more pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from origin.broadcast.journal.base import Journal, Ownership
+from origin.broadcast.model import BroadcastState
+from origin.broadcast.publish.room import PassResult, RoomPublisher
+from origin.broadcast.states import RoomStates
+
+log = logging.getLogger(__name__)
+
+PASS_SHARDS = 16
+MAINTENANCE_INTERVAL_S = 1.0  # every owned room passes at least this often (timeouts, retries, filler backstop)
+SWEEP_INTERVAL_S = 2.0  # how often unowned live rooms are looked for (a dead worker's rooms)
+CLAIM_BACKOFF_S = 1.0  # after finding a room owned elsewhere, do not try to take it again this soon
+
+
+class PublishScheduler:
+    def __init__(
+        self,
+        *,
+        journal: Journal,
+        states: RoomStates,
+        make_publisher: Callable[[str, Ownership], RoomPublisher],
+        clock: Callable[[], float],
+        on_result: Callable[[str, PassResult], None],
+    ) -> None:
+        self.journal = journal
+        self.states = states
+        self.make_publisher = make_publisher
+        self.clock = clock
+        self.on_result = on_result
+        self.shards = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"pass{i}") for i in range(PASS_SHARDS)]
+        self.owned: dict[str, RoomPublisher] = {}
+        self._elsewhere: dict[str, float] = {}  # room -> when we last found it owned by another worker
+        self._finished: set[str] = set()  # ended rooms: never claimed again by this worker
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+        self._last_pass: dict[str, float] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._maintenance: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._maintenance = self._loop.create_task(self._maintain())
+
+    async def stop(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
+        for timer in self._timers.values():
+            timer.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=10)
+        for publisher in self.owned.values():
+            publisher.close()
+        self.owned.clear()
+        for shard in self.shards:
+            shard.shutdown(wait=False, cancel_futures=True)
+
+    # -- requests ---------------------------------------------------------------------------------------
+
+    def request(self, room: str) -> None:
+        """Pass over `room` soon if this worker owns it (taking it if nobody does). Event loop only; cheap."""
+        if room not in self.owned and not self._claim(room):
+            return
+        if room in self._running:
+            self._again.add(room)
+            return
+        self._running.add(room)
+        assert self._loop is not None
+        task = self._loop.create_task(self._run(room))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _claim(self, room: str) -> bool:
+        if room in self._finished:
+            return False
+        now = self.clock()
+        if now - self._elsewhere.get(room, -CLAIM_BACKOFF_S) < CLAIM_BACKOFF_S:
+            return False
+        ownership = self.journal.try_own(room)
+        if ownership is None:
+            self._elsewhere[room] = now
+            return False
+        self._elsewhere.pop(room, None)
+        self.owned[room] = self.make_publisher(room, ownership)
+        log.info("room=%s this worker publishes the room now", room)
+        return True
+
+    async def _run(self, room: str) -> None:
+        assert self._loop is not None
+        shard = self.shards[zlib.crc32(room.encode()) % PASS_SHARDS]
+        try:
+            while True:
+                self._again.discard(room)
+                publisher = self.owned.get(room)
+                if publisher is None:
+                    return
+                try:
+                    result = await self._loop.run_in_executor(shard, publisher.run)
+                except Exception:  # a pass must never take the worker down; the next one retries
+                    log.exception("room=%s publishing pass failed", room)
+                    result = None
+                self._last_pass[room] = self.clock()
+                if result is not None:
+                    self._after(room, result)
+                if room not in self._again:
+                    return
+        finally:
+            self._running.discard(room)
+
+    def _after(self, room: str, result: PassResult) -> None:
+        self.on_result(room, result)
+        if result.state is BroadcastState.ENDED:
+            self._release(room)
+            return
+        if result.next_deadline is not None:
+            self._arm(room, result.next_deadline)
+
+    def _arm(self, room: str, deadline: float) -> None:
+        """A pass when the next filler slot turns late: the live edge advances on time, not on the next tick."""
+        assert self._loop is not None
+        old = self._timers.pop(room, None)
+        if old is not None:
+            old.cancel()
+        delay = max(0.0, deadline - self.clock()) + 0.005
+        self._timers[room] = self._loop.call_later(delay, self.request, room)
+
+    def _release(self, room: str) -> None:
+        publisher = self.owned.pop(room, None)
+        if publisher is not None:
+            publisher.close()
+        timer = self._timers.pop(room, None)
+        if timer is not None:
+            timer.cancel()
+        self._finished.add(room)
+        self._last_pass.pop(room, None)
+        log.info("room=%s broadcast over: released", room)
+
+    def forget(self, room: str) -> None:
+        """The room's state was deleted: stop publishing it; a new broadcast under its id starts afresh."""
+        self._release(room)
+        self._finished.discard(room)
+        self._elsewhere.pop(room, None)
+
+    # -- periodic ---------------------------------------------------------------------------------------
+
+    async def _maintain(self) -> None:
+        last_sweep = 0.0
+        while True:
+            await asyncio.sleep(MAINTENANCE_INTERVAL_S / 2)
+            now = self.clock()
+            for room in list(self.owned):
+                if now - self._last_pass.get(room, 0.0) >= MAINTENANCE_INTERVAL_S:
+                    self.request(room)
+            if now - last_sweep >= SWEEP_INTERVAL_S:
+                last_sweep = now
+                try:
+                    orphans, ended = await asyncio.to_thread(self._sweep)
+                except Exception:
+                    log.exception("sweep for unowned rooms failed")
+                    continue
+                self._finished.update(ended)
+                for room in orphans:
+                    self.request(room)
+
+    def _sweep(self) -> tuple[list[str], list[str]]:
+        """(rooms on air or ending that this worker does not publish: candidates to take over, ended rooms)."""
+        skip = set(self.owned) | self._finished
+        orphans, ended = [], []
+        for room in self.journal.rooms():
+            if room in skip:
+                continue
+            with self.states.hold(room) as state:
+                current = state.state
+            if current in (BroadcastState.LIVE, BroadcastState.ENDING):
+                orphans.append(room)
+            elif current is BroadcastState.ENDED:
+                ended.append(room)
+        return orphans, ended

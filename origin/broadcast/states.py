@@ -1,0 +1,60 @@
+"""Each process's folded view of the rooms it touches: journal records in, `RoomState` out.
+
+`hold(room)` reads what was appended since the last call (usually a line or two), folds it, and keeps the
+room's state to the caller until the block ends: another thread's fold never changes it under a reader.
+Hold it briefly (no storage I/O inside). A caller that will decide and append on the state holds
+`Journal.locked(room)` around it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from origin.broadcast import lifecycle
+from origin.broadcast.journal.base import Journal
+from origin.broadcast.model import RoomState
+
+MAX_ROOMS = 10_000  # folded rooms kept per process; the least recently used is dropped (and re-folded on use)
+
+
+class RoomStates:
+    def __init__(self, journal: Journal, *, max_rooms: int = MAX_ROOMS) -> None:
+        self.journal = journal
+        self.max_rooms = max_rooms
+        self._states: OrderedDict[str, tuple[RoomState, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._room_locks: dict[str, threading.Lock] = {}
+
+    def _room_lock(self, room: str) -> threading.Lock:
+        with self._lock:
+            lock = self._room_locks.get(room)
+            if lock is None:
+                lock = self._room_locks[room] = threading.Lock()
+            return lock
+
+    @contextlib.contextmanager
+    def hold(self, room: str) -> Iterator[RoomState]:
+        """The room's state with every record appended so far folded in, unchanging inside the block."""
+        with self._room_lock(room):
+            yield self._refresh(room)
+
+    def _refresh(self, room: str) -> RoomState:
+        with self._lock:
+            held = self._states.get(room)
+        state, offset = held if held is not None else (RoomState(room=room), 0)
+        records, offset = self.journal.read(room, offset)
+        for record in records:
+            lifecycle.apply(state, record)
+        with self._lock:
+            self._states[room] = (state, offset)
+            self._states.move_to_end(room)
+            while len(self._states) > self.max_rooms:
+                self._states.popitem(last=False)
+        return state
+
+    def forget(self, room: str) -> None:
+        with self._lock:
+            self._states.pop(room, None)

@@ -1,0 +1,63 @@
+"""The ingest calls' bodies and limits (docs/ingest.md) — the transcoder builds them, the origin enforces them.
+
+    POST /ingest/{room}/{session}/start            StartBody   (JSON, ≤ CONTROL_BODY_MAX_BYTES)
+    PUT  /ingest/{room}/{session}/{rendition}/…    init (≤ INIT_MAX_BYTES), segments, ffmpeg's playlist
+    POST /ingest/{room}/{session}/end              EndBody     (JSON, optional)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from origin.contract.ids import RENDITION_SCHEMA
+
+SEGMENT_SECONDS_MIN = 0.2
+SEGMENT_SECONDS_MAX = 10.0
+SEGMENT_SECONDS_DEFAULT = 1.0  # 47 AAC frames at 48 kHz; listeners ~3.7 s behind live (docs/performance.md)
+RENDITIONS_MAX = 8
+BITRATE_MIN_BPS = 8_000
+BITRATE_MAX_BPS = 512_000
+SAMPLE_RATES_HZ = (44_100, 48_000)
+CHANNELS = (1, 2)
+AAC_FRAME_SAMPLES = 1024  # AAC-LC: every access unit is 1024 samples, and every one is a sync sample
+
+CONTROL_BODY_MAX_BYTES = 4096  # start and end bodies; refused with 413 before parsing
+INIT_MAX_BYTES = 64 * 1024
+SEGMENT_MAX_BYTES = 8 * 1024 * 1024
+PLAYLIST_MAX_BYTES = 256 * 1024  # ffmpeg's own playlist: read and dropped
+# A segment index more than this far past the session's highest one is refused (400): a gap costs O(1),
+# but an attacker's 999999999.m4s must not make the session's next real segment wait for it.
+INDEX_LOOKAHEAD_MAX = 64
+
+
+class RenditionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str = Field(pattern=RENDITION_SCHEMA)
+    bitrate: int = Field(ge=BITRATE_MIN_BPS, le=BITRATE_MAX_BPS, description="nominal bits per second")
+    channels: Literal[1, 2]
+    sample_rate: Literal[44_100, 48_000]
+
+
+class StartBody(BaseModel):
+    """Opens an ingest session and declares its ladder (one ffmpeg run = one session)."""
+
+    model_config = ConfigDict(extra="forbid")
+    segment_seconds: float = Field(ge=SEGMENT_SECONDS_MIN, le=SEGMENT_SECONDS_MAX)
+    renditions: list[RenditionBody] = Field(min_length=1, max_length=RENDITIONS_MAX)
+
+    @field_validator("renditions")
+    @classmethod
+    def _unique_names(cls, v: list[RenditionBody]) -> list[RenditionBody]:
+        if len({r.name for r in v}) != len(v):
+            raise ValueError("rendition names must be unique")
+        return v
+
+
+EndReason = Literal["eos", "signal", "crash"]
+
+
+class EndBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: EndReason = "eos"

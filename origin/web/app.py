@@ -1,0 +1,166 @@
+"""`create_app(settings)`: the origin's FastAPI application, wired from settings.
+
+    settings → storage, journal (+ room states, spool, group commit) → services (ingest, publishing,
+    admission, replay download) → routers (ingest, admin, listeners, health, player, storage read path)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+
+from origin import metrics
+from origin.admission.setup import build_admission, build_service
+from origin.broadcast.ingest import IngestLimits, IngestService
+from origin.broadcast.journal.base import Ownership
+from origin.broadcast.journal.files import FileJournal
+from origin.broadcast.lifecycle import LifecyclePolicy
+from origin.broadcast.model import BroadcastState
+from origin.broadcast.publish.doorbell import Doorbell
+from origin.broadcast.publish.filler import FillerBank, FillerPolicy
+from origin.broadcast.publish.playlists import RoomPlaylists
+from origin.broadcast.publish.room import PassResult, PublishPolicy, RoomPublisher
+from origin.broadcast.publish.scheduler import PublishScheduler
+from origin.broadcast.removal import delete_broadcast
+from origin.broadcast.spool import Spool
+from origin.broadcast.states import RoomStates
+from origin.broadcast.view import ListenerView
+from origin.clock import wall_clock
+from origin.player import PlayerDeps
+from origin.player import build_router as build_player_router
+from origin.replay.download import ReplayDownloads
+from origin.settings import Settings
+from origin.storage.base import Storage
+from origin.storage.factory import build_storage
+from origin.storage.filesystem import FilesystemStorage
+from origin.storage.group_commit import GroupCommit
+from origin.web import admin, errors, health, ingest, listeners
+from origin.web.client_address import client_address, parse_networks
+
+log = logging.getLogger(__name__)
+
+REMOTE_WRITE_CONCURRENCY = 16
+
+
+def _barrier(storage: Storage, journal: FileJournal) -> Callable[[], None]:
+    """The group commit's sync: one syncfs per filesystem involved (state and storage may share one)."""
+    same_fs = isinstance(storage, FilesystemStorage) and os.stat(storage.root).st_dev == os.stat(journal.root).st_dev
+
+    def sync() -> None:
+        journal.sync()
+        if not same_fs:
+            storage.sync()
+
+    return sync
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    m = metrics.Metrics()
+    storage = build_storage(
+        backend=settings.storage, root=settings.storage_root, bucket=settings.s3_bucket, prefix=settings.s3_prefix,
+        region=settings.s3_region, endpoint_url=settings.s3_endpoint_url, acl=settings.s3_acl,
+        timeout_s=settings.s3_timeout_seconds, on_error=lambda backend, kind: m.storage_error(backend, kind),
+    )  # fmt: skip
+    journal = FileJournal(settings.state_dir)
+    states = RoomStates(journal)
+    spool = Spool(Path(settings.state_dir) / "spool")
+    commit = GroupCommit(_barrier(storage, journal))
+    service = IngestService(
+        journal=journal, states=states, storage=storage, spool=spool, metrics=m, clock=wall_clock,
+        limits=IngestLimits(max_backlog=settings.max_retry_backlog,
+                            sessions_per_minute=settings.sessions_per_minute),
+    )  # fmt: skip
+    view = ListenerView(states, public_base_url=settings.public_base_url)
+    admission = build_admission(settings, storage, view)
+    seats = build_service(admission)
+    filler = FillerBank(Path(settings.state_dir) / "filler", slate_file=settings.slate_file)
+    policy = PublishPolicy(
+        live_window_segments=settings.live_window_segments,
+        lifecycle=LifecyclePolicy(session_timeout_s=settings.session_timeout_seconds,
+                                  end_grace_s=settings.end_grace_seconds),
+        filler=FillerPolicy(deadline_segments=settings.fill_deadline_segments) if settings.fill_gaps else None,
+    )  # fmt: skip
+    io = None if isinstance(storage, FilesystemStorage) else ThreadPoolExecutor(REMOTE_WRITE_CONCURRENCY, "storage")
+
+    def make_publisher(room: str, ownership: Ownership) -> RoomPublisher:
+        playlists = RoomPlaylists(room, journal.room_dir(room) / "dvr",
+                                  live_window_segments=policy.live_window_segments,
+                                  event_interval_s=policy.event_interval_s)  # fmt: skip
+        return RoomPublisher(room=room, ownership=ownership, journal=journal, states=states, storage=storage,
+                             spool=spool, commit=commit, playlists=playlists, filler=filler, policy=policy,
+                             metrics=m, clock=wall_clock, io=io)  # fmt: skip
+
+    downloads = ReplayDownloads(storage=storage, states=states, state_dir=settings.state_dir,
+                                on_done=lambda room: admission.publisher.note_change(room, wall_clock()))  # fmt: skip
+
+    def on_result(room: str, result: PassResult) -> None:
+        if result.status_changed:
+            # status.json follows the broadcast (playable, ended, replay URL), not every segment.
+            admission.publisher.note_change(room, wall_clock())
+        if result.state is BroadcastState.ENDED:
+            downloads.request(room)
+
+    scheduler = PublishScheduler(journal=journal, states=states, make_publisher=make_publisher, clock=wall_clock,
+                                 on_result=on_result)  # fmt: skip
+    doorbell = Doorbell(Path(settings.state_dir) / "workers", on_ring=scheduler.request)
+    trusted = parse_networks(settings.trusted_proxies)
+
+    def client_of(request: Request) -> str:
+        peer = request.client.host if request.client else None
+        return client_address(peer, request.headers.get("x-forwarded-for"), trusted)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # A restarted origin (or a replacement worker) resumes every unfinished room from its journal.
+        doorbell.open(asyncio.get_running_loop())
+        scheduler.start()
+        downloads.recover()
+        yield
+        await scheduler.stop()
+        doorbell.close()
+        commit.close()
+        downloads.close()
+        if io is not None:
+            io.shutdown(wait=False)
+
+    app = FastAPI(title="Spillway origin", version="0.2.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.storage = storage
+    app.state.scheduler = scheduler
+    errors.install(app)
+    tokens = ingest.RoomTokens(admission.rooms, wall_clock)
+    app.include_router(ingest.build_router(ingest.IngestDeps(
+        service=service, tokens=tokens, commit=commit, ring=doorbell.ring, metrics=m,
+        max_segment_bytes=settings.max_segment_bytes, max_init_bytes=settings.max_init_bytes,
+    )))  # fmt: skip
+
+    def on_deleted(room: str) -> None:
+        scheduler.forget(room)
+        tokens.forget(room)
+
+    app.include_router(admin.build_router(admin.AdminDeps(
+        admission=seats, ingest=service, view=view, on_deleted=on_deleted, ring=doorbell.ring,
+        delete_broadcast=lambda room: delete_broadcast(room, states=states, spool=spool, storage=storage),
+        admin_token=settings.admin_token.get_secret_value(), public_base_url=settings.public_base_url,
+        clock=wall_clock,
+    )))  # fmt: skip
+    app.include_router(listeners.build_router(admission, seats, client_of))
+    app.include_router(health.build_router(storage))
+    if isinstance(storage, FilesystemStorage):
+        from origin.storage.serve import build_storage_router
+
+        app.include_router(build_storage_router(storage))
+    app.include_router(  # player: /embed/{room}, /oembed, /static/player/...
+        build_player_router(
+            PlayerDeps(get_room=admission.rooms.get, public_base_url=settings.public_base_url, api_url=settings.api_url)
+        )
+    )
+    return app

@@ -1,0 +1,112 @@
+"""The one error shape of every origin endpoint, and the one place exceptions become HTTP responses.
+
+    {"error": "<code>", "detail": <human-readable message, or an object with more>}
+
+Codes by status: 400 invalid_request, 401 unauthorized, 403 forbidden, 404 not_found, 405
+method_not_allowed, 409 conflict, 410 lease_ended, 413 body_too_large, 429 rate_limited, 500 internal,
+503 unavailable. 401 carries `WWW-Authenticate: Bearer`, 429 and 503 carry `Retry-After` (seconds).
+Request validation (a bad body, query or path value) is always 400, never FastAPI's 422.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from origin.errors import OriginError, RateLimitedError, StorageError
+
+log = logging.getLogger(__name__)
+
+CODES: dict[int, str] = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    410: "lease_ended",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal",
+    503: "unavailable",
+}
+
+
+class ErrorBody(BaseModel):
+    """The body of every 4xx/5xx answer (OpenAPI: components/schemas/ErrorBody)."""
+
+    error: str
+    detail: object
+
+
+def status_of(exc: OriginError) -> int:
+    return 503 if isinstance(exc, StorageError) else int(getattr(exc, "status_code", 500))
+
+
+def error_response(status: int, detail: object, *, headers: dict[str, str] | None = None) -> JSONResponse:
+    headers = dict(headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    if status == 503:
+        headers.setdefault("Retry-After", "1")
+    return JSONResponse({"error": CODES.get(status, "error"), "detail": detail}, status_code=status, headers=headers)
+
+
+def origin_error_response(exc: OriginError) -> JSONResponse:
+    status = status_of(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, RateLimitedError):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+    if status >= 500:
+        log.error("room=%s %s", exc.room, exc)
+    else:
+        log.info("room=%s refused (%d): %s", exc.room, status, exc)
+    detail: object = getattr(exc, "detail", None) or str(exc)
+    return error_response(status, detail, headers=headers)
+
+
+def validation_detail(errors: list[dict[str, object]] | object) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for e in errors if isinstance(errors, list) else []:
+        if isinstance(e, dict):
+            loc = e.get("loc", ())
+            out.append({"loc": list(loc) if isinstance(loc, list | tuple) else [], "msg": str(e.get("msg", ""))})
+    return out
+
+
+def install(app: FastAPI, *, on_rejected: object = None) -> None:
+    """Register the handlers: OriginError, request validation, routing errors (404/405), anything else (500)."""
+
+    @app.exception_handler(OriginError)
+    async def _origin(_request: Request, exc: OriginError) -> JSONResponse:
+        return origin_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(400, validation_detail(list(exc.errors())))
+
+    @app.exception_handler(PydanticValidationError)
+    async def _invalid_body(_request: Request, exc: PydanticValidationError) -> JSONResponse:
+        return error_response(400, validation_detail(list(exc.errors())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error")
+
+
+# OpenAPI: the error responses every route may give (merged into each route's `responses`).
+def responses(*statuses: int) -> dict[int | str, dict[str, object]]:
+    return {s: {"model": ErrorBody, "description": CODES.get(s, "error")} for s in statuses}

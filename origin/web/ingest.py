@@ -1,0 +1,148 @@
+"""The transcoder's calls (docs/ingest.md): start, object PUTs, end.
+
+Order of checks for every request: path ids (400) → credentials (401/403) → body size (413) → body
+content (400) → session/rendition/state (404/409/503). Nothing is stored before all of them pass; a 201
+is sent only after the group commit made the object and its journal record durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from origin.broadcast.ingest import IngestService, parse_object_name
+from origin.contract import ids
+from origin.contract.ingest import CONTROL_BODY_MAX_BYTES, PLAYLIST_MAX_BYTES, EndBody, StartBody
+from origin.errors import ForbiddenError
+from origin.metrics import Metrics
+from origin.rooms import Room, RoomRegistry
+from origin.storage.group_commit import GroupCommit
+from origin.web import errors
+from origin.web.auth import bearer_token, read_capped
+
+log = logging.getLogger(__name__)
+
+ROOM_CACHE_TTL_S = 2.0
+
+RoomPath = Annotated[str, Path(pattern=ids.ROOM_ID_SCHEMA, max_length=64)]
+SessionPath = Annotated[str, Path(pattern=ids.SESSION_ID_SCHEMA, max_length=64)]
+RenditionPath = Annotated[str, Path(pattern=ids.RENDITION_SCHEMA, max_length=32)]
+NamePath = Annotated[str, Path(pattern=ids.OBJECT_NAME_SCHEMA, max_length=40)]
+AuthHeader = Annotated[str | None, Header(description="Bearer <room ingest token>")]
+
+
+class RoomTokens:
+    """Room lookups for ingest auth, cached briefly: every PUT would otherwise query the registry (SQLite or
+    Redis). A changed ingest token takes effect within `ttl_s`. Misses are looked up off the event loop."""
+
+    def __init__(self, rooms: RoomRegistry, clock: Callable[[], float], ttl_s: float = ROOM_CACHE_TTL_S) -> None:
+        self.rooms = rooms
+        self.clock = clock
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[float, Room | None]] = {}
+
+    async def check(self, room: str, authorization: str | None) -> None:
+        given = bearer_token(authorization, what="ingest", room=room).encode()
+        now = self.clock()
+        hit = self._entries.get(room)
+        if hit is None or now - hit[0] >= self.ttl_s:
+            config = await run_in_threadpool(self.rooms.get, room)
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            hit = self._entries[room] = (now, config)
+        config = hit[1]
+        expected = config.ingest_token.encode() if config else b"\x00unknown-room"
+        # Same answer for an unknown room and a wrong token: ingest does not reveal which rooms exist.
+        if not hmac.compare_digest(given, expected) or config is None:
+            raise ForbiddenError("ingest token rejected", room=room)
+
+    def forget(self, room: str) -> None:
+        self._entries.pop(room, None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestDeps:
+    service: IngestService
+    tokens: RoomTokens
+    commit: GroupCommit
+    ring: Callable[[str], None]  # tell the room's publisher (any worker of this host) it has news
+    metrics: Metrics
+    max_segment_bytes: int
+    max_init_bytes: int
+
+
+_BINARY_BODY = {"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string",
+                                                                                      "format": "binary"}}}}}
+_ERRORS = errors.responses(400, 401, 403, 404, 409, 413, 429, 503)
+
+
+def _json_body(model: type[StartBody] | type[EndBody], required: bool) -> dict[str, object]:
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
+
+
+def build_router(deps: IngestDeps) -> APIRouter:
+    router = APIRouter(prefix="/ingest", tags=["ingest"])
+
+    async def durable(room: str, *, ring: bool = True) -> None:
+        """Wait for the group commit (an identical repeat too: its first copy may still be on its way)."""
+        started = time.monotonic()
+        await deps.commit.barrier()
+        deps.metrics.committed(time.monotonic() - started)
+        if ring:
+            deps.ring(room)
+
+    @router.post("/{room}/{session}/start", status_code=201, responses=_ERRORS,
+                 openapi_extra=_json_body(StartBody, True))  # fmt: skip
+    async def start(
+        room: RoomPath, session: SessionPath, request: Request, authorization: AuthHeader = None
+    ) -> dict[str, object]:
+        """Open an ingest session and declare its ladder (a newer session supersedes the open one)."""
+        await deps.tokens.check(room, authorization)
+        body = StartBody.model_validate_json(await read_capped(request, CONTROL_BODY_MAX_BYTES, "start body"))
+        created = await asyncio.to_thread(deps.service.start, room, session, body)
+        await durable(room)
+        if created:
+            deps.metrics.session_started(room)
+        return {"room": room, "session": session, "created": created}
+
+    @router.post("/{room}/{session}/end", responses=_ERRORS, openapi_extra=_json_body(EndBody, False))
+    async def end(
+        room: RoomPath, session: SessionPath, request: Request, authorization: AuthHeader = None
+    ) -> dict[str, object]:
+        """Close the session once ffmpeg has exited and its PUTs completed (the broadcast goes on)."""
+        await deps.tokens.check(room, authorization)
+        raw = await read_capped(request, CONTROL_BODY_MAX_BYTES, "end body")
+        reason = EndBody.model_validate_json(raw).reason if raw.strip() else "eos"
+        await asyncio.to_thread(deps.service.end, room, session, reason)
+        await durable(room)
+        return {"room": room, "session": session, "ended": True}
+
+    @router.put("/{room}/{session}/{rendition}/{name}", status_code=201, openapi_extra=_BINARY_BODY,
+                responses={204: {"description": "ffmpeg's own playlist: read and dropped"}, **_ERRORS})  # fmt: skip
+    async def put_object(
+        room: RoomPath, session: SessionPath, rendition: RenditionPath, name: NamePath, request: Request,
+        authorization: AuthHeader = None,
+    ) -> Response:  # fmt: skip
+        """An init segment, a media segment, or ffmpeg's playlist (accepted, ignored)."""
+        await deps.tokens.check(room, authorization)
+        kind = parse_object_name(name).kind
+        cap = {"segment": deps.max_segment_bytes, "init": deps.max_init_bytes}.get(kind, PLAYLIST_MAX_BYTES)
+        body = await read_capped(request, cap, kind)
+        if kind == "playlist":
+            return Response(status_code=204)
+        receipt = await asyncio.to_thread(deps.service.receive, room, session, rendition, name, body)
+        await durable(room, ring=receipt.stored)
+        if receipt.segment:
+            deps.metrics.received(room)
+        return Response(status_code=201)
+
+    return router

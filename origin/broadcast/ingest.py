@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from origin.broadcast import fmp4
 from origin.broadcast.journal.base import Journal
@@ -145,6 +148,15 @@ def check_object(
     return True
 
 
+def _check_init(info: fmp4.InitInfo, spec: RenditionSpec, room: str) -> None:
+    if (info.channels, info.sample_rate) != (spec.channels, spec.sample_rate):
+        raise ValidationError(
+            f"init segment is {info.channels} ch at {info.sample_rate} Hz; the session declared {spec.channels} ch"
+            f" at {spec.sample_rate} Hz for {spec.name}",
+            room=room,
+        )
+
+
 def _check_timeline(
     segment_s: float, first: tuple[int, int] | None, highest: int, highest_end: int | None, obj: StoredObject,
     timescale: int, room: str,
@@ -199,6 +211,7 @@ class IngestService:
         self.metrics = metrics
         self.limits = limits
         self.clock = clock
+        self._inits: _Lru[tuple[str, str, str], fmp4.InitInfo] = _Lru(4096)
 
     def _append_checked(self, room: str, check: Callable[[RoomState], bool], record: Record) -> bool:
         with self.journal.locked(room), self.states.hold(room) as state:
@@ -246,9 +259,16 @@ class IngestService:
         what = parse_object_name(name)
         if what.kind == "playlist":
             return Receipt(stored=False)  # ffmpeg's own playlist: the origin builds its own (docs/ingest.md)
-        obj = self._inspect(session, rendition, what, body)
         with self.states.hold(room) as state:
-            init = state.renditions[rendition].inits.get(session) if rendition in state.renditions else None
+            declared = state.sessions.get(session)
+            segment_s = declared.segment_seconds if declared is not None else None
+            spec = declared.rendition(rendition) if declared is not None else None
+            rs = state.renditions.get(rendition)
+            init = rs.inits.get(session) if rs is not None else None
+        obj, info = self._inspect(room, session, rendition, what, body, init=init, segment_s=segment_s)
+        if info is not None and spec is not None:
+            _check_init(info, spec, room)
+        with self.states.hold(room) as state:
             if not check_object(state, obj, segment_init=init, now=obj.received_at, limits=self.limits):
                 return Receipt(stored=False, segment=not obj.is_init)
         obj = self._store(room, obj, body)
@@ -261,18 +281,41 @@ class IngestService:
         except Exception:
             self._discard(room, obj)  # refused between the write and the record: leave nothing behind
             raise
+        if info is not None:
+            self._inits.put((room, session, rendition), info)
         return Receipt(stored=True, spooled=obj.spooled, segment=not obj.is_init)
 
-    def _inspect(self, session: str, rendition: str, what: ObjectName, body: bytes) -> StoredObject:
+    def _inspect(
+        self, room: str, session: str, rendition: str, what: ObjectName, body: bytes, *, init: StoredObject | None,
+        segment_s: float | None,
+    ) -> tuple[StoredObject, fmp4.InitInfo | None]:  # fmt: skip
+        """The object's record, and for an init segment what the inspector read from it."""
         now = self.clock()
         if what.kind == "init":
             info = fmp4.inspect_init(body)
             return StoredObject(session=session, rendition=rendition, idx=INIT_INDEX, size=len(body),
-                                received_at=now, timescale=info.timescale,
-                                track_id=getattr(info, "track_id", 0))  # fmt: skip
-        seg = fmp4.inspect_segment(body)
+                                received_at=now, timescale=info.timescale, track_id=info.track_id), info  # fmt: skip
+        known = self._init_info(room, init) if init is not None else None
+        bound = 2 * segment_s + 1.0 if segment_s is not None and known is not None else None
+        seg = fmp4.inspect_segment(body, init=known, max_duration_s=bound)
         return StoredObject(session=session, rendition=rendition, idx=what.idx, size=len(body), received_at=now,
-                            duration_ticks=seg.duration_ticks, base_ticks=seg.base_decode_time)  # fmt: skip
+                            duration_ticks=seg.duration_ticks, base_ticks=seg.base_decode_time), None  # fmt: skip
+
+    def _init_info(self, room: str, init: StoredObject) -> fmp4.InitInfo | None:
+        """The session's init as the inspector needs it: cached, or read back once (another worker got it)."""
+        key = (room, init.session, init.rendition)
+        info = self._inits.get(key)
+        if info is not None:
+            return info
+        object_key = layout.init_segment(room, init.session, init.rendition)
+        try:
+            data = self.spool.get(object_key) if init.spooled else self.storage.get(object_key)
+            info = fmp4.inspect_init(data)
+        except (KeyError, OSError, StorageError, ValidationError) as exc:
+            log.warning("room=%s cannot read back init %s: %s", room, object_key, exc)
+            return None
+        self._inits.put(key, info)
+        return info
 
     def _store(self, room: str, obj: StoredObject, body: bytes) -> StoredObject:
         key = object_key(room, obj)
@@ -301,3 +344,29 @@ def object_key(room: str, obj: StoredObject) -> str:
     if obj.is_init:
         return layout.init_segment(room, obj.session, obj.rendition)
     return layout.media_segment(room, obj.session, obj.rendition, obj.idx)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Lru(Generic[K, V]):
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V | None) -> None:
+        if value is None:
+            return
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)

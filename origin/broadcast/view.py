@@ -82,9 +82,3 @@ class ListenerView:
             segment_s=segment_s,
             download_url=f"{self.public_base_url}/{layout.replay_download(room)}" if downloaded else None,
         )
-
-    def summary(self, room: str) -> BroadcastSummary | None:
-        if not self.states.journal.exists(room):
-            return None
-        with self.states.hold(room) as state:
-            return summarize(state)

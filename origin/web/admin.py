@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -21,8 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from origin.admission import status
 from origin.admission.models import MAX_BODY_BYTES, RoomBody
 from origin.admission.service import AdmissionService, RoomSpec, RoomView
-from origin.broadcast.ingest import IngestService
-from origin.broadcast.view import ListenerView
+from origin.broadcast.view import BroadcastSummary
 from origin.contract import ids, layout
 from origin.errors import NotFoundError
 from origin.web import errors
@@ -32,12 +31,22 @@ RoomPath = Annotated[str, Path(pattern=ids.ROOM_ID_SCHEMA, max_length=64)]
 LIST_LIMIT_MAX = 1000
 
 
+class Broadcasts(Protocol):
+    """What the admin routes need of the broadcast side (origin.broadcast.control.BroadcastControl). Blocking."""
+
+    def exists(self, room: str) -> bool: ...
+
+    def summary(self, room: str) -> BroadcastSummary | None: ...
+
+    def end(self, room: str) -> bool: ...
+
+    def delete(self, room: str) -> int: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class AdminDeps:
     admission: AdmissionService
-    ingest: IngestService
-    view: ListenerView
-    delete_broadcast: Callable[[str], int]  # blocking
+    broadcasts: Broadcasts
     on_deleted: Callable[[str], None]  # event loop: forget the room in this worker
     ring: Callable[[str], None]
     admin_token: str
@@ -47,7 +56,7 @@ class AdminDeps:
 
 def room_json(view: RoomView, deps: AdminDeps) -> dict[str, object]:
     room = view.room
-    summary = deps.view.summary(room.id)
+    summary = deps.broadcasts.summary(room.id)
     return {
         "id": room.id,
         "title": room.title,
@@ -111,9 +120,9 @@ def build_router(deps: AdminDeps) -> APIRouter:
     @router.delete("/{room}", responses=errors.responses(404, 409))
     async def delete_room(room: RoomPath) -> dict[str, object]:
         """Delete the room: its configuration, its state, and every object it published (its replay too)."""
-        if await run_in_threadpool(svc.rooms.get, room) is None and not deps.view.states.journal.exists(room):
+        if await run_in_threadpool(svc.rooms.get, room) is None and not deps.broadcasts.exists(room):
             raise NotFoundError(f"unknown room {room!r}", room=room)
-        removed = await asyncio.to_thread(deps.delete_broadcast, room)
+        removed = await asyncio.to_thread(deps.broadcasts.delete, room)
         await run_in_threadpool(svc.delete_room, room)
         deps.on_deleted(room)
         return {"room": room, "deleted": True, "objects_removed": removed}
@@ -121,7 +130,7 @@ def build_router(deps: AdminDeps) -> APIRouter:
     @router.post("/{room}/end", responses=errors.responses(404))
     async def end_broadcast(room: RoomPath) -> dict[str, object]:
         """End the broadcast: ingest is refused from now on; the replay turns VOD once the backlog is drained."""
-        ending = await asyncio.to_thread(deps.ingest.request_end, room)
+        ending = await asyncio.to_thread(deps.broadcasts.end, room)
         deps.ring(room)
         return {"room": room, "ending": ending,
                 "replay_url": f"{deps.public_base_url}/{layout.replay_master(room)}"}  # fmt: skip

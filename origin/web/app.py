@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 
 from origin import metrics
 from origin.admission.setup import build_admission, build_service
+from origin.broadcast.control import BroadcastControl
 from origin.broadcast.ingest import IngestLimits, IngestService
 from origin.broadcast.journal.base import Ownership
 from origin.broadcast.journal.files import FileJournal
@@ -28,7 +29,6 @@ from origin.broadcast.publish.filler import FillerBank, FillerPolicy
 from origin.broadcast.publish.playlists import RoomPlaylists
 from origin.broadcast.publish.room import PassResult, PublishPolicy, RoomPublisher
 from origin.broadcast.publish.scheduler import PublishScheduler
-from origin.broadcast.removal import delete_broadcast
 from origin.broadcast.spool import Spool
 from origin.broadcast.states import RoomStates
 from origin.broadcast.view import ListenerView
@@ -146,9 +146,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scheduler.forget(room)
         tokens.forget(room)
 
+    control = BroadcastControl(states=states, ingest=service, spool=spool, storage=storage)
     app.include_router(admin.build_router(admin.AdminDeps(
-        admission=seats, ingest=service, view=view, on_deleted=on_deleted, ring=doorbell.ring,
-        delete_broadcast=lambda room: delete_broadcast(room, states=states, spool=spool, storage=storage),
+        admission=seats, broadcasts=control, on_deleted=on_deleted, ring=doorbell.ring,
         admin_token=settings.admin_token.get_secret_value(), public_base_url=settings.public_base_url,
         clock=wall_clock,
     )))  # fmt: skip

@@ -128,8 +128,15 @@ class RoomPlaylists:
                 kind = ObjectKind.REPLAY_PLAYLIST if final else ObjectKind.EVENT_PLAYLIST
                 writes.append(Write(key=layout.replay_playlist(self.room, name), text=self._dvr(r, target, final),
                                     kind=kind))  # fmt: skip
-                r.event_written_at = now
         return writes
+
+    def written(self, writes: Iterable[Write], now: float) -> None:
+        """The writes are in storage: the DVR playlists among them are not due again for an interval."""
+        for w in writes:
+            if w.kind in (ObjectKind.EVENT_PLAYLIST, ObjectKind.REPLAY_PLAYLIST) and "/replay/" in w.key:
+                name = w.key.rsplit("/", 1)[1].removesuffix(".m3u8")
+                if name in self._renditions:
+                    self._renditions[name].event_written_at = now
 
     def _dvr(self, r: _Rendition, target: int, final: bool) -> str:
         header = m3u8.M3U8()

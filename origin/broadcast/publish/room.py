@@ -271,6 +271,7 @@ class RoomPublisher:
             log.warning("room=%s playlist write failed, will retry: %s", self.room, exc)
             return
         written_at = self.clock()
+        self.playlists.written(writes, written_at)
         for p in published:
             self.metrics.published(self.room, written_at - p.received_at)
         if names:

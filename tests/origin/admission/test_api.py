@@ -12,18 +12,20 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from origin.admission.api import AdmissionDeps, build_router
 from origin.admission.backend import AdmissionBackend
 from origin.admission.decision import AdmitResult
 from origin.admission.publisher import StatusPublisher
 from origin.admission.redis_backend import RedisAdmission, RedisRoomRegistry, connect
 from origin.admission.seat_token import verify_seat_token
+from origin.admission.setup import AdmissionDeps, build_service
 from origin.admission.sqlite_backend import SqliteAdmission, SqliteRoomRegistry
 from origin.admission.status import BroadcastInfo
+from origin.broadcast.view import BroadcastSummary
 from origin.contract import layout
 from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.rooms import RoomRegistry
 from origin.storage.filesystem import FilesystemStorage
+from origin.web import admin, errors, listeners
 from tests.origin.admission.conftest import ManualClock
 from tests.support.net import free_port
 
@@ -50,13 +52,26 @@ class CountingBackend:
 
 
 class Broadcasts:
-    """A settable BroadcastView, standing in for the ingest side's state."""
+    """A settable BroadcastView (and the admin routes' broadcast side), standing in for the ingest side."""
 
     def __init__(self) -> None:
         self.info: dict[str, BroadcastInfo] = {}
 
     def broadcast(self, room: str) -> BroadcastInfo:
         return self.info.get(room, BroadcastInfo())
+
+    def exists(self, room: str) -> bool:
+        return room in self.info
+
+    def summary(self, room: str) -> BroadcastSummary | None:
+        return None
+
+    def end(self, room: str) -> bool:
+        return False
+
+    def delete(self, room: str) -> int:
+        self.info.pop(room, None)
+        return 0
 
 
 @dataclass(kw_only=True)
@@ -124,7 +139,14 @@ def harness(
         run_publisher=False,
     )
     app = FastAPI()
-    app.include_router(build_router(deps))
+    errors.install(app)
+    svc = build_service(deps)
+    app.include_router(admin.build_router(admin.AdminDeps(
+        admission=svc, broadcasts=broadcasts, on_deleted=lambda room: None, ring=lambda room: None,
+        admin_token=admin_token, public_base_url="https://cdn.example", clock=clock,
+    )))  # fmt: skip
+    app.include_router(listeners.build_router(deps, svc, lambda request: request.client.host if request.client
+                                              else "unknown"))  # fmt: skip
     with TestClient(app) as client:
         yield Harness(client=client, deps=deps, clock=clock, backend=counting, broadcasts=broadcasts, storage=storage)
 
@@ -171,7 +193,7 @@ def test_create_issues_an_ingest_token_once_and_update_keeps_it(h: Harness) -> N
         "id": "launch", "title": "Launch", "host": "Ada", "realtime_cap": 5,
         "embed_origins": ["https://news.example"], "broadcast": "idle", "seats_taken": 0, "seats_left": 5,
         "hls_listeners_recent": 0, "status_url": "https://cdn.example/rooms/launch/status.json",
-        "hls_url": "https://cdn.example/rooms/launch/master.m3u8",
+        "hls_url": "https://cdn.example/rooms/launch/master.m3u8", "publishing": None,
     }  # fmt: skip
     r = h.client.put("/v1/rooms/launch", json={"realtime_cap": 7}, headers=AUTH)
     assert r.status_code == 200 and "ingest_token" not in r.json()

@@ -8,18 +8,16 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from origin.admission.api import build_admission, seat_secret
-from origin.admission.broadcast_view import StateBroadcastView
 from origin.admission.redis_backend import RedisAdmission, RedisRoomRegistry
 from origin.admission.seat_token import MIN_SECRET_BYTES
+from origin.admission.setup import build_admission, seat_secret
 from origin.admission.sqlite_backend import SqliteAdmission, SqliteRoomRegistry
-from origin.admission.status import BroadcastInfo, IdleBroadcastView
+from origin.admission.status import IdleBroadcastView
 from origin.errors import ValidationError
 from origin.rooms import Room
 from origin.settings import Settings
-from origin.state import RenditionSpec, StateStore
 from origin.storage.filesystem import FilesystemStorage
-from tests.origin.admission.conftest import START, RedisServer
+from tests.origin.admission.conftest import RedisServer
 
 
 def _settings(tmp_path: Path, **over: object) -> Settings:
@@ -74,19 +72,3 @@ def test_workers_starting_together_agree_on_one_secret(tmp_path: Path) -> None:
     with ctx.Pool(4) as pool:
         secrets = pool.map(_secret_in_child, [str(tmp_path / "state")] * 8)
     assert len(set(secrets)) == 1
-
-
-def test_broadcast_view_follows_the_ingest_state(tmp_path: Path) -> None:
-    store = StateStore(tmp_path / "state")
-    view = StateBroadcastView(store, public_base_url="https://cdn.example")
-    assert view.broadcast("quiet") == BroadcastInfo()
-    assert not store.db_path("quiet").exists()  # looking does not create state
-    ladder = (RenditionSpec(name="a64", bitrate=64_000, channels=2, sample_rate=48_000),)
-    with store.open("launch") as db:
-        db.start_session("20261126t090301z-3f9a1c0d", ladder, 2.048, START)
-    assert view.broadcast("launch") == BroadcastInfo(
-        state="live", replay_url="https://cdn.example/rooms/launch/replay.m3u8", segment_s=2.048
-    )
-    with store.open("launch") as db:
-        db.set_broadcast("ended", START + 60)
-    assert view.broadcast("launch").state == "ended"

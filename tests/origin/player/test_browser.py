@@ -210,8 +210,8 @@ def test_live_then_replay(stack: Stack, tmp_path: Path) -> None:
     assert decoded.returncode == 0 and decoded.stderr == ""  # plays straight through, no decode error
     # Not re-encoded: the same AAC packets, byte for byte, as the replay the player streams.
     assert _packets(str(m4a)) == _packets(f"{stack.base}/rooms/{room}/replay/a64.m3u8")
-    marker = stack.origin.state_dir / "replay-download" / f"{room}.done.json"
-    assert marker.exists()
+    journal = (stack.origin.state_dir / "rooms" / room / "journal.jsonl").read_text()
+    assert journal.count('["d",') == 1  # built once, recorded in the room's journal
 
 
 def test_frame_ancestors(stack: Stack) -> None:

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from origin.app import create_app
 from origin.player.assets import PlayerAssets
 from origin.settings import Settings
+from origin.web.app import create_app
 
 ADMIN = "player-admin-token"
 CDN = "https://cdn.example"

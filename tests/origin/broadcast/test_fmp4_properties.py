@@ -16,7 +16,7 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from origin import fmp4
+from origin.broadcast import fmp4
 from origin.errors import ValidationError
 from tests.origin.conftest import Fmp4Media
 from tests.support import mp4_craft as c

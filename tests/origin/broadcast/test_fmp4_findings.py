@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from origin import fmp4
+from origin.broadcast import fmp4
 from origin.errors import ValidationError
 from tests.origin.conftest import Fmp4Media
 from tests.support import mp4_craft as c

@@ -5,17 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from origin import fmp4
-from origin.filler import FillerBank
-from origin.sequencer import fillers_needed
+from origin.broadcast import fmp4
+from origin.broadcast.publish.filler import FillerBank
 from tests.origin.conftest import Fmp4Media
-
-
-def test_fillers_trail_the_wall_clock_by_at_most_the_lag() -> None:
-    assert fillers_needed(last_end_pdt=100.0, now=101.0, segment_s=2.0, lag_s=3.0, max_count=5) == 0
-    assert fillers_needed(last_end_pdt=100.0, now=103.0, segment_s=2.0, lag_s=3.0, max_count=5) == 1
-    assert fillers_needed(last_end_pdt=100.0, now=107.5, segment_s=2.0, lag_s=3.0, max_count=5) == 3
-    assert fillers_needed(last_end_pdt=0.0, now=1000.0, segment_s=2.0, lag_s=3.0, max_count=5) == 5
 
 
 def test_retimed_segment_lands_where_asked(fmp4_media: Fmp4Media) -> None:

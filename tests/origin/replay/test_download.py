@@ -1,4 +1,4 @@
-"""Replay download: plan (pure, golden playlists), the remux argv, and real runs on ffmpeg-made sessions."""
+"""Replay download: plan (pure, from published rows), the remux argv, and real runs on ffmpeg-made sessions."""
 
 from __future__ import annotations
 
@@ -7,21 +7,25 @@ import multiprocessing
 import subprocess
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from origin.broadcast.journal.files import FileJournal
+from origin.broadcast.lifecycle import apply
+from origin.broadcast.model import INIT_INDEX, BroadcastState, Publication, RenditionSpec, RoomState, StoredObject
+from origin.broadcast.records import (
+    MasterWritten,
+    ObjectStored,
+    Published,
+    Record,
+    SessionStarted,
+    StateChanged,
+)
+from origin.broadcast.states import RoomStates
 from origin.contract import layout
 from origin.contract.cache_policy import ObjectKind, headers_for
-from origin.playlist import (
-    MediaPlaylistKind,
-    PublishedSegment,
-    RenditionEntry,
-    render_master_playlist,
-    render_media_playlist,
-)
-from origin.replay_download import (
+from origin.replay.download import (
     MARKER_DIR,
     ReplayDownloadError,
     ReplayDownloads,
@@ -31,54 +35,65 @@ from origin.replay_download import (
     plan_download,
     remux_argv,
 )
-from origin.state import RenditionSpec, StateStore
 from origin.storage.filesystem import FilesystemStorage
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 ROOM = "town-hall"
 AAC_FRAME_S = 1024 / 48_000
+LADDER = (RenditionSpec(name="a48", bitrate=48_000, channels=1, sample_rate=48_000),
+          RenditionSpec(name="a64", bitrate=64_000, channels=2, sample_rate=48_000))  # fmt: skip
 
 
 # -- pure -----------------------------------------------------------------------------------------------
 
 
-def test_best_rendition_is_the_highest_bandwidth() -> None:
-    master = (GOLDEN / "master.m3u8").read_text().replace("live/", "replay/")
-    assert best_rendition(master) == "a128"
-    with pytest.raises(ReplayDownloadError, match="unexpected variant"):
-        best_rendition((GOLDEN / "master.m3u8").read_text())  # live/ URIs are not a replay master
+def _pub(session: str, idx: int, msn: int, *, rendition: str = "a64", disc: bool = False,
+         filler: bool = False) -> Publication:  # fmt: skip
+    return Publication(rendition=rendition, msn=msn, session=session, idx=idx, duration_s=2.0, pdt=100.0 + 2 * msn,
+                       discontinuity=disc, size=1, received_at=0.0, filler=filler)  # fmt: skip
+
+
+def _three_sessions() -> list[Publication]:
+    out: list[Publication] = []
+    for n, (session, count) in enumerate((("s1", 4), ("s2", 3), ("s3", 5))):
+        out += [_pub(f"{session}-0000000", i, len(out) + i, disc=n > 0 and i == 0) for i in range(count)]
+    return out
+
+
+def test_best_rendition_is_the_highest_bitrate_published() -> None:
+    state = RoomState(room=ROOM)
+    apply(state, SessionStarted(session="s1-0000000", at=0.0, segment_seconds=1.0, ladder=LADDER))
+    with pytest.raises(ReplayDownloadError, match="no segment"):
+        best_rendition(state)
+    apply(state, Published(publications=(_pub("s1-0000000", 0, 0, rendition="a48"),)))
+    assert best_rendition(state) == "a48"
+    apply(state, Published(publications=(_pub("s1-0000000", 0, 0),)))
+    assert best_rendition(state) == "a64"
 
 
 def test_plan_splits_at_each_session() -> None:
-    plan = plan_download(ROOM, "a64", (GOLDEN / "replay.m3u8").read_text())
+    plan = plan_download(ROOM, "a64", _three_sessions())
     assert [len(p.segment_keys) for p in plan.parts] == [4, 3, 5]
     first = plan.parts[0]
-    assert first.init_key == "rooms/town-hall/media/s1/a64/init.mp4"
-    assert first.segment_keys[0] == "rooms/town-hall/media/s1/a64/000000.m4s"
-    assert plan.parts[2].init_key == "rooms/town-hall/media/s3/a64/init.mp4"
-    assert plan.duration_s == pytest.approx(12 * 2.005333)
+    assert first.init_key == "rooms/town-hall/media/s1-0000000/a64/init.mp4"
+    assert first.segment_keys[0] == "rooms/town-hall/media/s1-0000000/a64/000000.m4s"
+    assert plan.parts[2].init_key == "rooms/town-hall/media/s3-0000000/a64/init.mp4"
+    assert plan.duration_s == pytest.approx(12 * 2.0)
 
 
-def test_plan_splits_at_a_discontinuity_within_a_session() -> None:
-    text = (GOLDEN / "replay.m3u8").read_text()
-    text = text.replace("#EXTINF:2.005333,\n../media/s1/a64/000002.m4s",
-                        "#EXT-X-DISCONTINUITY\n#EXTINF:2.005333,\n../media/s1/a64/000002.m4s")
-    plan = plan_download(ROOM, "a64", text)
-    assert [len(p.segment_keys) for p in plan.parts] == [2, 2, 3, 5]
+def test_plan_splits_at_a_discontinuity_within_a_session_and_keeps_filler() -> None:
+    pubs = _three_sessions()
+    pubs[2] = Publication(**{**pubs[2].__dict__, "discontinuity": True})
+    pubs.insert(4, _pub("s1-0000000", 3, 4, filler=True))
+    pubs = [Publication(**{**p.__dict__, "msn": i}) for i, p in enumerate(pubs)]
+    plan = plan_download(ROOM, "a64", pubs)
+    assert [len(p.segment_keys) for p in plan.parts] == [2, 3, 3, 5]
     assert plan.parts[0].init_key == plan.parts[1].init_key
+    assert plan.parts[1].segment_keys[-1] == "rooms/town-hall/media/s1-0000000/a64/fill-000000004.m4s"
 
 
-def test_plan_needs_a_final_replay() -> None:
-    with pytest.raises(ReplayDownloadError, match="not final"):
-        plan_download(ROOM, "a64", (GOLDEN / "event.m3u8").read_text())
-
-
-@pytest.mark.parametrize("uri", ["../../other-room/media/s1/a64/000000.m4s", "https://evil.example/x.m4s",
-                                 "/rooms/town-hall/media/s1/a64/000000.m4s", "../live/a64.m3u8"])
-def test_plan_refuses_uris_outside_the_rooms_media(uri: str) -> None:
-    text = (GOLDEN / "replay.m3u8").read_text().replace("../media/s2/a64/000001.m4s", uri)
-    with pytest.raises(ReplayDownloadError):
-        plan_download(ROOM, "a64", text)
+def test_plan_needs_a_segment() -> None:
+    with pytest.raises(ReplayDownloadError, match="no segment"):
+        plan_download(ROOM, "a64", [_pub("s1-0000000", 0, 0, rendition="a48")])
 
 
 def test_concat_script_quotes_paths() -> None:
@@ -121,30 +136,43 @@ def _encode_session(out: Path, session: Session, freq: int) -> list[tuple[str, f
             if line.startswith("#EXTINF")]
 
 
-def _publish_replay(storage: FilesystemStorage, work: Path, sessions: list[Session], *, final: bool = True) -> None:
-    """Store the sessions' objects and a replay master + VOD playlist the way the publisher lays them out."""
-    segments: list[PublishedSegment] = []
+def _publish_replay(storage: FilesystemStorage, state_dir: Path, work: Path, sessions: list[Session], *,
+                    ended: bool = True, room: str = ROOM, published: bool = True) -> None:  # fmt: skip
+    """Store the sessions' objects and journal the records a publisher would have written for them."""
+    records: list[Record] = []
+    msn = 0
     for n, session in enumerate(sessions):
-        local = work / session.id
-        for name, duration in _encode_session(local, session, freq=440 + 220 * n):
+        local = work / room / session.id
+        records.append(SessionStarted(session=session.id, at=float(n), segment_seconds=1.0, ladder=LADDER))
+        encoded = _encode_session(local, session, freq=440 + 220 * n)
+        storage.put(layout.init_segment(room, session.id, "a64"), (local / "init.mp4").read_bytes(),
+                    headers_for(ObjectKind.INIT))  # fmt: skip
+        records.append(ObjectStored(obj=StoredObject(session=session.id, rendition="a64", idx=INIT_INDEX, size=1,
+                                                     received_at=0.0, timescale=48_000)))  # fmt: skip
+        pubs = []
+        for name, duration in encoded:
             idx = int(name.split(".")[0])
-            storage.put(layout.media_segment(ROOM, session.id, "a64", idx), (local / name).read_bytes(),
-                        headers_for(ObjectKind.SEGMENT))
-            segments.append(PublishedSegment(
-                media_sequence=len(segments), uri=f"../media/{session.id}/a64/{name}",
-                init_uri=f"../media/{session.id}/a64/init.mp4", duration_s=duration,
-                program_date_time=datetime(2026, 11, 26, 9, n, tzinfo=UTC), discontinuity=n > 0 and idx == 0,
-            ))
-        storage.put(layout.init_segment(ROOM, session.id, "a64"), (local / "init.mp4").read_bytes(),
-                    headers_for(ObjectKind.INIT))
-    media = render_media_playlist(segments, kind=MediaPlaylistKind.VOD if final else MediaPlaylistKind.EVENT,
-                                  target_duration=1, discontinuity_sequence=0, ended=final)
-    master = render_master_playlist([
-        RenditionEntry(uri="replay/a64.m3u8", bandwidth_bps=70_000, average_bandwidth_bps=66_000),
-        RenditionEntry(uri="replay/a48.m3u8", bandwidth_bps=52_000, average_bandwidth_bps=50_000, channels=1),
-    ])
-    storage.put(layout.replay_playlist(ROOM, "a64"), media.encode(), headers_for(ObjectKind.REPLAY_PLAYLIST))
-    storage.put(layout.replay_master(ROOM), master.encode(), headers_for(ObjectKind.REPLAY_PLAYLIST))
+            storage.put(layout.media_segment(room, session.id, "a64", idx), (local / name).read_bytes(),
+                        headers_for(ObjectKind.SEGMENT))  # fmt: skip
+            pubs.append(Publication(rendition="a64", msn=msn, session=session.id, idx=idx, duration_s=duration,
+                                    pdt=100.0 + msn, discontinuity=n > 0 and idx == 0, size=1, received_at=0.0))
+            msn += 1
+        if published:
+            records.append(Published(publications=tuple(pubs)))
+    records.append(MasterWritten(renditions=("a64",)))
+    if ended:
+        records.append(StateChanged(state=BroadcastState.ENDED, at=100.0))
+    FileJournal(state_dir).append(room, records)
+
+
+def _downloads(storage: FilesystemStorage, state_dir: Path, **kw: object) -> ReplayDownloads:
+    return ReplayDownloads(storage=storage, states=RoomStates(FileJournal(state_dir)), state_dir=state_dir,
+                           **kw)  # type: ignore[arg-type]  # fmt: skip
+
+
+def _built(state_dir: Path, room: str = ROOM) -> bool:
+    with RoomStates(FileJournal(state_dir)).hold(room) as state:
+        return state.download_bytes is not None
 
 
 def _packets(path: Path) -> list[str]:
@@ -170,11 +198,11 @@ def storage(tmp_path: Path) -> FilesystemStorage:
 def test_download_is_the_broadcasts_own_packets_back_to_back(tmp_path: Path, storage: FilesystemStorage) -> None:
     sessions = [Session(id="20261126t090000z-aaaa1111", seconds=3.0),
                 Session(id="20261126t090100z-bbbb2222", seconds=4.0)]
-    _publish_replay(storage, tmp_path / "work", sessions)
+    _publish_replay(storage, tmp_path / "state", tmp_path / "work", sessions)
     done: list[str] = []
-    downloads = ReplayDownloads(storage=storage, state_dir=tmp_path / "state", on_done=done.append)
+    downloads = _downloads(storage, tmp_path / "state", on_done=done.append)
     assert downloads.run(ROOM) is True
-    assert done == [ROOM] and downloads.ready(ROOM)
+    assert done == [ROOM] and _built(tmp_path / "state")
     headers = storage.get_headers(layout.replay_download(ROOM))
     assert (headers.content_type, headers.cache_control) == ("audio/mp4", "public, max-age=86400")
     m4a = tmp_path / "replay.m4a"
@@ -183,7 +211,7 @@ def test_download_is_the_broadcasts_own_packets_back_to_back(tmp_path: Path, sto
     expected: list[str] = []
     for s in sessions:
         joined = tmp_path / f"{s.id}.mp4"
-        local = tmp_path / "work" / s.id
+        local = tmp_path / "work" / ROOM / s.id
         joined.write_bytes(b"".join(p.read_bytes() for p in [local / "init.mp4", *sorted(local.glob("*.m4s"))]))
         expected += _packets(joined)
     assert _packets(m4a) == expected
@@ -198,34 +226,32 @@ def test_download_is_the_broadcasts_own_packets_back_to_back(tmp_path: Path, sto
     assert head.find(b"moov") != -1 and (head.find(b"mdat") == -1 or head.find(b"moov") < head.find(b"mdat"))
     # A second end notification is a no-op; no work directories are left behind.
     assert downloads.run(ROOM) is False
-    assert sorted(p.name for p in (tmp_path / "state" / MARKER_DIR).iterdir()) == [
-        f"{ROOM}.done.json", f"{ROOM}.lock"]
-    marker = json.loads((tmp_path / "state" / MARKER_DIR / f"{ROOM}.done.json").read_text())
-    assert marker["parts"] == 2 and marker["rendition"] == "a64"
+    assert sorted(p.name for p in (tmp_path / "state" / MARKER_DIR).iterdir()) == [f"{ROOM}.lock"]
 
 
 def test_sessions_with_different_codec_parameters_are_refused(tmp_path: Path, storage: FilesystemStorage) -> None:
-    _publish_replay(storage, tmp_path / "work", [Session(id="20261126t090000z-aaaa1111", seconds=2.0),
-                                                  Session(id="20261126t090100z-bbbb2222", seconds=2.0, channels=1)])
-    downloads = ReplayDownloads(storage=storage, state_dir=tmp_path / "state")
+    _publish_replay(storage, tmp_path / "state", tmp_path / "work",
+                    [Session(id="20261126t090000z-aaaa1111", seconds=2.0),
+                     Session(id="20261126t090100z-bbbb2222", seconds=2.0, channels=1)])  # fmt: skip
     with pytest.raises(ReplayDownloadError, match="codec parameters"):
-        downloads.run(ROOM)
-    assert not storage.exists(layout.replay_download(ROOM)) and not downloads.ready(ROOM)
+        _downloads(storage, tmp_path / "state").run(ROOM)
+    assert not storage.exists(layout.replay_download(ROOM)) and not _built(tmp_path / "state")
 
 
 def test_an_unfinished_replay_is_not_downloaded(tmp_path: Path, storage: FilesystemStorage) -> None:
-    _publish_replay(storage, tmp_path / "work", [Session(id="20261126t090000z-aaaa1111", seconds=2.0)], final=False)
-    with pytest.raises(ReplayDownloadError, match="not final"):
-        ReplayDownloads(storage=storage, state_dir=tmp_path / "state").run(ROOM)
+    _publish_replay(storage, tmp_path / "state", tmp_path / "work", [Session(id="20261126t090000z-aaaa1111",
+                                                                             seconds=2.0)], ended=False)  # fmt: skip
+    assert _downloads(storage, tmp_path / "state").run(ROOM) is False
+    assert not storage.exists(layout.replay_download(ROOM))
 
 
 def _race(root: str, state: str, results: multiprocessing.Queue[bool]) -> None:
-    results.put(ReplayDownloads(storage=FilesystemStorage(Path(root)), state_dir=Path(state)).run(ROOM))
+    results.put(_downloads(FilesystemStorage(Path(root)), Path(state)).run(ROOM))
 
 
 def test_exactly_one_worker_builds_it(tmp_path: Path, storage: FilesystemStorage) -> None:
-    _publish_replay(storage, tmp_path / "work", [Session(id="20261126t090000z-aaaa1111", seconds=3.0)])
     state = tmp_path / "state"
+    _publish_replay(storage, state, tmp_path / "work", [Session(id="20261126t090000z-aaaa1111", seconds=3.0)])
     (state / MARKER_DIR).mkdir(parents=True)
     ctx = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue[bool] = ctx.Queue()
@@ -249,7 +275,8 @@ def test_exactly_one_worker_builds_it(tmp_path: Path, storage: FilesystemStorage
 
 
 def test_request_runs_in_the_background(tmp_path: Path, storage: FilesystemStorage) -> None:
-    _publish_replay(storage, tmp_path / "work", [Session(id="20261126t090000z-aaaa1111", seconds=2.0)])
+    _publish_replay(storage, tmp_path / "state", tmp_path / "work", [Session(id="20261126t090000z-aaaa1111",
+                                                                             seconds=2.0)])  # fmt: skip
     finished = threading.Event()
     callers: list[str] = []
 
@@ -257,7 +284,7 @@ def test_request_runs_in_the_background(tmp_path: Path, storage: FilesystemStora
         callers.append(threading.current_thread().name)
         finished.set()
 
-    downloads = ReplayDownloads(storage=storage, state_dir=tmp_path / "state", on_done=on_done)
+    downloads = _downloads(storage, tmp_path / "state", on_done=on_done)
     try:
         downloads.request(ROOM)
         downloads.request(ROOM)  # a second notification in the same worker is dropped
@@ -265,27 +292,21 @@ def test_request_runs_in_the_background(tmp_path: Path, storage: FilesystemStora
     finally:
         downloads.close()
     assert len(callers) == 1 and callers[0].startswith("replay-download")
-    assert downloads.ready(ROOM)
+    assert _built(tmp_path / "state")
 
 
 def test_recover_builds_what_a_restart_left_unbuilt(tmp_path: Path, storage: FilesystemStorage) -> None:
-    _publish_replay(storage, tmp_path / "work", [Session(id="20261126t090000z-aaaa1111", seconds=2.0)])
-    store = StateStore(tmp_path / "state")
-    ladder = (RenditionSpec(name="a64", bitrate=64_000, channels=2, sample_rate=48_000),)
-    for room, state, published in ((ROOM, "ended", True), ("never-published", "ended", False),
-                                   ("still-live", "live", True)):
-        with store.open(room) as db:
-            db.start_session("20261126t090000z-aaaa1111", ladder, 1.0, 1_790_000_000.0)
-            with db.transaction():
-                if published:
-                    db.set_master_texts("#EXTM3U\n", "#EXTM3U\n")
-                db.set_broadcast(state, 1_790_000_060.0)  # type: ignore[arg-type]
+    state = tmp_path / "state"
+    one = [Session(id="20261126t090000z-aaaa1111", seconds=2.0)]
+    _publish_replay(storage, state, tmp_path / "work", one)
+    _publish_replay(storage, state, tmp_path / "work", one, room="never-published", published=False)
+    _publish_replay(storage, state, tmp_path / "work", one, room="still-live", ended=False)
     built = threading.Event()
-    downloads = ReplayDownloads(storage=storage, state_dir=tmp_path / "state", on_done=lambda _room: built.set())
+    downloads = _downloads(storage, state, on_done=lambda _room: built.set())
     try:
-        downloads.recover(store)
+        downloads.recover()
         assert built.wait(timeout=60)
     finally:
         downloads.close()
-    assert downloads.ready(ROOM) and storage.exists(layout.replay_download(ROOM))
-    assert not downloads.ready("never-published") and not downloads.ready("still-live")
+    assert _built(state) and storage.exists(layout.replay_download(ROOM))
+    assert not _built(state, "never-published") and not _built(state, "still-live")

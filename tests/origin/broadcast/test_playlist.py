@@ -9,17 +9,18 @@ from pathlib import Path
 import m3u8
 import pytest
 
-from origin.playlist import (
+from origin.broadcast.playlist import (
     MediaPlaylistKind,
     PublishedSegment,
     RenditionEntry,
+    SegmentTexts,
     live_window,
     render_master_playlist,
     render_media_playlist,
     target_duration_s,
 )
 
-GOLDEN = Path(__file__).with_name("golden")
+GOLDEN = Path(__file__).parents[1] / "golden"
 T0 = datetime(2026, 11, 26, 9, 0, 0, tzinfo=UTC)
 DUR = 2.005333
 
@@ -147,3 +148,14 @@ def test_invalid_inputs_are_refused(problem: str) -> None:
             discontinuity_sequence=0,
             ended=False,
         )
+
+
+def test_reused_segment_texts_render_every_window_exactly_as_a_fresh_render() -> None:
+    """A live playlist renders one new segment per version; the result equals a render from scratch."""
+    segs = broadcast()
+    texts = SegmentTexts(limit=8)
+    for end in range(1, len(segs) + 1):
+        window = live_window(segs[:end], min_segments=6, target_duration=2)
+        before = sum(s.discontinuity for s in segs[: end - len(window)])
+        args = {"kind": MediaPlaylistKind.LIVE, "target_duration": 2, "discontinuity_sequence": before, "ended": False}
+        assert render_media_playlist(window, texts=texts, **args) == render_media_playlist(window, **args)

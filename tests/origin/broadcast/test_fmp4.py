@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from origin import fmp4
+from origin.broadcast import fmp4
 from origin.errors import ValidationError
 from tests.origin.conftest import Fmp4Media
 from tests.support import mp4_craft as c

@@ -1,0 +1,163 @@
+"""The ingest service (check → store → record) on real ffmpeg media, the in-memory journal and storage."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from origin.broadcast import fmp4
+from origin.broadcast.ingest import IngestLimits, IngestService
+from origin.broadcast.journal.memory import MemoryJournal
+from origin.broadcast.model import RoomState
+from origin.broadcast.records import EndRequested, ObjectStored, Sealed
+from origin.broadcast.spool import Spool
+from origin.broadcast.states import RoomStates
+from origin.contract import layout
+from origin.contract.ingest import StartBody
+from origin.errors import NotFoundError, RateLimitedError, StateError, UnavailableError, ValidationError
+from origin.metrics import Metrics
+from origin.storage.memory import MemoryStorage
+from tests.origin.broadcast.factory import S1, S2
+from tests.origin.conftest import Fmp4Media
+
+ROOM = "launch"
+T0 = 1_790_000_000.0
+STEREO = StartBody.model_validate({"segment_seconds": 2.0, "renditions": [
+    {"name": "a64", "bitrate": 64_000, "channels": 2, "sample_rate": 48_000}]})  # fmt: skip
+
+
+@dataclasses.dataclass
+class Harness:
+    svc: IngestService
+    journal: MemoryJournal
+    storage: MemoryStorage
+    spool: Spool
+    now: list[float]
+
+    def state(self) -> RoomState:
+        with self.svc.states.hold(ROOM) as state:
+            return state
+
+    def media_keys(self) -> list[str]:
+        return [k for k in self.storage.objects if "/media/" in k]
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Iterator[Harness]:
+    journal, storage, spool, now = MemoryJournal(), MemoryStorage(), Spool(tmp_path / "spool"), [T0]
+    svc = IngestService(journal=journal, states=RoomStates(journal), storage=storage, spool=spool, metrics=Metrics(),
+                        limits=IngestLimits(max_backlog=2, sessions_per_minute=3), clock=lambda: now[0])  # fmt: skip
+    yield Harness(svc=svc, journal=journal, storage=storage, spool=spool, now=now)
+
+
+def started(h: Harness, fmp4_media: Fmp4Media, session: str = S1) -> None:
+    assert h.svc.start(ROOM, session, STEREO) is True
+    assert h.svc.receive(ROOM, session, "a64", "init.mp4", fmp4_media.init).stored
+
+
+def test_a_session_stores_and_records_its_objects(h: Harness, fmp4_media: Fmp4Media) -> None:
+    started(h, fmp4_media)
+    assert h.svc.start(ROOM, S1, STEREO) is False  # an idempotent repeat
+    receipt = h.svc.receive(ROOM, S1, "a64", "000000.m4s", fmp4_media.segments[0])
+    assert receipt.stored and receipt.segment and not receipt.spooled
+    assert h.storage.get(layout.media_segment(ROOM, S1, "a64", 0)) == fmp4_media.segments[0]
+    pending = h.state().renditions["a64"].pending[S1][0]
+    info = fmp4.inspect_segment(fmp4_media.segments[0])
+    assert (pending.duration_ticks, pending.base_ticks) == (info.duration_ticks, info.base_decode_time)
+    again = h.svc.receive(ROOM, S1, "a64", "000000.m4s", fmp4_media.segments[0])
+    assert not again.stored  # identical repeat: nothing new stored or recorded
+    assert sum(isinstance(r, ObjectStored) for r in h.journal.read(ROOM, 0)[0]) == 2
+    assert not h.svc.receive(ROOM, S1, "a64", "index.m3u8", b"#EXTM3U\n").stored  # ffmpeg's playlist: dropped
+
+
+def test_a_first_segment_may_arrive_before_its_init_is_recorded(h: Harness, fmp4_media: Fmp4Media) -> None:
+    h.svc.start(ROOM, S1, STEREO)
+    assert h.svc.receive(ROOM, S1, "a64", "000000.m4s", fmp4_media.segments[0]).stored  # ffmpeg does not wait
+
+
+@pytest.mark.parametrize(
+    ("session", "rendition", "name", "error"),
+    [("20261126t090900z-ffff9999", "a64", "000000.m4s", NotFoundError), (S1, "a128", "000000.m4s", NotFoundError),
+     (S1, "a64", "000099.m4s", ValidationError), (S1, "a64", "stuff.bin", ValidationError)],
+)  # fmt: skip
+def test_refused_objects_leave_nothing_behind(
+    h: Harness, fmp4_media: Fmp4Media, session: str, rendition: str, name: str, error: type[Exception]
+) -> None:
+    started(h, fmp4_media)
+    before = list(h.storage.objects)
+    with pytest.raises(error):
+        h.svc.receive(ROOM, session, rendition, name, fmp4_media.segments[0])
+    assert list(h.storage.objects) == before
+
+
+def test_an_init_that_contradicts_the_declared_ladder_is_refused(h: Harness, fmp4_media: Fmp4Media) -> None:
+    mono = StartBody.model_validate({"segment_seconds": 2.0, "renditions": [
+        {"name": "a64", "bitrate": 64_000, "channels": 1, "sample_rate": 48_000}]})  # fmt: skip
+    h.svc.start(ROOM, S1, mono)
+    with pytest.raises(ValidationError, match="declared 1 ch"):
+        h.svc.receive(ROOM, S1, "a64", "init.mp4", fmp4_media.init)
+    assert h.media_keys() == []
+
+
+def test_decode_times_must_move_forward(h: Harness, fmp4_media: Fmp4Media) -> None:
+    started(h, fmp4_media)
+    h.svc.receive(ROOM, S1, "a64", "000001.m4s", fmp4_media.segments[1])
+    with pytest.raises(ValidationError, match="decode times must increase"):
+        h.svc.receive(ROOM, S1, "a64", "000002.m4s", fmp4_media.segments[0])
+
+
+def test_storage_failure_spools_and_a_full_backlog_is_503(h: Harness, fmp4_media: Fmp4Media) -> None:
+    started(h, fmp4_media)
+    h.storage.fail = lambda key: True
+    for i in range(2):
+        receipt = h.svc.receive(ROOM, S1, "a64", f"{i:06d}.m4s", fmp4_media.segments[i])
+        assert receipt.spooled
+        assert h.spool.get(layout.media_segment(ROOM, S1, "a64", i)) == fmp4_media.segments[i]
+    with pytest.raises(UnavailableError, match="backlog full"):
+        h.svc.receive(ROOM, S1, "a64", "000002.m4s", fmp4_media.segments[2])
+    assert not h.spool.path(layout.media_segment(ROOM, S1, "a64", 2)).exists()
+
+
+def test_sessions_after_the_end_and_session_floods_are_refused(h: Harness, fmp4_media: Fmp4Media) -> None:
+    started(h, fmp4_media)
+    h.svc.start(ROOM, S2, STEREO)
+    with pytest.raises(StateError, match="already ended"):
+        h.svc.start(ROOM, S1, STEREO)  # superseded: its id cannot come back
+    h.svc.start(ROOM, "20261126t090300z-dddd4444", STEREO)
+    with pytest.raises(RateLimitedError, match="restarting in a loop"):
+        h.svc.start(ROOM, "20261126t090400z-eeee5555", STEREO)
+    h.now[0] += 61
+    assert h.svc.request_end(ROOM) is True and h.svc.request_end(ROOM) is False
+    with pytest.raises(StateError, match="ended"):
+        h.svc.start(ROOM, "20261126t090500z-abab6666", STEREO)
+    with pytest.raises(StateError, match="ended"):
+        h.svc.receive(ROOM, S2, "a64", "000000.m4s", fmp4_media.segments[0])
+    with pytest.raises(NotFoundError):
+        h.svc.request_end("never-on-air")
+
+
+def test_a_seal_between_the_write_and_the_record_refuses_and_removes_the_object(
+    h: Harness, fmp4_media: Fmp4Media
+) -> None:
+    started(h, fmp4_media)
+    real_put = h.storage.put
+
+    def put_then_seal(*args: object, **kw: object) -> None:
+        real_put(*args, **kw)  # type: ignore[arg-type]
+        h.journal.append(ROOM, [Sealed(session=S1, rendition="a64")])  # the publisher moved past S1 meanwhile
+
+    h.storage.put = put_then_seal  # type: ignore[method-assign]
+    with pytest.raises(StateError, match="has ended"):
+        h.svc.receive(ROOM, S1, "a64", "000000.m4s", fmp4_media.segments[0])
+    assert not h.storage.exists(layout.media_segment(ROOM, S1, "a64", 0))
+    assert not any(isinstance(r, ObjectStored) and r.obj.idx == 0 for r in h.journal.read(ROOM, 0)[0])
+
+
+def test_ending_refuses_objects_in_flight(h: Harness, fmp4_media: Fmp4Media) -> None:
+    started(h, fmp4_media)
+    h.journal.append(ROOM, [EndRequested(at=T0)])
+    with pytest.raises(StateError):
+        h.svc.receive(ROOM, S1, "a64", "000000.m4s", fmp4_media.segments[0])

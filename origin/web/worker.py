@@ -5,7 +5,7 @@ Client addresses behind the edge come from origin/web/client_address.py (validat
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from uvicorn.workers import UvicornWorker
 
@@ -13,7 +13,7 @@ from origin.web.protocol import GuardedHttpToolsProtocol
 
 
 class SpillwayWorker(UvicornWorker):
-    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
+    CONFIG_KWARGS: dict[str, Any] = {  # noqa: RUF012 - uvicorn reads this class attribute
         "loop": "auto",
         "http": GuardedHttpToolsProtocol,
         "proxy_headers": False,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,32 +11,10 @@ import pytest
 from tests.transcoder.contract import assert_session_contract, final_playlist, playlist_segments
 from tests.transcoder.fakes import CRASH, fake_ffmpeg
 from tests.transcoder.media import decode_pcm, make_music_like, probe
+from tests.transcoder.procs import finish, spawn, transcode
 from tests.transcoder.receiver import Receiver
 
 NAMES = ["a48", "a64", "a128"]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def transcode(*args: str) -> list[str]:
-    return [sys.executable, "-m", "origin.cli", "transcode", *args]
-
-
-def spawn(argv: list[str], **kwargs: object) -> subprocess.Popen[str]:
-    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
-        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
-    )
-
-
-def finish(proc: subprocess.Popen[str], timeout: float = 30) -> tuple[int, str]:
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-        raise AssertionError(f"transcoder did not exit in {timeout}s:\n{err[-3000:]}") from None
-    return proc.returncode, err
-
-
 def _segments_everywhere(rx: Receiver, count: int) -> bool:
     sessions = rx.sessions()
     return bool(sessions) and all(len(rx.segments(sessions[0], n)) >= count for n in NAMES)

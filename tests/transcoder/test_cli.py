@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 from pathlib import Path
@@ -13,8 +14,12 @@ from tests.transcoder.fakes import CRASH, fake_ffmpeg
 from tests.transcoder.media import decode_pcm, make_music_like, probe
 from tests.transcoder.procs import finish, spawn, transcode
 from tests.transcoder.receiver import Receiver
+from transcoder import cli
+from transcoder.policy import OnEos
 
 NAMES = ["a48", "a64", "a128"]
+
+
 def _segments_everywhere(rx: Receiver, count: int) -> bool:
     sessions = rx.sessions()
     return bool(sessions) and all(len(rx.segments(sessions[0], n)) >= count for n in NAMES)
@@ -163,3 +168,24 @@ def test_group_signal_reaches_ffmpeg_once_and_a_killed_supervisor_leaves_no_ffmp
     proc.kill()
     finish(proc)
     receiver.wait_for(lambda: not any(_alive(pid) for pid in ffmpeg), 10, "ffmpeg to exit after its parent died")
+
+
+
+def _parsed(*args: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers())
+    base = ["--sdp", "room.sdp", "--room", "r1", "--origin", "http://127.0.0.1:9", "--token", "tok"]
+    return parser.parse_args(["transcode", *base, *args])
+
+
+def test_eos_flags_map_to_the_policy_and_exclude_each_other() -> None:
+    for flags, expected in [((), OnEos.AUTO), (("--restart-on-eos",), OnEos.RESTART), (("--exit-on-eos",), OnEos.EXIT)]:
+        assert cli.settings_from_args(_parsed(*flags)).policy.on_eos is expected
+    both = transcode("--sdp", "x.sdp", "--room", "r1", "--origin", "http://127.0.0.1:9", "--restart-on-eos",
+                     "--exit-on-eos")  # fmt: skip
+    code, err = finish(spawn(both))
+    assert code == 2 and "not allowed with argument" in err
+    out, _ = spawn(transcode("--help")).communicate(timeout=30)
+    words = " ".join(out.split())
+    assert "--exit-on-eos end the run when the input ends, live sources too" in words
+    assert "the default for live sources" in words  # --restart-on-eos still accepted, and says it is the default

@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from transcoder.errors import ConfigError, TranscoderError
 from transcoder.ladder import DEFAULT_LADDER, format_ladder, parse_ladder
-from transcoder.policy import RestartPolicy
+from transcoder.policy import OnEos, RestartPolicy
 from transcoder.runner import run_transcoder
 from transcoder.settings import SEGMENT_SECONDS, TranscodeSettings
 from transcoder.source import DemoSource, MixSource, SdpSource, Source, UrlSource
@@ -46,7 +46,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="encode a room's audio into the AAC HLS ladder and push it to the origin",
         description=(
             "Encode a room's audio (one input, an SDP for RTP, several speakers mixed, or the demo room) into "
-            "an AAC-LC fMP4 HLS ladder and PUT it to the origin's ingest API. Ctrl-C / SIGTERM ends cleanly."
+            "an AAC-LC fMP4 HLS ladder and PUT it to the origin's ingest API. Ctrl-C / SIGTERM ends cleanly. "
+            "A live source (SDP/RTP, a network listener or stream, a capture device, the demo room) never ends "
+            "by itself: when it ends or keeps failing, a new session listens again; only a file input ends "
+            "the run (docs/transcoder.md)."
         ),
     )
     source = parser.add_mutually_exclusive_group(required=True)
@@ -66,13 +69,21 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--segment-seconds", type=float, default=SEGMENT_SECONDS, help="default %(default)s")
     parser.add_argument("--ffmpeg", default="ffmpeg", metavar="PATH", help="ffmpeg binary (default %(default)s)")
-    parser.add_argument("--crash-limit", type=int, default=5, help="crashes within the window that give up")
+    parser.add_argument("--crash-limit", type=int, default=5,
+                        help="crashes within the window that are a crash loop: a file input gives up, a live "
+                        f"source retries every {RestartPolicy().max_delay_seconds:g} s with an ERROR per attempt")
     parser.add_argument("--crash-window", type=float, default=60.0, metavar="SECONDS")
     parser.add_argument("--backoff", type=float, default=0.5, metavar="SECONDS", help="first restart delay")
     parser.add_argument("--rtp-idle-timeout", type=float, default=10.0, metavar="SECONDS",
-                        help="--sdp: the input ends after this long without a packet")
-    parser.add_argument("--restart-on-eos", action="store_true",
-                        help="when a live input ends (publisher left, RTP idle), start a new session and listen again")
+                        help="--sdp: the input ends after this long without a packet (then a new session listens)")
+    eos = parser.add_mutually_exclusive_group()
+    eos.add_argument("--restart-on-eos", dest="on_eos", action="store_const", const=OnEos.RESTART,
+                     default=OnEos.AUTO,
+                     help="when the input ends, start a new session, file inputs too (the default for live "
+                     "sources: publisher left, RTP idle; accepted for existing scripts)")
+    eos.add_argument("--exit-on-eos", dest="on_eos", action="store_const", const=OnEos.EXIT,
+                     help="end the run when the input ends, live sources too (the behaviour before live "
+                     "sources restarted)")
     parser.add_argument("--stop-timeout", type=float, default=15.0, metavar="SECONDS",
                         help="after SIGINT to ffmpeg, wait this long before SIGTERM (and again before SIGKILL)")
     parser.add_argument("--status-interval", type=float, default=10.0, metavar="SECONDS",
@@ -113,7 +124,7 @@ def settings_from_args(args: argparse.Namespace, env: TranscoderEnv | None = Non
             base_delay_seconds=args.backoff,
             crash_limit=args.crash_limit,
             crash_window_seconds=args.crash_window,
-            restart_on_eos=args.restart_on_eos,
+            on_eos=args.on_eos,
         ),
         stop_timeout_seconds=args.stop_timeout,
     )

@@ -24,26 +24,34 @@ _WRITTEN = re.compile(r"^Statistics: (?P<bytes>\d+) bytes written")
 _PROGRESS = re.compile(r"time=(?P<time>-?\d+:\d\d:\d\d(?:\.\d+)?).*?speed=\s*(?P<speed>[\d.]+|N/A)x?")
 _LEVELS = ("quiet", "panic", "fatal", "error", "warning", "info", "verbose", "debug", "trace")
 IMPORTANT_LEVELS = frozenset({"panic", "fatal", "error", "warning"})
-# ffmpeg messages that mean the command or the input is wrong: restarting would fail the same way.
-CONFIG_ERROR_MARKERS = (
+# A live input that delivered nothing before it ended (an idle RTP session) still makes ffmpeg write each
+# rendition's 000000.m4s, as a bare styp box: 24 bytes, no moof/mdat (the origin refuses it). Not a segment.
+EMPTY_SEGMENT_BYTES = 24
+# ffmpeg messages that mean its command is wrong: the same argv fails the same way every time.
+COMMAND_ERROR_MARKERS = (
     "Unrecognized option",
     "Option not found",
     "Error splitting the argument list",
-    "Invalid data found when processing input",
-    "No such file or directory",
-    "Permission denied",
     "Protocol not found",
     "Unknown input format",
     "Unknown encoder",
-    "Unknown decoder",
     "Error initializing filter",
     "Error parsing",
     "Error setting option",
-    "matches no streams",
-    "does not contain any stream",
     "Unable to find a suitable output format",
     "not in whitelist",
 )
+# ffmpeg messages that mean the input's data is wrong: final for a file, not for a live source (the next
+# publisher may send something valid, e.g. audio after a video-only stream).
+INPUT_ERROR_MARKERS = (
+    "Invalid data found when processing input",
+    "No such file or directory",
+    "Permission denied",
+    "Unknown decoder",
+    "matches no streams",
+    "does not contain any stream",
+)
+CONFIG_ERROR_MARKERS = COMMAND_ERROR_MARKERS + INPUT_ERROR_MARKERS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +99,11 @@ def parse_line(line: str) -> LogLine:
 def is_config_error(text: str) -> bool:
     """True when an (important) stderr line says the command or input is wrong, not that something broke."""
     return any(marker in text for marker in CONFIG_ERROR_MARKERS)
+
+
+def is_command_error(text: str) -> bool:
+    """True when an (important) stderr line says ffmpeg's command itself is wrong (see is_config_error)."""
+    return any(marker in text for marker in COMMAND_ERROR_MARKERS)
 
 
 def _seconds(clock: str) -> float:
@@ -144,6 +157,8 @@ class PushTracker:
             case Written(nbytes=nbytes) if self._pending is not None:
                 seg = self._pending
                 self._pending = None
+                if nbytes <= EMPTY_SEGMENT_BYTES:
+                    return event
                 self.segments[seg.rendition] = self.segments.get(seg.rendition, 0) + 1
                 if seg.index is not None:
                     self.last_index[seg.rendition] = seg.index

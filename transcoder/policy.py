@@ -1,8 +1,11 @@
-"""Restart policy of the supervisor: a pure function of (this attempt's outcome, earlier attempts, now).
+"""Restart policy of the supervisor: a pure function of (this attempt's outcome, earlier attempts, now, live).
 
-Capped exponential backoff; a run that stayed up `healthy_after_seconds` resets the backoff; more than
-`crash_limit` crashes within `crash_window_seconds` is a crash loop and gives up, and so does an origin that
-stays unreachable for `origin_give_up_seconds`.
+Capped exponential backoff; a run that stayed up `healthy_after_seconds` resets the backoff. A *file* input
+(source.is_live is False) may end: at its end (eos), after a crash loop (`crash_limit` crashes within
+`crash_window_seconds`) and when the origin stays unreachable for `origin_give_up_seconds`. A *live* source
+never ends by itself: its end means "listen again" (a new session), and the two give-up limits become alarms
+(retry every `max_delay_seconds`, an ERROR per attempt, the fault in the status) that last until a healthy
+run. What ends any run: an operator stop, a 4xx from the origin, or ffmpeg refusing its own command.
 """
 
 from __future__ import annotations
@@ -20,7 +23,23 @@ class Outcome(StrEnum):
     CRASH = "crash"  # ffmpeg died (non-zero exit, killed) without being asked
     ORIGIN_DOWN = "origin-down"  # the start call could not reach the origin; no session was opened
     REJECTED = "rejected"  # the origin refused the session (4xx): fatal
-    FATAL = "fatal"  # ffmpeg refused the command or input before pushing anything: retrying cannot help
+    FATAL = "fatal"  # ffmpeg refused its command (option, format, encoder, filter) before pushing anything
+    BAD_INPUT = "bad-input"  # ffmpeg refused the input's data before pushing anything: fatal for a file only
+
+
+class OnEos(StrEnum):
+    """What the end of the input means (`--restart-on-eos` / `--exit-on-eos`; AUTO is the default)."""
+
+    AUTO = "auto"  # live sources listen again, file inputs finish
+    RESTART = "restart"  # every source starts a new session, files too (a file plays again)
+    EXIT = "exit"  # every source finishes, live ones too (the behaviour before live sources restarted)
+
+
+class Fault(StrEnum):
+    """A lasting failure of a live source that would have ended a file input's run (shown in the status)."""
+
+    CRASH_LOOP = "crash-loop"
+    ORIGIN_UNREACHABLE = "origin-unreachable"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,7 +51,11 @@ class Attempt:
 
     @property
     def failed(self) -> bool:
-        return self.outcome in (Outcome.CRASH, Outcome.ORIGIN_DOWN)
+        return self.outcome in (Outcome.CRASH, Outcome.BAD_INPUT, Outcome.ORIGIN_DOWN)
+
+    @property
+    def crashed(self) -> bool:
+        return self.outcome in (Outcome.CRASH, Outcome.BAD_INPUT)
 
     @property
     def duration(self) -> float:
@@ -45,15 +68,20 @@ class RestartPolicy:
     max_delay_seconds: float = 30.0
     crash_limit: int = 5  # this many crashes within the window is a crash loop
     crash_window_seconds: float = 60.0
-    healthy_after_seconds: float = 30.0  # a run this long resets the backoff
-    origin_give_up_seconds: float = 300.0  # origin unreachable for this long: give up
-    restart_on_eos: bool = False  # live listener inputs: when the publisher leaves, listen again (new session)
+    healthy_after_seconds: float = 30.0  # a run this long resets the backoff (and ends a live source's fault)
+    origin_give_up_seconds: float = 300.0  # origin unreachable this long: a file gives up, a live source alarms
+    # An input that ends this soon after its attempt started counts as a failure for the backoff, so a live
+    # source that ends at once (an empty stream) does not spin; waiting for a publisher takes longer.
+    quick_eos_seconds: float = 2.0
+    on_eos: OnEos = OnEos.AUTO
 
 
 @dataclass(frozen=True, kw_only=True)
 class Restart:
     delay_seconds: float
     reason: str
+    failure: bool = True  # False: a routine restart (a live input ended and is listened to again)
+    fault: Fault | None = None  # set: an alarm (ERROR log, status), not a retry like any other
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,14 +95,24 @@ class Finish:
 Decision = Restart | Finish
 
 
-def consecutive_failures(attempts: Sequence[Attempt], policy: RestartPolicy) -> int:
-    """Failures at the end of `attempts` since the last healthy (long enough) or successful run."""
-    count = 0
+def counts_as_failure(attempt: Attempt, policy: RestartPolicy) -> bool:
+    """A crash, an unreachable origin, or an input that ended within `quick_eos_seconds`."""
+    return attempt.failed or (attempt.outcome is Outcome.EOS and attempt.duration < policy.quick_eos_seconds)
+
+
+def failure_streak(attempts: Sequence[Attempt], policy: RestartPolicy) -> list[Attempt]:
+    """The failures at the end of `attempts` since the last healthy (long enough) or successful run."""
+    streak: list[Attempt] = []
     for attempt in reversed(attempts):
-        if not attempt.failed or attempt.duration >= policy.healthy_after_seconds:
+        if not counts_as_failure(attempt, policy) or attempt.duration >= policy.healthy_after_seconds:
             break
-        count += 1
-    return count
+        streak.append(attempt)
+    streak.reverse()
+    return streak
+
+
+def consecutive_failures(attempts: Sequence[Attempt], policy: RestartPolicy) -> int:
+    return len(failure_streak(attempts, policy))
 
 
 def backoff_seconds(failures: int, policy: RestartPolicy) -> float:
@@ -84,45 +122,98 @@ def backoff_seconds(failures: int, policy: RestartPolicy) -> float:
     return float(min(policy.max_delay_seconds, policy.base_delay_seconds * 2 ** min(failures - 1, 32)))
 
 
-def decide(policy: RestartPolicy, attempt: Attempt, history: Sequence[Attempt], now: float) -> Decision:
-    """What to do after `attempt` ended; `history` holds the earlier attempts, oldest first."""
-    if attempt.outcome is Outcome.EOS:
-        if policy.restart_on_eos:
-            return Restart(delay_seconds=policy.base_delay_seconds, reason="input ended; listening again")
-        return Finish(exit_status=0, reason="input ended")
-    if attempt.outcome is Outcome.SIGNAL:
-        return Finish(exit_status=0, reason="stopped")
-    if attempt.outcome is Outcome.REJECTED:
-        return Finish(exit_status=1, reason="the origin rejected the session")
-    if attempt.outcome is Outcome.FATAL:
-        return Finish(exit_status=1, reason="ffmpeg refused the input or an option")
+def recent_crashes(attempts: Sequence[Attempt], policy: RestartPolicy, now: float) -> int:
+    return sum(1 for a in attempts if a.crashed and now - a.ended_at <= policy.crash_window_seconds)
 
+
+def origin_down_since(attempts: Sequence[Attempt]) -> float | None:
+    """When the trailing run of origin-down attempts began (None: the last attempt reached the origin)."""
+    since = None
+    for attempt in reversed(attempts):
+        if attempt.outcome is not Outcome.ORIGIN_DOWN:
+            break
+        since = attempt.started_at
+    return since
+
+
+def restarts_at_eos(policy: RestartPolicy, live: bool) -> bool:
+    """Whether the end of the input starts a new session (OnEos, and for AUTO the kind of source)."""
+    return policy.on_eos is OnEos.RESTART or (policy.on_eos is OnEos.AUTO and live)
+
+
+def decide(
+    policy: RestartPolicy, attempt: Attempt, history: Sequence[Attempt], now: float, *, live: bool = False
+) -> Decision:
+    """What to do after `attempt` ended; `history` holds the earlier attempts, oldest first; `live` is
+    source.is_live of the input (a live source never finishes by itself)."""
     attempts = [*history, attempt]
-    recent_crashes = [
-        a for a in attempts if a.outcome is Outcome.CRASH and now - a.ended_at <= policy.crash_window_seconds
-    ]
-    if len(recent_crashes) >= policy.crash_limit:
-        return Finish(
-            exit_status=1,
-            reason=(
-                f"crash loop: ffmpeg crashed {len(recent_crashes)} times within "
-                f"{policy.crash_window_seconds:g} s (limit {policy.crash_limit})"
-            ),
-        )
-    if attempt.outcome is Outcome.ORIGIN_DOWN:
-        down_since = attempt.started_at
-        for earlier in reversed(history):
-            if earlier.outcome is not Outcome.ORIGIN_DOWN:
-                break
-            down_since = earlier.started_at
-        if now - down_since >= policy.origin_give_up_seconds:
-            return Finish(
-                exit_status=1,
-                reason=f"the origin stayed unreachable for {now - down_since:.0f} s "
-                f"(limit {policy.origin_give_up_seconds:g} s)",
-            )
-
     failures = consecutive_failures(attempts, policy)
     delay = backoff_seconds(failures, policy)
-    what = "ffmpeg crashed" if attempt.outcome is Outcome.CRASH else "the origin is unreachable"
+    match attempt.outcome:
+        case Outcome.SIGNAL:
+            return Finish(exit_status=0, reason="stopped")
+        case Outcome.REJECTED:
+            return Finish(exit_status=1, reason="the origin rejected the session")
+        case Outcome.FATAL:
+            return Finish(exit_status=1, reason="ffmpeg refused its command (an option, format or filter)")
+        case Outcome.BAD_INPUT if not live:
+            return Finish(exit_status=1, reason="ffmpeg refused the input")
+        case Outcome.EOS if not restarts_at_eos(policy, live):
+            return Finish(exit_status=0, reason="input ended")
+        case Outcome.EOS if failures == 0:
+            return Restart(
+                delay_seconds=policy.base_delay_seconds, failure=False,
+                reason=f"input ended; listening again in {policy.base_delay_seconds:.2f} s (new session)",
+            )  # fmt: skip
+        case Outcome.EOS:
+            return Restart(
+                delay_seconds=delay,
+                reason=f"input ended {attempt.duration:.1f} s after the start ({failures} in a row); "
+                f"listening again in {delay:.2f} s",
+            )
+    return _after_failure(policy, attempt, attempts, now, live=live, failures=failures, delay=delay)
+
+
+def _after_failure(
+    policy: RestartPolicy, attempt: Attempt, attempts: list[Attempt], now: float, *, live: bool, failures: int,
+    delay: float,
+) -> Decision:  # fmt: skip
+    """A crash (or bad input of a live source) or an unreachable origin: back off, give up or alarm."""
+    crashes = recent_crashes(attempts, policy, now)
+    if crashes >= policy.crash_limit or (live and _streak_crash_loop(attempts, policy)):
+        loop = (
+            f"crash loop: ffmpeg crashed {crashes} times within {policy.crash_window_seconds:g} s "
+            f"(limit {policy.crash_limit})"
+            if crashes >= policy.crash_limit
+            else f"crash loop: ffmpeg keeps crashing ({failures} failures in a row, no run of "
+            f"{policy.healthy_after_seconds:g} s since)"
+        )
+        if not live:
+            return Finish(exit_status=1, reason=loop)
+        return _alarm(policy, Fault.CRASH_LOOP, loop)
+    down_since = origin_down_since(attempts) if attempt.outcome is Outcome.ORIGIN_DOWN else None
+    if down_since is not None and now - down_since >= policy.origin_give_up_seconds:
+        down = (
+            f"the origin stayed unreachable for {now - down_since:.0f} s (limit {policy.origin_give_up_seconds:g} s)"
+        )
+        if not live:
+            return Finish(exit_status=1, reason=down)
+        return _alarm(policy, Fault.ORIGIN_UNREACHABLE, down)
+    what = "the origin is unreachable" if attempt.outcome is Outcome.ORIGIN_DOWN else "ffmpeg crashed"
+    if attempt.outcome is Outcome.BAD_INPUT:
+        what = "ffmpeg refused the live input"
     return Restart(delay_seconds=delay, reason=f"{what} ({failures} in a row); retrying in {delay:.2f} s")
+
+
+def _streak_crash_loop(attempts: Sequence[Attempt], policy: RestartPolicy) -> bool:
+    """A live source stays in its crash loop until a healthy run: the current failure streak holds as many
+    crashes as the loop's limit (the window alone would let it lapse once retries are `max_delay` apart)."""
+    return sum(1 for a in failure_streak(attempts, policy) if a.crashed) >= policy.crash_limit
+
+
+def _alarm(policy: RestartPolicy, fault: Fault, why: str) -> Restart:
+    delay = policy.max_delay_seconds
+    return Restart(
+        delay_seconds=delay, fault=fault,
+        reason=f"{why}; the source is live, so retrying every {delay:g} s until an operator stops it",
+    )  # fmt: skip

@@ -26,11 +26,13 @@ def run_transcoder(
     status: StatusCallback | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> int:
-    """Transcode and push until the input ends or `stop` is set; returns 0 then.
+    """Transcode and push until `stop` is set or a file input ends (a live source never does, see
+    source.is_live and policy.OnEos); returns 0 then.
 
     Raises a TranscoderError subclass when it cannot run or gives up: FfmpegNotFoundError, SourceError,
-    ConfigError, IngestRejectedError (e.g. 409 room ended), FfmpegError (ffmpeg refused the input),
-    CrashLoopError (crash loop or origin unreachable for too long; message carries ffmpeg's stderr tail).
+    ConfigError, IngestRejectedError (e.g. 409 room ended), FfmpegError (ffmpeg refused its command, or a
+    file input), CrashLoopError (file inputs only: crash loop or origin unreachable for too long; the
+    message carries ffmpeg's stderr tail).
     Safe to call from a non-main thread (it installs no signal handlers: set `stop` instead).
     """
     resolve_ffmpeg(settings.ffmpeg_bin, room=settings.room)

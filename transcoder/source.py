@@ -1,7 +1,8 @@
 """What the transcoder reads: one input URL, an SDP file for RTP, several speakers to mix, or the demo room.
 
 The values are pure; `check_readable` is the one edge check (local files must exist before ffmpeg starts,
-so a typo is one clear message instead of an ffmpeg crash loop).
+so a typo is one clear message instead of an ffmpeg crash loop). `is_live` says whether a source may end by
+itself (a file) or never does (everything else: the supervisor listens again when it ends).
 """
 
 from __future__ import annotations
@@ -15,6 +16,31 @@ from transcoder.errors import SourceError
 
 # ffmpeg protocols an SDP-described RTP session needs (the SFU hands the recorder an SDP file).
 RTP_PROTOCOL_WHITELIST = "file,udp,rtp"
+
+# Live-source classification (is_live). URL schemes are ffmpeg protocol names, lowercased; for a nested
+# protocol ("hls+http", "crypto+file") the transport after the last "+" decides.
+# Always live: listeners and network streams, whatever other options say.
+LIVE_SCHEMES = frozenset({
+    "rtmp", "rtmps", "rtmpt", "rtmpts", "rtmpe", "rtmpte", "ffrtmphttp", "rtsp", "rtsps", "rtp", "srtp", "srt",
+    "rist", "udp", "udplite", "tcp", "tls", "unix", "sctp", "zmq", "amqp", "mmsh", "mmst", "mms", "httpproxy",
+})  # fmt: skip
+# Live unless paced with -re: without -re ffmpeg would push a remote file faster than real time, which only
+# makes sense for a stream that paces itself (Icecast, a live HLS playlist).
+STREAM_SCHEMES = frozenset({"http", "https"})
+# Finite: files, local or remote, and containers of them. `pipe:` reads ffmpeg's stdin, /dev/null here.
+FILE_SCHEMES = frozenset({
+    "file", "pipe", "fd", "concat", "concatf", "subfile", "data", "crypto", "ftp", "sftp", "gopher", "gophers",
+    "ipfs", "ipns", "bluray", "smb", "md5",
+})  # fmt: skip
+WRAPPER_SCHEMES = frozenset({"async", "cache"})  # "async:URL", "cache:URL": the wrapped URL decides
+# Live -f formats: capture devices (a device that stops delivering went away, it did not finish) and RTP
+# session descriptions. lavfi is not one: a generated graph ends only when its own duration (d=…) says so.
+LIVE_FORMATS = frozenset({
+    "alsa", "pulse", "jack", "oss", "sndio", "openal", "avfoundation", "dshow", "decklink", "iec61883",
+    "libdc1394", "v4l2", "video4linux2", "x11grab", "kmsgrab", "fbdev", "gdigrab", "android_camera",
+    "sdp", "rtp", "rtsp",
+})  # fmt: skip
+SDP_SUFFIX = ".sdp"  # ffmpeg opens a local .sdp file as an RTP session
 
 # Demo bed when espeak-ng is missing: a slowly swelling two-tone chord over a little noise, never silent,
 # so the AAC encoder spends its bits the way it does on speech.
@@ -82,6 +108,49 @@ def describe(source: Source) -> str:
             return f"mix of {len(urls)}: " + " + ".join(urls)
         case DemoSource(clip=clip):
             return f"demo room ({'speech ' + str(clip) if clip else 'tone-and-noise bed'})"
+
+
+def url_is_live(url: str, *, realtime: bool = False) -> bool:
+    """Whether an ffmpeg input URL is a live stream (never ends by itself) rather than a file (pure).
+
+    Local paths and FILE_SCHEMES: file, except a local `.sdp` (an RTP session). LIVE_SCHEMES: live. http(s):
+    live unless `realtime` (-re), which marks a remote file. An unknown scheme counts as live: replaying a
+    file by mistake shows in every restart's log line, ending a live room by mistake is silent dead air.
+    """
+    path = local_path(url)
+    if path is not None:
+        return path.suffix.lower() == SDP_SUFFIX
+    if url == "-":
+        return False
+    scheme, _, rest = url.partition(":")
+    scheme = scheme.lower()
+    if scheme in WRAPPER_SCHEMES:
+        return url_is_live(rest, realtime=realtime)
+    transport = scheme.rsplit("+", 1)[-1]
+    if transport in FILE_SCHEMES:
+        return False
+    if transport in STREAM_SCHEMES:
+        return not realtime
+    return True
+
+
+def is_live(source: Source) -> bool:
+    """Whether `source` must never end by itself (pure; docs/transcoder.md, "Live sources").
+
+    SDP/RTP and the demo room: live. A mix: live when any speaker is. One URL: a LIVE_FORMATS -f (capture
+    device, sdp) is live, a generated -f lavfi graph is not; otherwise the URL decides (url_is_live).
+    """
+    match source:
+        case SdpSource() | DemoSource():
+            return True
+        case MixSource(urls=urls, realtime=realtime):
+            return any(url_is_live(url, realtime=realtime) for url in urls)
+        case UrlSource(url=url, format=fmt, realtime=realtime):
+            if fmt is not None and fmt.lower() in LIVE_FORMATS:
+                return True
+            if fmt is not None and fmt.lower() == "lavfi":
+                return False
+            return url_is_live(url, realtime=realtime)
 
 
 def local_path(url: str) -> Path | None:

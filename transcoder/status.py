@@ -23,6 +23,7 @@ class TranscodeStatus:
     media_seconds: float = 0.0  # ffmpeg's position in the current session
     speed: float | None = None
     uptime_seconds: float = 0.0
+    fault: str | None = None  # a live source's lasting failure (policy.Fault: "crash-loop", "origin-unreachable")
 
 
 StatusCallback = Callable[[TranscodeStatus], None]
@@ -35,8 +36,9 @@ def _clock(seconds: float) -> str:
 
 def format_status(status: TranscodeStatus) -> str:
     speed = f"{status.speed:.2f}x" if status.speed is not None else "-"
+    fault = f"FAULT {status.fault} " if status.fault else ""
     return (
-        f"room {status.room} {status.state:<8} session {status.session or '-'} "
+        f"room {status.room} {status.state:<8} {fault}session {status.session or '-'} "
         f"segments {status.segments_pushed} bitrate {status.bitrate_bps / 1000:.0f} kb/s "
         f"restarts {status.restarts} media {_clock(status.media_seconds)} speed {speed} "
         f"up {_clock(status.uptime_seconds)}"

@@ -1,7 +1,10 @@
 """The supervisor: one ingest session per ffmpeg run, restarts with backoff, clean stop (I/O around pure parts).
 
     loop:  new session id → POST start → ffmpeg (command.build_argv) → wait / forward stop
-           → settle → POST end(eos | signal | crash) → policy.decide → finish | sleep(backoff) and again
+           → settle → POST end(eos | signal | crash) → policy.decide(live=source.is_live) → finish | sleep and again
+
+A live source never finishes by itself (policy.py): its restarts are logged at INFO when routine, WARNING
+when they back off, ERROR on every attempt while a fault (crash loop, origin unreachable) lasts.
 """
 
 from __future__ import annotations
@@ -15,18 +18,25 @@ from dataclasses import dataclass
 from transcoder.clock import SYSTEM_CLOCK, Clock
 from transcoder.command import build_argv, redact
 from transcoder.errors import CrashLoopError, FfmpegError, IngestError, IngestRejectedError, OriginUnavailableError
-from transcoder.ffmpeg_log import LogLine, is_config_error
+from transcoder.ffmpeg_log import LogLine, is_command_error, is_config_error
 from transcoder.ingest import IngestClient
-from transcoder.policy import Attempt, Finish, Outcome, decide
+from transcoder.policy import Attempt, Fault, Finish, Outcome, Restart, decide, restarts_at_eos
 from transcoder.process import FfmpegProcess
 from transcoder.session import random_hex, session_id
 from transcoder.settings import TranscodeSettings
+from transcoder.source import describe, is_live
 from transcoder.status import StatusCallback, TranscodeStatus
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2  # how often a running session checks the stop request (ffmpeg's exit wakes it at once)
-END_REASON = {Outcome.EOS: "eos", Outcome.SIGNAL: "signal", Outcome.CRASH: "crash", Outcome.FATAL: "crash"}
+END_REASON = {
+    Outcome.EOS: "eos", Outcome.SIGNAL: "signal", Outcome.CRASH: "crash", Outcome.FATAL: "crash",
+    Outcome.BAD_INPUT: "crash",
+}  # fmt: skip
+# Attempts the policy sees: far more than any of its rules needs at sane settings (a crash loop retries every
+# 30 s), and a bound on a live source's memory over weeks of listening again.
+HISTORY_LIMIT = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,14 +74,22 @@ class Supervisor:
         self._last_bitrate = 0.0
         self._last_media = 0.0
         self._proc: FfmpegProcess | None = None
+        self.live = is_live(settings.source)
+        self.fault: Fault | None = None  # the live source's lasting failure, until a healthy run
 
     @property
     def room(self) -> str:
         return self.settings.room
 
     def run(self) -> int:
-        """Supervise until the input ends or `stop` is set (→ 0); raise TranscoderError when giving up."""
+        """Supervise until `stop` is set or a file input ends (→ 0); raise TranscoderError when giving up."""
         self._started_at = self.clock.monotonic()
+        log.info(
+            "room %s: source %s is %s; %s", self.room, describe(self.settings.source),
+            "live" if self.live else "a file",
+            "a new session starts whenever it ends" if restarts_at_eos(self.settings.policy, self.live)
+            else "the run ends when it ends",
+        )  # fmt: skip
         history: list[Attempt] = []
         last_tail = ""
         last_code: int | None = None
@@ -83,13 +101,15 @@ class Supervisor:
                 self.ingest.start(session, self.settings.ladder, self.settings.segment_seconds)
             except OriginUnavailableError as exc:
                 log.warning("room %s: session %s: %s", self.room, session, exc.message)
-                last_tail = exc.message
+                last_tail, last_code = exc.message, None
                 attempt = Attempt(outcome=Outcome.ORIGIN_DOWN, started_at=started, ended_at=self.clock.monotonic())
             except IngestRejectedError as exc:
                 exc.room, exc.session = self.room, session
                 raise
             else:
                 self.sessions.append(session)
+                if self.fault is Fault.ORIGIN_UNREACHABLE:
+                    self._clear_fault(session, "the origin answered")
                 if self.stop.is_set():  # asked to stop while the start call was in flight
                     self._end(session, "signal")
                     break
@@ -103,30 +123,17 @@ class Supervisor:
                 attempt = Attempt(
                     outcome=run.outcome, started_at=started, ended_at=self.clock.monotonic(), exit_code=run.exit_code
                 )
-            decision = decide(self.settings.policy, attempt, history, self.clock.monotonic())
+            decision = decide(self.settings.policy, attempt, history, self.clock.monotonic(), live=self.live)
             history.append(attempt)
+            del history[: -max(HISTORY_LIMIT, self.settings.policy.crash_limit)]
             if isinstance(decision, Finish):
                 self._emit("finished", session=session, force=True)
                 if decision.exit_status == 0:
                     log.info("room %s: %s", self.room, decision.reason)
                     return 0
-                if attempt.outcome is Outcome.FATAL:
-                    raise FfmpegError(
-                        _give_up_message(self.room, decision.reason, last_code, last_tail),
-                        exit_code=last_code,
-                        stderr_tail=last_tail,
-                        room=self.room,
-                        session=session,
-                    )
-                raise CrashLoopError(
-                    _give_up_message(self.room, decision.reason, last_code, last_tail),
-                    exit_code=last_code,
-                    stderr_tail=last_tail,
-                    failures=sum(1 for a in history if a.failed),
-                    room=self.room,
-                    session=session,
-                )
-            log.warning("room %s: %s", self.room, decision.reason)
+                raise _give_up_error(self.room, session, decision, attempt, history, last_code, last_tail)
+            self.fault = decision.fault
+            log.log(_level(decision), "room %s: %s", self.room, _restart_message(decision, last_code, last_tail))
             self.restarts += 1
             self._emit("backoff", session=None, force=True)
             if self.clock.sleep(decision.delay_seconds, self.stop):
@@ -142,6 +149,7 @@ class Supervisor:
         )
         proc.start()
         self._proc = proc
+        started = self.clock.monotonic()
         stopping = False
         try:
             while True:
@@ -154,6 +162,7 @@ class Supervisor:
                     log.info("room %s: session %s: stopping ffmpeg (SIGINT)", self.room, session)
                     code = proc.stop(self.settings.stop_timeout_seconds)
                     break
+                self._clear_fault_when_healthy(session, started)
                 self._emit("running", session=session)
         finally:
             if proc.poll() is None:  # an exception on the way: never leave ffmpeg behind
@@ -164,6 +173,7 @@ class Supervisor:
             segments = proc.tracker.segments_pushed
             self._last_bitrate = proc.tracker.bitrate_bps()
             self._last_media = proc.tracker.media_seconds
+            command_error = any(is_command_error(line) for line in proc.tail.important)
             config_error = any(is_config_error(line) for line in proc.tail.important)
         self.segments_pushed += segments
         tail = proc.stderr_tail()
@@ -172,7 +182,7 @@ class Supervisor:
         elif code == 0:
             outcome = Outcome.EOS
         elif config_error and segments == 0:
-            outcome = Outcome.FATAL
+            outcome = Outcome.FATAL if command_error else Outcome.BAD_INPUT
         else:
             outcome = Outcome.CRASH
         log.log(
@@ -181,6 +191,16 @@ class Supervisor:
             self.room, session, code, outcome.value, segments,
         )
         return _Run(outcome=outcome, exit_code=code, stderr_tail=tail, segments=segments)
+
+    def _clear_fault_when_healthy(self, session: str, started: float) -> None:
+        healthy = self.settings.policy.healthy_after_seconds
+        if self.fault is not None and self.clock.monotonic() - started >= healthy:
+            self._clear_fault(session, f"up for {healthy:g} s")
+
+    def _clear_fault(self, session: str, why: str) -> None:
+        assert self.fault is not None
+        log.info("room %s: session %s: %s; %s is over", self.room, session, why, self.fault.value)
+        self.fault = None
 
     def _end(self, session: str, reason: str) -> None:
         # ffmpeg does not wait for the origin's response to its last PUTs; let the bodies land first.
@@ -218,13 +238,39 @@ class Supervisor:
                 media_seconds=media,
                 speed=speed,
                 uptime_seconds=now - self._started_at,
+                fault=self.fault.value if self.fault is not None else None,
             )
         )
 
 
-def _give_up_message(room: str, reason: str, exit_code: int | None, tail: str) -> str:
+def _with_output(text: str, exit_code: int | None, tail: str) -> str:
     code = f" (last ffmpeg exit code {exit_code})" if exit_code is not None else ""
     if not tail:
-        return f"room {room}: giving up: {reason}{code}"
+        return f"{text}{code}"
     indented = "\n  ".join(tail.splitlines())
-    return f"room {room}: giving up: {reason}{code}; last output:\n  {indented}"
+    return f"{text}{code}; last output:\n  {indented}"
+
+
+def _give_up_message(room: str, reason: str, exit_code: int | None, tail: str) -> str:
+    return _with_output(f"room {room}: giving up: {reason}", exit_code, tail)
+
+
+def _give_up_error(
+    room: str, session: str, decision: Finish, attempt: Attempt, history: list[Attempt], code: int | None, tail: str
+) -> FfmpegError | CrashLoopError:
+    message = _give_up_message(room, decision.reason, code, tail)
+    if attempt.outcome in (Outcome.FATAL, Outcome.BAD_INPUT):
+        return FfmpegError(message, exit_code=code, stderr_tail=tail, room=room, session=session)
+    failures = sum(1 for a in history if a.failed)
+    return CrashLoopError(message, exit_code=code, stderr_tail=tail, failures=failures, room=room, session=session)
+
+
+def _level(decision: Restart) -> int:
+    if decision.fault is not None:
+        return logging.ERROR
+    return logging.WARNING if decision.failure else logging.INFO
+
+
+def _restart_message(decision: Restart, code: int | None, tail: str) -> str:
+    """A fault's ERROR line carries what ffmpeg (or the origin call) said last, as a give-up message would."""
+    return _with_output(decision.reason, code, tail) if decision.fault is not None else decision.reason

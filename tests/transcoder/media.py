@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 AAC_FRAME_SAMPLES = 1024
 SAMPLE_RATE = 48_000
 # Music-like: pink noise under two tones, so the AAC encoder spends its bits (silence would not).
@@ -85,3 +87,11 @@ def aac_priming_samples(workdir: Path) -> int:
     first = int(out.split()[0].split(b",")[0])
     assert first < 0, "expected the edit list to expose the encoder delay as a negative first pts"
     return -first
+
+
+def tone_level(pcm: np.ndarray, freq: float) -> float:
+    """How far the spectrum peak near `freq` stands above the mean (PCM at SAMPLE_RATE)."""
+    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
+    bins = np.fft.rfftfreq(len(pcm), 1 / SAMPLE_RATE)
+    near = (bins > freq - 20) & (bins < freq + 20)
+    return float(spectrum[near].max() / spectrum.mean())

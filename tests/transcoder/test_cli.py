@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,30 +12,12 @@ import pytest
 from tests.transcoder.contract import assert_session_contract, final_playlist, playlist_segments
 from tests.transcoder.fakes import CRASH, fake_ffmpeg
 from tests.transcoder.media import decode_pcm, make_music_like, probe
+from tests.transcoder.procs import finish, spawn, transcode
 from tests.transcoder.receiver import Receiver
+from transcoder import cli
+from transcoder.policy import OnEos
 
 NAMES = ["a48", "a64", "a128"]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def transcode(*args: str) -> list[str]:
-    return [sys.executable, "-m", "origin.cli", "transcode", *args]
-
-
-def spawn(argv: list[str], **kwargs: object) -> subprocess.Popen[str]:
-    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
-        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
-    )
-
-
-def finish(proc: subprocess.Popen[str], timeout: float = 30) -> tuple[int, str]:
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-        raise AssertionError(f"transcoder did not exit in {timeout}s:\n{err[-3000:]}") from None
-    return proc.returncode, err
 
 
 def _segments_everywhere(rx: Receiver, count: int) -> bool:
@@ -187,3 +168,24 @@ def test_group_signal_reaches_ffmpeg_once_and_a_killed_supervisor_leaves_no_ffmp
     proc.kill()
     finish(proc)
     receiver.wait_for(lambda: not any(_alive(pid) for pid in ffmpeg), 10, "ffmpeg to exit after its parent died")
+
+
+
+def _parsed(*args: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers())
+    base = ["--sdp", "room.sdp", "--room", "r1", "--origin", "http://127.0.0.1:9", "--token", "tok"]
+    return parser.parse_args(["transcode", *base, *args])
+
+
+def test_eos_flags_map_to_the_policy_and_exclude_each_other() -> None:
+    for flags, expected in [((), OnEos.AUTO), (("--restart-on-eos",), OnEos.RESTART), (("--exit-on-eos",), OnEos.EXIT)]:
+        assert cli.settings_from_args(_parsed(*flags)).policy.on_eos is expected
+    both = transcode("--sdp", "x.sdp", "--room", "r1", "--origin", "http://127.0.0.1:9", "--restart-on-eos",
+                     "--exit-on-eos")  # fmt: skip
+    code, err = finish(spawn(both))
+    assert code == 2 and "not allowed with argument" in err
+    out, _ = spawn(transcode("--help")).communicate(timeout=30)
+    words = " ".join(out.split())
+    assert "--exit-on-eos end the run when the input ends, live sources too" in words
+    assert "the default for live sources" in words  # --restart-on-eos still accepted, and says it is the default

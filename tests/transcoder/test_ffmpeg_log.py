@@ -77,6 +77,19 @@ def test_tracker_counts_closed_segments_and_their_bytes() -> None:
     assert tracker.media_seconds == 62.5 and tracker.speed == 1.01
 
 
+def test_tracker_ignores_the_empty_segment_of_an_input_that_delivered_nothing() -> None:
+    # what ffmpeg 5.1 logs when an SDP input times out before its first packet (the body is a bare styp box)
+    tracker = PushTracker(segment_seconds=1.0)
+    for raw in [
+        f"[hls @ 0x1] [info] Opening '{URL}/a48/000000.m4s' for writing",
+        "[AVIOContext @ 0x2] [verbose] Statistics: 24 bytes written, 0 seeks, 1 writeouts",
+        f"[hls @ 0x1] [info] Opening '{URL}/a48/index.m3u8' for writing",
+        "[AVIOContext @ 0x3] [verbose] Statistics: 145 bytes written, 0 seeks, 1 writeouts",
+    ]:
+        tracker.feed(parse_line(raw))
+    assert tracker.segments_pushed == 0 and tracker.bitrate_bps() == 0.0
+
+
 def test_stderr_tail_prefers_errors() -> None:
     tail = StderrTail(max_lines=3)
     for raw in ["[info] a", "[error] broken pipe", "[verbose] b", "[info] c", "[fatal] gone", "[info] d"]:

@@ -3,8 +3,6 @@ and several speakers mixed into one room mix."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import threading
 from pathlib import Path
 
@@ -20,47 +18,16 @@ from tests.transcoder.media import (
     make_tone,
     probe,
     samples_of,
+    tone_level,
 )
 from tests.transcoder.receiver import Receiver
+from tests.transcoder.rtp import free_rtp_port, sdp_for, send_opus, udp_bound
+from transcoder.policy import OnEos, RestartPolicy
 from transcoder.runner import run_transcoder
 from transcoder.settings import TranscodeSettings
 from transcoder.source import MixSource, SdpSource
 
 NAMES = ["a48", "a64", "a128"]
-PAYLOAD_TYPE = 111  # what WebRTC SFUs typically negotiate for Opus
-
-
-def free_rtp_port() -> int:
-    """An even UDP port with port+1 free too (RTP and RTCP), on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1]) & ~1
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, socket.socket(
-                socket.AF_INET, socket.SOCK_DGRAM
-            ) as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 1))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free RTP port pair")
-
-
-def udp_bound(port: int) -> bool:
-    """Whether something listens on UDP `port` (Linux /proc/net/udp, local address column)."""
-    needle = f":{port:04X} "
-    with open("/proc/net/udp") as table:
-        return any(needle in line.split(None, 3)[1] + " " for line in list(table)[1:])
-
-
-def sdp_for(port: int) -> str:
-    # The SDP an SFU's RTP forwarder (Janus rtp_forward, mediasoup PlainTransport, LiveKit) hands a recorder.
-    return (
-        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=room audio\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-        f"m=audio {port} RTP/AVP {PAYLOAD_TYPE}\r\na=rtpmap:{PAYLOAD_TYPE} opus/48000/2\r\n"
-    )
 
 
 def test_opus_over_rtp_from_an_sdp(receiver: Receiver, tmp_path: Path) -> None:
@@ -72,7 +39,7 @@ def test_opus_over_rtp_from_an_sdp(receiver: Receiver, tmp_path: Path) -> None:
     sdp.write_text(sdp_for(port))
     settings = TranscodeSettings(
         room="r1", source=SdpSource(path=sdp, idle_timeout_seconds=1.5), origin_url=receiver.url, token="tok",
-        segment_seconds=1.0,
+        segment_seconds=1.0, policy=RestartPolicy(on_eos=OnEos.EXIT),  # one session (a live source listens again)
     )  # fmt: skip
     stop = threading.Event()
     result: list[object] = []
@@ -80,12 +47,7 @@ def test_opus_over_rtp_from_an_sdp(receiver: Receiver, tmp_path: Path) -> None:
     thread.start()
     try:
         receiver.wait_for(lambda: udp_bound(port), 15, f"the transcoder listening on udp {port}")
-        sender = subprocess.run(
-            ["ffmpeg", "-v", "error", "-nostdin", "-re", "-i", str(clip), "-c:a", "libopus", "-b:a", "48k",
-             "-payload_type", str(PAYLOAD_TYPE), "-f", "rtp", f"rtp://127.0.0.1:{port}"],
-            capture_output=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert sender.returncode == 0, sender.stderr.decode()[-2000:]
+        send_opus(clip, port)
         # The forwarder went quiet: after the idle timeout the input ends and the session ends with eos.
         thread.join(20)
     finally:
@@ -103,13 +65,6 @@ def test_opus_over_rtp_from_an_sdp(receiver: Receiver, tmp_path: Path) -> None:
         content = probe(media).duration_ts - priming
         assert abs(content - clip_samples) <= SAMPLE_RATE * 1.0, (name, content, clip_samples)  # ±1 segment
         assert len(decode_pcm(media)) // 2 >= content
-
-
-def _tone_level(pcm: np.ndarray, freq: float) -> float:
-    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
-    bins = np.fft.rfftfreq(len(pcm), 1 / SAMPLE_RATE)
-    near = (bins > freq - 20) & (bins < freq + 20)
-    return float(spectrum[near].max() / spectrum.mean())
 
 
 def test_two_speakers_are_mixed_into_one_ladder(receiver: Receiver, tmp_path: Path) -> None:
@@ -130,5 +85,5 @@ def test_two_speakers_are_mixed_into_one_ladder(receiver: Receiver, tmp_path: Pa
     pcm = np.frombuffer(decode_pcm(media), dtype=np.int16).astype(np.float64)[priming:]
     both = pcm[int(0.2 * SAMPLE_RATE) : int(1.8 * SAMPLE_RATE)]
     only_a = pcm[int(2.2 * SAMPLE_RATE) : int(2.9 * SAMPLE_RATE)]
-    assert _tone_level(both, 440) > 50 and _tone_level(both, 1000) > 50  # both speakers while both talk
-    assert _tone_level(only_a, 440) > 50 and _tone_level(only_a, 1000) < 5  # then only the longer one
+    assert tone_level(both, 440) > 50 and tone_level(both, 1000) > 50  # both speakers while both talk
+    assert tone_level(only_a, 440) > 50 and tone_level(only_a, 1000) < 5  # then only the longer one

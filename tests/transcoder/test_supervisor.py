@@ -1,8 +1,9 @@
 """Supervisor with real ffmpeg (restart after SIGKILL, clean stop delivering the tail) and scripted fakes
-(crash loop, a child that ignores SIGINT/SIGTERM), against the test receiver."""
+(crash loop, a child that ignores SIGINT/SIGTERM, a live source that never gives up), against the test receiver."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -16,14 +17,14 @@ import pytest
 
 from tests.support.net import free_port
 from tests.transcoder.contract import assert_session_contract
-from tests.transcoder.fakes import CRASH, STUBBORN, fake_ffmpeg
-from tests.transcoder.receiver import Receiver
-from transcoder.errors import CrashLoopError, IngestRejectedError
+from tests.transcoder.fakes import BAD_INPUT, BAD_OPTION, CRASH, CRASH_THEN_RUN, STUBBORN, fake_ffmpeg
+from tests.transcoder.receiver import Call, Receiver
+from transcoder.errors import CrashLoopError, FfmpegError, IngestRejectedError
 from transcoder.ingest import IngestClient
 from transcoder.policy import RestartPolicy
 from transcoder.runner import run_transcoder
 from transcoder.settings import TranscodeSettings
-from transcoder.source import UrlSource
+from transcoder.source import SdpSource, UrlSource
 from transcoder.status import TranscodeStatus
 from transcoder.supervisor import Supervisor
 
@@ -197,3 +198,98 @@ def test_a_session_is_ended_even_when_ffmpeg_cannot_be_spawned(receiver: Receive
     (session,) = receiver.sessions()
     end = receiver.call(session, "end")
     assert end is not None and end.body == {"reason": "crash"}
+
+
+def _sdp(tmp_path: Path) -> SdpSource:
+    """A live source; the fake ffmpeg children never read it."""
+    path = tmp_path / "room.sdp"
+    path.write_text("v=0\r\n")
+    return SdpSource(path=path, idle_timeout_seconds=2.0)
+
+
+def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and r.name == "transcoder.supervisor"]
+
+
+def test_a_live_crash_loop_retries_loudly_until_a_healthy_run(
+    receiver: Receiver, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="transcoder")
+    ffmpeg = fake_ffmpeg(tmp_path, CRASH_THEN_RUN.format(crashes=4))
+    policy = RestartPolicy(
+        base_delay_seconds=0.05, max_delay_seconds=0.2, crash_limit=3, crash_window_seconds=30,
+        healthy_after_seconds=1.0,
+    )  # fmt: skip
+    settings = _settings(
+        receiver, source=_sdp(tmp_path), ffmpeg_bin=str(ffmpeg), policy=policy, status_interval_seconds=0.1
+    )
+    with background(settings) as bg:
+        receiver.wait_for(lambda: len(receiver.sessions()) == 5, 20, "four crashes, then a fifth session")
+        receiver.wait_for(
+            lambda: any(s.state == "running" and s.fault is None and s.restarts == 4 for s in bg.statuses), 10,
+            "the fifth session to run healthy and clear the fault",
+        )  # fmt: skip
+    assert bg.result == 0  # a file input would have raised CrashLoopError at the third crash
+    faults = [(s.state, s.fault) for s in bg.statuses if s.fault]
+    assert ("backoff", "crash-loop") in faults and ("running", "crash-loop") in faults
+    errors = _errors(caplog)
+    assert len(errors) == 2  # crashes 3 and 4, one ERROR each, with what ffmpeg said
+    assert all("crash loop" in e and "the source is live" in e and "out of cheese" in e for e in errors)
+    assert any("crash-loop is over" in r.getMessage() for r in caplog.records)
+
+
+def test_a_live_source_outlives_an_unreachable_origin(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="transcoder")
+    origin = Receiver(port=free_port())  # not started yet: connection refused
+    clock = FakeClock()
+    statuses: list[TranscodeStatus] = []
+
+    def status(s: TranscodeStatus) -> None:
+        statuses.append(s)
+        if s.state == "backoff" and clock.now > 1000 + 600 and origin._server is None:
+            origin.__enter__()  # after ten minutes of injected time (twice a file input's limit) it is back
+
+    ffmpeg = fake_ffmpeg(tmp_path, CRASH_THEN_RUN.format(crashes=0))  # runs until stopped
+    settings = _settings(origin, source=_sdp(tmp_path), policy=RestartPolicy(), ffmpeg_bin=str(ffmpeg))
+    with IngestClient(origin_url=origin.url, room="r1", token="tok") as ingest:
+        supervisor = Supervisor(settings, ingest=ingest, clock=clock, status=status)
+        thread = threading.Thread(target=supervisor.run, daemon=True)
+        thread.start()
+        try:
+            origin.wait_for(lambda: origin._server is not None and bool(origin.sessions()), 20, "a session")
+            origin.wait_for(lambda: supervisor.fault is None, 5, "the fault to clear once the origin answers")
+        finally:
+            supervisor.stop.set()
+            thread.join(20)
+            if origin._server is not None:
+                origin.__exit__()
+    assert not thread.is_alive()
+    backoffs = [s for s in statuses if s.state == "backoff"]
+    assert clock.sleeps[:7] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+    assert set(clock.sleeps[7 : len(backoffs)]) == {30.0}  # at the cap, every 30 s, never giving up
+    errors = _errors(caplog)
+    assert len(errors) >= 9 and all("unreachable" in e and "cannot reach the origin" in e for e in errors)
+    assert len(errors) == sum(1 for s in backoffs if s.fault == "origin-unreachable")
+    assert backoffs[0].fault is None  # an ordinary retry before the limit
+    assert statuses[-1].state == "finished" and statuses[-1].fault is None
+
+
+def _ends(rx: Receiver) -> list[Call]:
+    with rx.lock:
+        return [c for c in rx.calls if c.call == "end"]
+
+
+def test_a_live_source_retries_bad_input_but_not_a_refused_command(receiver: Receiver, tmp_path: Path) -> None:
+    bad_input = fake_ffmpeg(tmp_path, BAD_INPUT, name="ffmpeg-bad-input")
+    with background(_settings(receiver, source=_sdp(tmp_path), ffmpeg_bin=str(bad_input))):
+        receiver.wait_for(lambda: len(_ends(receiver)) >= 3, 20, "three attempts on the bad live input")
+    assert [end.body for end in _ends(receiver)[:3]] == [{"reason": "crash"}] * 3
+    # the same input read as a file: ffmpeg said it is not audio, retrying cannot help
+    with pytest.raises(FfmpegError, match="Invalid data found"):
+        run_transcoder(_settings(receiver, source=UrlSource(url="http://127.0.0.1:9/live", realtime=True),
+                                 ffmpeg_bin=str(bad_input)))  # fmt: skip
+    bad_option = fake_ffmpeg(tmp_path, BAD_OPTION, name="ffmpeg-bad-option")
+    before = len(receiver.sessions())
+    with pytest.raises(FfmpegError, match="Unrecognized option"):
+        run_transcoder(_settings(receiver, source=_sdp(tmp_path), ffmpeg_bin=str(bad_option)))
+    assert len(receiver.sessions()) == before + 1

@@ -20,7 +20,15 @@ from typing import Any
 
 import redis
 
-from origin.admission.backend import HLS_BUCKET_TTL_S, hls_bucket, hls_window, room_from_json, room_to_json
+from origin.admission.backend import (
+    HLS_BUCKET_TTL_S,
+    PUBLISH_TASK,
+    hls_bucket,
+    hls_window,
+    room_from_json,
+    room_to_json,
+    task_name,
+)
 from origin.admission.decision import GONE_RETENTION_S, AdmitResult, LeaseEndedError, LeaseNotFoundError
 from origin.errors import StorageError
 from origin.rooms import Room
@@ -156,11 +164,19 @@ class RedisAdmission:
         with self._errors("seats_taken", room):
             return int(self.client.zcount(self._keys(room)[0], f"({now!r}", "+inf"))
 
-    def claim_publish(self, room: str, *, now: float, interval_s: float) -> bool:
+    def live_leases(self, room: str, *, now: float) -> list[str]:
+        with self._errors("live_leases", room):
+            members = self.client.zrangebyscore(self._keys(room)[0], f"({now!r}", "+inf")
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    def claim(self, room: str, *, task: str, now: float, interval_s: float) -> bool:
         ttl_ms = max(1, int(interval_s * 2000))
-        with self._errors("claim_publish", room):
-            key = f"{self.prefix}{{{room}}}:publish-claim"
+        key = f"{self.prefix}{{{room}}}:claim:{task_name(task)}"
+        with self._errors("claim", room):
             return int(self._claim(keys=[key], args=[repr(now), repr(interval_s), ttl_ms])) == 1
+
+    def claim_publish(self, room: str, *, now: float, interval_s: float) -> bool:
+        return self.claim(room, task=PUBLISH_TASK, now=now, interval_s=interval_s)
 
     def add_hls_answers(self, room: str, *, now: float, count: int) -> None:
         if count <= 0:

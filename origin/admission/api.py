@@ -39,6 +39,8 @@ from origin.admission.publisher import StatusPublisher
 from origin.admission.ratelimit import BucketPolicy, RateLimiter, retry_after_header
 from origin.admission.seat_token import MIN_SECRET_BYTES
 from origin.admission.service import AdmissionService, HlsReferral, JoinAnswer, RoomSpec, RoomView, SeatGrant
+from origin.admission.sfu.factory import build_sfu
+from origin.admission.sfu.gate import SeatGate
 from origin.admission.status import BroadcastView
 from origin.errors import OriginError, RateLimitedError, StorageError, ValidationError
 from origin.http_edge import check_bearer, read_capped
@@ -66,6 +68,7 @@ class AdmissionDeps:
     join_rate_per_minute: int
     clock: Clock = wall_clock
     hint_ttl_s: float = HINT_MAX_S
+    gate: SeatGate | None = None  # the SFU that enforces seats (origin/admission/sfu/gate.py)
     run_publisher: bool = True  # flush status.json periodically in the router's lifespan
     close_backend: bool = True  # close the backend when the app shuts down
 
@@ -134,6 +137,7 @@ def build_service(deps: AdmissionDeps) -> AdmissionService:
         public_base_url=deps.public_base_url,
         api_url=deps.api_url,
         lease_s=deps.lease_s,
+        gate=deps.gate,
     )
 
 
@@ -144,9 +148,14 @@ def build_router(deps: AdmissionDeps) -> APIRouter:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(deps.publisher.run()) if deps.run_publisher else None
+        sync = asyncio.create_task(deps.gate.run()) if deps.gate is not None and deps.run_publisher else None
         try:
             yield
         finally:
+            if sync is not None:
+                sync.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sync
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -229,6 +238,7 @@ def _seat_json(answer: SeatGrant) -> dict[str, object]:
         "lease": lease,
         "seat_token": answer.seat_token,
         "status_url": answer.status_url,
+        "sfu": None if answer.sfu is None else answer.sfu.to_json(),
     }
 
 
@@ -285,13 +295,16 @@ def build_admission(settings: Settings, storage: Storage, broadcast_view: Broadc
         public_base_url=settings.public_base_url,
         api_url=settings.api_url,
     )
+    secret = seat_secret(settings)
+    sfu = build_sfu(settings, seat_secret=secret)
     return AdmissionDeps(
         rooms=rooms,
         backend=backend,
         publisher=publisher,
         storage=storage,
         broadcasts=broadcast_view,
-        seat_token_secret=seat_secret(settings),
+        gate=None if sfu is None else SeatGate(sfu=sfu, backend=backend),
+        seat_token_secret=secret,
         admin_token=settings.admin_token.get_secret_value(),
         public_base_url=settings.public_base_url,
         api_url=settings.api_url,

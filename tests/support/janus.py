@@ -30,10 +30,10 @@ ROOM_SECRET = "test-janus-room-secret-0123456789abcdef"
 def _janus_jcfg(config_dir: Path, *, rtp_port_range: str) -> str:
     return f"""general: {{
 	configs_folder = "{config_dir}"
-	plugins_folder = "{LIB_DIR / 'plugins'}"
-	transports_folder = "{LIB_DIR / 'transports'}"
-	events_folder = "{LIB_DIR / 'events'}"
-	loggers_folder = "{LIB_DIR / 'loggers'}"
+	plugins_folder = "{LIB_DIR / "plugins"}"
+	transports_folder = "{LIB_DIR / "transports"}"
+	events_folder = "{LIB_DIR / "events"}"
+	loggers_folder = "{LIB_DIR / "loggers"}"
 	debug_level = 4
 	session_timeout = 60
 	server_name = "spillway-test"
@@ -164,3 +164,26 @@ def janus_server(*, rtp_port_range: str = "40000-40999") -> Iterator[JanusProces
             yield server
         finally:
             server.stop()
+
+
+def plain_join(url: str, *, room: int, token: str, participant: int, timeout_s: float = 5.0) -> dict[str, object]:
+    """Join an AudioBridge room as a client would, without media: the plugin's event (joined, or an error).
+
+    Janus checks the allowed list on `join`, before any WebRTC negotiation, so this is exactly the check a
+    browser meets. The session stays open (it times out in Janus) so the participant stays in the room.
+    """
+    with httpx.Client(base_url=url, timeout=timeout_s) as c:
+        session = c.post("", json={"janus": "create", "transaction": "c"}).json()["data"]["id"]
+        handle = c.post(f"/{session}", json={"janus": "attach", "plugin": "janus.plugin.audiobridge",
+                                             "transaction": "a"}).json()["data"]["id"]  # fmt: skip
+        body = {"request": "join", "room": room, "token": token, "id": participant, "muted": True}
+        ack = c.post(f"/{session}/{handle}", json={"janus": "message", "transaction": "j", "body": body}).json()
+        assert ack["janus"] == "ack", ack
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            events = c.get(f"/{session}", params={"maxev": 5}, timeout=timeout_s).json()
+            for event in events if isinstance(events, list) else [events]:
+                if event.get("janus") == "event" and event.get("transaction") == "j":
+                    data: dict[str, object] = event["plugindata"]["data"]
+                    return data
+        raise TimeoutError("no join event from Janus")

@@ -39,7 +39,7 @@ MAX_LIST = 100_000
 
 
 class _Reply(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
 
 M = TypeVar("M", bound=_Reply)
@@ -51,6 +51,7 @@ class AllowedReply(_Reply):
 
 class Participant(_Reply):
     id: int
+    setup: bool = False  # a PeerConnection is up (kick closes it; a participant without one hears nothing)
 
 
 class ParticipantsReply(_Reply):
@@ -131,9 +132,15 @@ class AudioBridge:
         data = self._room(room, "allowed", action=action, allowed=list(tokens))
         return frozenset(_parse(AllowedReply, data, "allowed", room).allowed)
 
-    def participants(self, room: str) -> frozenset[int]:
+    def participants(self, room: str, *, connected_only: bool = True) -> frozenset[int]:
+        """Participant ids; by default only those with media set up (what a seat is about: hearing the room).
+
+        Janus' `kick` closes the PeerConnection and the participant leaves with it; one that never set up
+        media stays listed, hears nothing and would be "kicked" again on every pass, so it is left out.
+        """
         data = self.client.request({"request": "listparticipants", "room": janus_room_id(room)})
-        return frozenset(p.id for p in _parse(ParticipantsReply, data, "listparticipants", room).participants)
+        found = _parse(ParticipantsReply, data, "listparticipants", room).participants
+        return frozenset(p.id for p in found if p.setup or not connected_only)
 
     def kick(self, room: str, participant: int) -> bool:
         try:

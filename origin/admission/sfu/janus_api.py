@@ -35,7 +35,7 @@ SESSION_GONE = frozenset({458, 459})  # JANUS_ERROR_SESSION_NOT_FOUND, JANUS_ERR
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
 
 class JanusErrorBody(_Model):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from origin.admission.decision import AdmitResult
 from origin.admission.publisher import StatusPublisher
 from origin.admission.redis_backend import RedisAdmission, RedisRoomRegistry, connect
 from origin.admission.seat_token import verify_seat_token
+from origin.admission.sfu.gate import SeatGate
 from origin.admission.sqlite_backend import SqliteAdmission, SqliteRoomRegistry
 from origin.admission.status import BroadcastInfo
 from origin.cache_policy import ObjectKind, headers_for
@@ -90,6 +91,7 @@ def harness(
     rooms: RoomRegistry | None = None,
     rate_per_minute: int = 10_000,
     admin_token: str = ADMIN,
+    gate: Callable[[AdmissionBackend], SeatGate] | None = None,
 ) -> Iterator[Harness]:
     clock = ManualClock()
     if backend is None:
@@ -122,6 +124,7 @@ def harness(
         join_rate_per_minute=rate_per_minute,
         clock=clock,
         run_publisher=False,
+        gate=None if gate is None else gate(counting),
     )
     app = FastAPI()
     app.include_router(build_router(deps))

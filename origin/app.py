@@ -17,6 +17,7 @@ from origin import ids, metrics
 from origin.admission.api import build_admission
 from origin.admission.api import build_router as build_admission_router
 from origin.admission.broadcast_view import StateBroadcastView
+from origin.admission.sfu.factory import connect_origins as sfu_connect_urls  # SFU the embed page joins
 from origin.clock import wall_clock
 from origin.errors import NotFoundError, OriginError, StorageError
 from origin.filler import FillerBank
@@ -26,6 +27,7 @@ from origin.ingest_api import build_router as build_ingest_router
 from origin.player import PlayerDeps  # player: embed page, oEmbed, static files
 from origin.player import build_router as build_player_router  # player
 from origin.player.broadcast import ListenerBroadcastView  # player
+from origin.player.page import Realtime  # player: seats over WebRTC
 from origin.publisher import Publisher, PublishPolicy, PumpResult
 from origin.pump_scheduler import PumpScheduler
 from origin.replay_download import ReplayDownloads  # player: the replay .m4a
@@ -195,7 +197,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.downloads = downloads  # player
     app.include_router(  # player: /embed/{room}, /oembed, /static/player/...
         build_player_router(
-            PlayerDeps(get_room=rooms.get, public_base_url=settings.public_base_url, api_url=settings.api_url)
+            PlayerDeps(
+                get_room=rooms.get,
+                public_base_url=settings.public_base_url,
+                api_url=settings.api_url,
+                realtime=Realtime(kind="janus") if settings.sfu == "janus" else None,  # SFU: seats over WebRTC
+                sfu_urls=sfu_connect_urls(settings),
+            )
         )
     )
     return app

@@ -9,7 +9,7 @@ from origin.ids import ROOM_ID_PATTERN
 from transcoder.errors import ConfigError
 from transcoder.ladder import DEFAULT_LADDER, Rendition, validate_ladder
 from transcoder.policy import RestartPolicy
-from transcoder.source import SdpSource, Source
+from transcoder.source import JanusSource, SdpSource, Source
 
 SEGMENT_SECONDS = 1.0  # 47 AAC frames; keeps hls.js ~3.7 s behind live (docs/performance.md, Listener delay)
 MIN_SEGMENT_SECONDS = 0.5
@@ -45,7 +45,10 @@ class TranscodeSettings:
                 f"segment length {self.segment_seconds:g} s outside {MIN_SEGMENT_SECONDS:g}..{MAX_SEGMENT_SECONDS:g} s"
             )
         validate_ladder(self.ladder)
-        if isinstance(self.source, SdpSource) and self.source.idle_timeout_seconds >= self.stop_timeout_seconds:
+        if (
+            isinstance(self.source, SdpSource | JanusSource)
+            and self.source.idle_timeout_seconds >= self.stop_timeout_seconds
+        ):
             raise ConfigError("the RTP idle timeout must be shorter than the stop timeout (see SdpSource)")
 
     @property

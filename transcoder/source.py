@@ -69,7 +69,22 @@ class DemoSource:
     speech: bool = True
 
 
-Source = UrlSource | SdpSource | MixSource | DemoSource
+@dataclass(frozen=True, kw_only=True)
+class JanusSource:
+    """A Janus AudioBridge room's mix (the room is the transcoder's `--room`), forwarded as Opus RTP.
+
+    A live source: when its input ends the supervisor listens again. transcoder.janus_source turns it into
+    an SdpSource (SDP written by Spillway) for the command builder.
+    """
+
+    url: str  # the Janus HTTP API, e.g. http://127.0.0.1:8088/janus
+    forward_host: str = "127.0.0.1"  # where Janus sends RTP: this transcoder's address as Janus sees it
+    idle_timeout_seconds: float = 5.0  # the forwarder sends silence when nobody speaks: no packet = gone
+    timeout_seconds: float = 5.0  # per Janus API call
+
+
+Source = UrlSource | SdpSource | MixSource | DemoSource | JanusSource
+LIVE_SOURCES = (JanusSource,)  # inputs that restart on end-of-stream whatever --restart-on-eos says
 
 
 def describe(source: Source) -> str:
@@ -82,6 +97,8 @@ def describe(source: Source) -> str:
             return f"mix of {len(urls)}: " + " + ".join(urls)
         case DemoSource(clip=clip):
             return f"demo room ({'speech ' + str(clip) if clip else 'tone-and-noise bed'})"
+        case JanusSource(url=url):
+            return f"janus:{url} (AudioBridge room mix)"
 
 
 def local_path(url: str) -> Path | None:

@@ -31,7 +31,7 @@ def tone_wav(path: Path, *, frequency_hz: float, seconds: float = 10.0) -> Path:
     subprocess.run(
         ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
          "-i", f"sine=frequency={frequency_hz}:sample_rate=48000:duration={seconds}",
-         "-ac", "1", "-c:a", "pcm_s16le", str(path)],
+         "-af", "volume=4", "-ac", "1", "-c:a", "pcm_s16le", str(path)],
         check=True, timeout=30,
     )  # fmt: skip
     return path
@@ -63,11 +63,12 @@ Janus.init({debug: false, dependencies: Janus.useDefaultDependencies({adapter: {
   version: 120}}}), callback: () => {
   const janus = new Janus({server: cfg.url, iceServers: [], error: e => { speaker.error = String(e); },
     success: () => janus.attach({plugin: "janus.plugin.audiobridge",
-      success: h => { speaker.handle = h; h.send({message: {request: "join", room: cfg.room, id: cfg.id,
-        token: cfg.token, display: "speaker", muted: false}}); },
+      success: h => { speaker.handle = h; join(0); },
       onmessage: (msg, jsep) => {
+        // A speaker slot still held (a previous connection Janus has not timed out yet): take the next one.
+        if (msg.error_code === 490 && speaker.slot + 1 < cfg.ids.length) { join(speaker.slot + 1); return; }
         if (msg.error_code) { speaker.error = msg.error_code + " " + msg.error; return; }
-        if (msg.audiobridge === "joined" && msg.id === cfg.id) {
+        if (msg.audiobridge === "joined" && msg.id === cfg.ids[speaker.slot]) {
           speaker.state = "joined";
           speaker.handle.createOffer({tracks: [{type: "audio", capture: true, recv: true}], trickle: false,
             success: offer => speaker.handle.send({message: {request: "configure", muted: false}, jsep: offer}),
@@ -77,6 +78,11 @@ Janus.init({debug: false, dependencies: Janus.useDefaultDependencies({adapter: {
       },
       webrtcState: up => { speaker.state = up ? "up" : "down"; }})});
 }});
+function join(slot) {
+  speaker.slot = slot;
+  speaker.handle.send({message: {request: "join", room: cfg.room, id: cfg.ids[slot], token: cfg.token,
+    display: "speaker", muted: false}});
+}
 window.setMuted = m => speaker.handle.send({message: {request: "configure", muted: m}});
 </script></body></html>"""
 
@@ -86,9 +92,9 @@ class SpeakerSite:
     base_url: str
     pages: dict[str, bytes] = field(default_factory=dict)
 
-    def add(self, path: str, *, url: str, room: int, token: str, pid: int) -> str:
-        """A speaker page joining AudioBridge `room` at Janus `url` as participant `pid`; returns its URL."""
-        doc = json.dumps({"url": url, "room": room, "token": token, "id": pid})
+    def add(self, path: str, *, url: str, room: int, token: str, ids: tuple[int, ...]) -> str:
+        """A speaker page joining AudioBridge `room` at Janus `url` in the first free speaker slot of `ids`."""
+        doc = json.dumps({"url": url, "room": room, "token": token, "ids": list(ids)})
         self.pages[path] = SPEAKER_PAGE.replace("%CONFIG%", doc).encode()
         return self.base_url + path
 
@@ -149,7 +155,10 @@ PEAK_FREQUENCY = """async (which) => {
     const an = ctx.createAnalyser();
     an.fftSize = 8192;
     src.connect(an);
-    if (which !== "rtc") an.connect(ctx.destination);
+    const sink = ctx.createGain();  // pulled by the destination, so the analyser keeps running
+    sink.gain.value = which === "rtc" ? 0 : 1;  // the HLS element now plays through this graph
+    an.connect(sink);
+    sink.connect(ctx.destination);
     probe = window.__probe[which] = {ctx, an};
   }
   await probe.ctx.resume();

@@ -36,6 +36,7 @@ ROOM = "janus-room"
 TOKEN = "ingest-token-for-sfu-tests-0123456789"
 TONE_HZ = 660.0
 HZ_TOLERANCE = 15.0  # FFT bins are 5.9 Hz at 48 kHz / 8192
+SILENT_LEVEL = 0.001  # inbound-rtp audioLevel (linear, 1 = full scale): the tone arrives at ~0.05
 LEASE_S = 6.0
 ROOM_KEYS = RoomKeys(key=ROOM_SECRET.encode())
 JANUS_ENV = {"SPILLWAY_JANUS_ROOM_SECRET": ROOM_SECRET, "SPILLWAY_JANUS_ADMIN_KEY": ADMIN_KEY}
@@ -50,14 +51,15 @@ class Room:
     listeners: Browser
     site: SpeakerSite
     speaker: Page
+    listener_kept: Page | None = None
 
     def bridge(self) -> AudioBridge:
         return AudioBridge(JanusClient(url=self.janus.url), room_keys=ROOM_KEYS, admin_key=ADMIN_KEY)
 
-    def open_speaker(self, slot: int) -> Page:
+    def open_speaker(self) -> Page:
         url = self.site.add(
-            f"/speaker-{slot}", url=self.janus.url, room=janus_room_id(ROOM), token=ROOM_KEYS.speaker_token(ROOM),
-            pid=ROOM_KEYS.speaker_ids(ROOM)[slot],
+            "/speaker", url=self.janus.url, room=janus_room_id(ROOM), token=ROOM_KEYS.speaker_token(ROOM),
+            ids=ROOM_KEYS.speaker_ids(ROOM),
         )  # fmt: skip
         page = self.speakers.new_page()
         page.goto(url)
@@ -95,7 +97,7 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
                 r = Room(janus=janus, origin=origin, transcoder=tx, speakers=speakers, listeners=listeners, site=site,
                          speaker=speakers.new_page())  # fmt: skip
                 r.speaker.close()
-                r.speaker = r.open_speaker(0)
+                r.speaker = r.open_speaker()
                 wait_for(lambda: httpx.get(f"{origin.base_url}/rooms/{ROOM}/master.m3u8").status_code == 200,
                          timeout_s=30, what="the room's HLS from the Janus forwarder")  # fmt: skip
                 yield r
@@ -164,3 +166,87 @@ def test_cap_two_webrtc_then_hls_promotion_and_janus_refusals(room: Room) -> Non
     _hears_tone(third, "rtc")
     for console in consoles[1:]:
         assert not console.errors, console.errors
+    for page in (pages[1], third):
+        page.close()
+
+
+def _live_segments(room: Room) -> list[str]:
+    text = httpx.get(f"{room.origin.base_url}/rooms/{ROOM}/live/a64.m3u8", timeout=5).text
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def _last_index(uris: list[str]) -> int:
+    return max(int(uri.rsplit("/", 1)[-1].split(".")[0]) for uri in uris if uri.endswith(".m4s"))
+
+
+def _session_of(uri: str) -> str:
+    return uri.split("/")[-3] if "/media/" in f"/{uri}" else uri
+
+
+def test_transcoder_rides_through_silence_and_the_speaker_leaving(room: Room) -> None:
+    pid = room.transcoder.ffmpeg_pid()
+    console = Console()
+    listener = room.listener(console)
+    wait_js(listener, "window.spillway.transport === 'webrtc'", timeout_s=20)
+    _hears_tone(listener, "rtc")
+
+    room.speaker.evaluate("() => window.setMuted(true)")  # 20 s of silence from the only speaker
+    before = _live_segments(room)
+    time.sleep(3)
+    assert _level(listener) < SILENT_LEVEL, _inbound(listener)  # the room is silent ...
+    time.sleep(17)
+    during = _live_segments(room)
+    assert room.transcoder.ffmpeg_pid() == pid  # ... and the transcoder kept its ffmpeg and its session
+    assert _last_index(during) - _last_index(before) >= 15, (before, during)  # 1 s segments, ~20 s later
+    assert not any("filler" in uri for uri in during), during
+    room.speaker.evaluate("() => window.setMuted(false)")
+    _hears_tone(listener, "rtc")
+
+    room.speaker.close()  # the speaker leaves ...
+    time.sleep(4)
+    room.speaker = room.open_speaker()  # ... and comes back
+    _hears_tone(listener, "rtc")
+    after = _live_segments(room)
+    assert room.transcoder.ffmpeg_pid() == pid
+    assert {_session_of(u) for u in after} == {_session_of(u) for u in before}, (before, after)
+    assert not console.errors, console.errors
+    room.listener_kept = listener  # the next test watches it fall back to HLS when Janus dies
+
+
+def test_janus_down_then_back(room: Room) -> None:
+    seated = room.listener_kept
+    assert seated is not None, "runs after test_transcoder_rides_through_silence_and_the_speaker_leaving"
+    assert js(seated, "window.spillway.transport") == "webrtc"
+    room.janus.kill()
+    killed_at = time.monotonic()
+    first = room.join()
+    assert first["mode"] == "hls" and first["reason"] == "sfu_unavailable", first
+    started = time.monotonic()
+    again = room.join()  # known down: answered without waiting on Janus
+    assert again["reason"] == "sfu_unavailable" and time.monotonic() - started < 0.5
+    assert httpx.get(f"{room.origin.base_url}/rooms/{ROOM}/master.m3u8", timeout=5).status_code == 200
+    wait_js(seated, "window.spillway.transport === 'hls'", timeout_s=20)  # the seated listener: HLS at once
+    fell_back_s = time.monotonic() - killed_at
+    assert fell_back_s < 20
+    wait_js(seated, "!window.spillway.audio.paused", timeout_s=10)
+    metrics = httpx.get(f"{room.origin.base_url}/metrics", timeout=5).text
+    assert 'spillway_sfu_fallbacks_total{sfu="janus"}' in metrics
+
+    room.janus.start()  # a fresh Janus: no rooms, no allowed lists, no forwarders
+    deadline = time.monotonic() + 20
+    while (doc := room.join())["mode"] != "realtime":
+        assert time.monotonic() < deadline, doc
+        time.sleep(0.5)
+    bridge = room.bridge()
+    assert ROOM in bridge.rooms()
+    access = doc["sfu"]
+    assert isinstance(access, dict)
+    assert str(access["token"]) in bridge.allowed(ROOM, "enable")
+    wait_for(lambda: bool(bridge.forwarders(ROOM)), timeout_s=15, what="the transcoder's forwarder re-created")
+    sessions_before = {_session_of(u) for u in _live_segments(room)}
+    wait_for(
+        lambda: any(_session_of(u) not in sessions_before and "filler" not in u for u in _live_segments(room)),
+        timeout_s=30, what="HLS segments from the re-created forwarder",
+    )  # fmt: skip
+    log = room.origin.log_tail(200_000)
+    assert "unavailable" in log and "is back" in log and "re-created" in log

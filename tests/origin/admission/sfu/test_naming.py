@@ -58,3 +58,21 @@ def test_short_room_key_is_refused() -> None:
 
 def test_secrets_stay_out_of_repr() -> None:
     assert "room-secret-key" not in repr(ROOM_KEYS) and "seat-secret-key" not in repr(SEAT_KEYS)
+
+
+def test_speaker_cli_prints_what_the_transcoder_and_origin_derive(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from origin.cli import main
+
+    monkeypatch.setenv("SPILLWAY_JANUS_ROOM_SECRET", "room-secret-key-0123456789")
+    monkeypatch.setenv("SPILLWAY_JANUS_URL", "http://127.0.0.1:8088/janus")
+    assert main(["sfu", "speaker", "--room", "launch"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["room"] == janus_room_id("launch") and doc["token"] == ROOM_KEYS.speaker_token("launch")
+    assert doc["participant_ids"] == list(ROOM_KEYS.speaker_ids("launch"))
+    monkeypatch.setenv("SPILLWAY_JANUS_ROOM_SECRET", "short")
+    assert main(["sfu", "speaker", "--room", "launch"]) == 2
+    assert main(["sfu", "speaker", "--room", "../x"]) == 2

@@ -46,7 +46,8 @@
     rtcAudio: rtcAudio,
     seat: null, // the SpillwayRealtime controller (tests: seat.pc(), seat.lease())
     seatResults: [], // every tryJoin outcome, oldest first: "realtime" | "hls:<reason>"
-    seatEnds: [] // why seats that were up ended: kicked, ice, lease_ended, …
+    seatEnds: [], // why seats that were up ended: kicked, ice, lease_ended, …
+    seatTimings: [] // performance.now() per attempt: asked, granted, track, live (bench/sfu.py)
   };
   window.spillway = player;
 
@@ -211,12 +212,18 @@
     showDelay();
   }
 
+  function lastTiming() {
+    return player.seatTimings[player.seatTimings.length - 1] || {};
+  }
+
   function onRoomTrack(track) {
+    lastTiming().track = window.performance.now();
     rtcAudio.srcObject = new MediaStream([track]);
     levels.rtc = 0;
     applyVolume();
     var p = rtcAudio.play();
     var switched = function () {
+      lastTiming().live = window.performance.now();
       setTransport("webrtc");
       setMessage("Listening live, in the room.");
       syncPlayButton();
@@ -259,9 +266,11 @@
     if (audio.paused || !doc || !doc.realtime || !doc.realtime.open || !doc.join_url) return;
     if (Date.now() < seatRetryAt) return;
     seatBusy = true;
+    player.seatTimings.push({ asked: window.performance.now() });
     if (!player.seat) {
       player.seat = window.SpillwayRealtime({
         iceServers: rt.iceServers,
+        onGranted: function () { lastTiming().granted = window.performance.now(); },
         onTrack: onRoomTrack,
         onEnded: function (reason) { backToHls(reason); }
       });

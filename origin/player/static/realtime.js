@@ -5,7 +5,8 @@
  *                                                                 refused, ice, timeout, error, no_sfu)
  *   leave(reason)    frees the seat (DELETE, keepalive) and closes the PeerConnection
  *   pc()             the RTCPeerConnection (tests read getStats from it)
- * options: iceServers, joinTimeoutMs, onTrack(track) when room audio arrives, onEnded(reason) when a seat that
+ * options: iceServers, joinTimeoutMs, onGranted() when the origin grants the seat, onTrack(track) when room
+ * audio arrives, onEnded(reason) when a seat that
  * was up is lost (kicked, ICE failure, lease ended, Janus gone). The listener joins muted with a receive-only
  * offer (no microphone is ever asked for), with the lease's join token and participant id: Janus itself
  * refuses anyone else (error 489).
@@ -147,6 +148,7 @@
         if (r.status === 200 && r.body && r.body.mode === "hls") return "hls:" + (r.body.reason || "full");
         if (r.status !== 201 || !r.body || r.body.mode !== "realtime") return "hls:error";
         seat = { lease: r.body.lease, sfu: r.body.sfu, joinUrl: joinUrl };
+        if (options.onGranted) options.onGranted();
         if (!seat.sfu || seat.sfu.kind !== "janus") {
           release();
           return "hls:no_sfu";

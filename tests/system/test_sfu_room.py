@@ -250,3 +250,5 @@ def test_janus_down_then_back(room: Room) -> None:
     )  # fmt: skip
     log = room.origin.log_tail(200_000)
     assert "unavailable" in log and "is back" in log and "re-created" in log
+    for secret in (ROOM_SECRET, ADMIN_KEY, ROOM_KEYS.room_secret(ROOM), ROOM_KEYS.speaker_token(ROOM)):
+        assert secret not in log and secret not in room.transcoder.log()  # secrets never reach the logs

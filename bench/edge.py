@@ -5,7 +5,7 @@ receives) with a live room whose writer appends a 2 s segment (64 kb/s → 16 KB
 playlist every 2 s; a fresh nginx edge (origin/edge, 2 workers) in front of it; and N simulated players split
 over client processes, each player on its own keep-alive connection. A player behaves like hls.js on a live
 stream: it loads the playlist, then the init segment and the last three segments, then re-polls the playlist
-every TTL (origin/cache_policy LIVE_PLAYLIST_MAX_AGE_S) and fetches each new segment once. Reported per level
+every TTL (origin.contract.cache_policy LIVE_PLAYLIST_MAX_AGE_S) and fetches each new segment once. Reported per level
 over a steady window: edge requests/s (nginx stub_status), upstream requests/s (counted at the upstream),
 offload, client errors and latencies, and how far players fell behind their schedule (client CPU saturation
 shows up there, so the achieved request rate is reported as measured, not as the target). Loopback only;

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 def build_parser() -> argparse.ArgumentParser:
     from origin import demo, server
+    from origin.admission.sfu import cli as sfu_cli
     from transcoder import cli as transcoder_cli
 
     parser = argparse.ArgumentParser(prog="spillway", description="Overflow HLS for live audio rooms.")
@@ -16,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     transcoder_cli.add_parser(sub)
     server.add_parser(sub)
     demo.add_parser(sub)
+    sfu_cli.add_parser(sub)  # spillway sfu speaker --room ID
     return parser
 
 

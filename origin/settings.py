@@ -78,7 +78,19 @@ class Settings(BaseSettings):
         parse_networks(v)  # raises ValueError with the bad entry
         return v
 
-    @field_validator("public_base_url", "api_base_url")
+    # Real-time SFU (docs/sfu.md): seats enforced inside Janus AudioBridge, or LiveKit access tokens
+    sfu: Literal["none", "janus", "livekit"] = Field("none", description="the SFU that enforces seats")
+    janus_url: str = Field("http://127.0.0.1:8088/janus", description="Janus HTTP API as the origin reaches it")
+    janus_public_url: str = Field("", description="Janus HTTP API as browsers reach it; empty = janus_url")
+    janus_api_secret: SecretStr = Field(SecretStr(""), description="Janus api_secret (only if browsers need none)")
+    janus_admin_key: SecretStr = Field(SecretStr(""), description="AudioBridge admin_key (create, rtp_forward)")
+    janus_room_secret: SecretStr = Field(SecretStr(""), description="key of per-room secrets and speaker tokens")
+    janus_timeout_seconds: float = Field(2.0, gt=0, le=30, description="per-call timeout; slower = unavailable")
+    livekit_url: str = Field("", description="LiveKit URL clients connect to, e.g. wss://lk.example")
+    livekit_api_key: str = Field("", description="LiveKit API key (the token issuer)")
+    livekit_api_secret: SecretStr = Field(SecretStr(""), description="LiveKit API secret (signs seat tokens)")
+
+    @field_validator("public_base_url", "api_base_url", "janus_url", "janus_public_url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:
         if v and not v.startswith(("http://", "https://")):

@@ -20,11 +20,12 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from transcoder.errors import ConfigError, TranscoderError
+from transcoder.janus_source import JanusSecrets, read_secrets_file
 from transcoder.ladder import DEFAULT_LADDER, format_ladder, parse_ladder
 from transcoder.policy import OnEos, RestartPolicy
 from transcoder.runner import run_transcoder
 from transcoder.settings import SEGMENT_SECONDS, TranscodeSettings
-from transcoder.source import DemoSource, MixSource, SdpSource, Source, UrlSource
+from transcoder.source import DemoSource, JanusSource, MixSource, SdpSource, Source, UrlSource
 from transcoder.status import StatusPrinter
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,24 @@ class TranscoderEnv(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SPILLWAY_", extra="ignore")
 
     ingest_token: SecretStr = SecretStr("")
+    janus_api_secret: SecretStr = SecretStr("")
+    janus_admin_key: SecretStr = SecretStr("")
+    janus_room_secret: SecretStr = SecretStr("")
+
+    def janus_secrets(self, path: Path | None) -> JanusSecrets:
+        """From the environment, or from `path` (KEY=VALUE lines with the same SPILLWAY_JANUS_* names)."""
+        if path is None:
+            return JanusSecrets(
+                api_secret=self.janus_api_secret.get_secret_value(),
+                admin_key=self.janus_admin_key.get_secret_value(),
+                room_secret=self.janus_room_secret.get_secret_value(),
+            )
+        values = read_secrets_file(path)
+        return JanusSecrets(
+            api_secret=values.get("SPILLWAY_JANUS_API_SECRET", ""),
+            admin_key=values.get("SPILLWAY_JANUS_ADMIN_KEY", ""),
+            room_secret=values.get("SPILLWAY_JANUS_ROOM_SECRET", ""),
+        )
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -57,6 +76,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     source.add_argument("--sdp", metavar="FILE", type=Path, help="SDP file of an RTP (Opus) stream from an SFU")
     source.add_argument("--mix", metavar="URL", nargs="+", help="one input per speaker, mixed into the room mix")
     source.add_argument("--demo", action="store_true", help="built-in demo room, real time, loops until stopped")
+    source.add_argument("--janus", metavar="URL", help="Janus HTTP API: transcode the --room AudioBridge mix")
+    parser.add_argument("--janus-forward-host", default="127.0.0.1", metavar="HOST",
+                        help="--janus: this machine's address as Janus sends RTP to it (default %(default)s)")
+    parser.add_argument("--janus-secrets", type=Path, metavar="FILE",
+                        help="--janus: SPILLWAY_JANUS_* secrets as KEY=VALUE lines (default: the environment)")
     parser.add_argument("--input-format", metavar="FMT", help="ffmpeg -f for --input (e.g. lavfi)")
     parser.add_argument("--realtime", action="store_true", help="pace file inputs at real time (-re)")
     parser.add_argument("--room", required=True, help="room id")
@@ -74,8 +98,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         f"source retries every {RestartPolicy().max_delay_seconds:g} s with an ERROR per attempt")
     parser.add_argument("--crash-window", type=float, default=60.0, metavar="SECONDS")
     parser.add_argument("--backoff", type=float, default=0.5, metavar="SECONDS", help="first restart delay")
-    parser.add_argument("--rtp-idle-timeout", type=float, default=10.0, metavar="SECONDS",
-                        help="--sdp: the input ends after this long without a packet (then a new session listens)")
+    parser.add_argument("--rtp-idle-timeout", type=float, default=None, metavar="SECONDS",
+                        help="--sdp/--janus: the input ends after this long without a packet (default 10 / 5); "
+                        "then a new session listens")
     eos = parser.add_mutually_exclusive_group()
     eos.add_argument("--restart-on-eos", dest="on_eos", action="store_const", const=OnEos.RESTART,
                      default=OnEos.AUTO,
@@ -97,7 +122,10 @@ def _source(args: argparse.Namespace) -> Source:
     if args.demo:
         return DemoSource()
     if args.sdp is not None:
-        return SdpSource(path=args.sdp, idle_timeout_seconds=args.rtp_idle_timeout)
+        return SdpSource(path=args.sdp, idle_timeout_seconds=args.rtp_idle_timeout or 10.0)
+    if args.janus is not None:
+        return JanusSource(url=args.janus, forward_host=args.janus_forward_host,
+                           idle_timeout_seconds=args.rtp_idle_timeout or 5.0)  # fmt: skip
     if args.mix:
         return MixSource(urls=tuple(args.mix), realtime=args.realtime)
     return UrlSource(url=args.input, format=args.input_format, realtime=args.realtime)
@@ -110,11 +138,14 @@ def settings_from_args(args: argparse.Namespace, env: TranscoderEnv | None = Non
         raise ConfigError("--input-format applies to --input only")
     if args.crash_limit < 1 or args.crash_window <= 0 or args.backoff < 0 or args.stop_timeout <= 0:
         raise ConfigError("--crash-limit must be ≥ 1; --crash-window, --stop-timeout > 0; --backoff ≥ 0")
-    if args.rtp_idle_timeout <= 0:
+    if args.rtp_idle_timeout is not None and args.rtp_idle_timeout <= 0:
         raise ConfigError("--rtp-idle-timeout must be > 0")
+    if (args.janus_secrets is not None or args.janus_forward_host != "127.0.0.1") and args.janus is None:
+        raise ConfigError("--janus-secrets and --janus-forward-host apply to --janus only")
+    source = _source(args)
     return TranscodeSettings(
         room=args.room,
-        source=_source(args),
+        source=source,
         origin_url=args.origin,
         token=token,
         ladder=parse_ladder(args.ladder),
@@ -169,9 +200,10 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     try:
         settings = settings_from_args(args)
+        janus = TranscoderEnv().janus_secrets(args.janus_secrets) if args.janus is not None else None
         printer = StatusPrinter(sys.stderr, tty=tty, log_interval_seconds=args.status_interval)
         with _stop_on_signals(stop):
-            return run_transcoder(settings, stop=stop, status=printer)
+            return run_transcoder(settings, stop=stop, status=printer, janus_secrets=janus)
     except TranscoderError as exc:
         if tty:
             sys.stderr.write("\n")

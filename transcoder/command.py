@@ -27,6 +27,7 @@ from transcoder.source import (
     DEMO_BED_EXPR,
     RTP_PROTOCOL_WHITELIST,
     DemoSource,
+    JanusSource,
     MixSource,
     SdpSource,
     Source,
@@ -91,6 +92,8 @@ def _room_audio(source: Source) -> Any:
             return _resampled(bed.audio)
         case DemoSource(clip=clip):
             return _resampled(ffmpeg.input(str(clip), re=None, stream_loop=-1).audio)
+        case JanusSource():
+            raise TypeError("a JanusSource becomes an SdpSource first (transcoder.janus_source.janus_input)")
     raise TypeError(f"unknown source {source!r}")
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 from transcoder.clock import SYSTEM_CLOCK, Clock
 from transcoder.demo import find_espeak, make_demo_clip
 from transcoder.ingest import IngestClient
+from transcoder.janus_source import JanusSecrets, janus_input
 from transcoder.process import resolve_ffmpeg
 from transcoder.settings import TranscodeSettings
-from transcoder.source import DemoSource, check_readable
+from transcoder.source import DemoSource, JanusSource, check_readable
 from transcoder.status import StatusCallback
 from transcoder.supervisor import Supervisor
 
@@ -25,6 +26,7 @@ def run_transcoder(
     stop: threading.Event | None = None,
     status: StatusCallback | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    janus_secrets: JanusSecrets | None = None,
 ) -> int:
     """Transcode and push until `stop` is set or a file input ends (a live source never does, see
     source.is_live and policy.OnEos); returns 0 then.
@@ -39,6 +41,8 @@ def run_transcoder(
     check_readable(settings.source)
     with ExitStack() as stack:
         source = settings.source
+        if isinstance(source, JanusSource):  # Spillway writes the SDP of the room's forwarder
+            settings = stack.enter_context(janus_input(settings, janus_secrets or JanusSecrets()))
         if isinstance(source, DemoSource) and source.clip is None and source.speech:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spillway-demo-")))
             clip = make_demo_clip(workdir, espeak=find_espeak())

@@ -10,7 +10,7 @@ from origin.contract.ingest import SEGMENT_SECONDS_DEFAULT, SEGMENT_SECONDS_MAX,
 from transcoder.errors import ConfigError
 from transcoder.ladder import DEFAULT_LADDER, Rendition, validate_ladder
 from transcoder.policy import RestartPolicy
-from transcoder.source import SdpSource, Source
+from transcoder.source import JanusSource, SdpSource, Source
 
 SEGMENT_SECONDS = SEGMENT_SECONDS_DEFAULT
 MIN_SEGMENT_SECONDS = SEGMENT_SECONDS_MIN
@@ -46,7 +46,10 @@ class TranscodeSettings:
                 f"segment length {self.segment_seconds:g} s outside {MIN_SEGMENT_SECONDS:g}..{MAX_SEGMENT_SECONDS:g} s"
             )
         validate_ladder(self.ladder)
-        if isinstance(self.source, SdpSource) and self.source.idle_timeout_seconds >= self.stop_timeout_seconds:
+        if (
+            isinstance(self.source, SdpSource | JanusSource)
+            and self.source.idle_timeout_seconds >= self.stop_timeout_seconds
+        ):
             raise ConfigError("the RTP idle timeout must be shorter than the stop timeout (see SdpSource)")
 
     @property

@@ -95,7 +95,21 @@ class DemoSource:
     speech: bool = True
 
 
-Source = UrlSource | SdpSource | MixSource | DemoSource
+@dataclass(frozen=True, kw_only=True)
+class JanusSource:
+    """A Janus AudioBridge room's mix (the room is the transcoder's `--room`), forwarded as Opus RTP.
+
+    A live source: when its input ends the supervisor listens again. transcoder.janus_source turns it into
+    an SdpSource (SDP written by Spillway) for the command builder.
+    """
+
+    url: str  # the Janus HTTP API, e.g. http://127.0.0.1:8088/janus
+    forward_host: str = "127.0.0.1"  # where Janus sends RTP: this transcoder's address as Janus sees it
+    idle_timeout_seconds: float = 5.0  # the forwarder sends silence when nobody speaks: no packet = gone
+    timeout_seconds: float = 5.0  # per Janus API call
+
+
+Source = UrlSource | SdpSource | MixSource | DemoSource | JanusSource
 
 
 def describe(source: Source) -> str:
@@ -108,6 +122,8 @@ def describe(source: Source) -> str:
             return f"mix of {len(urls)}: " + " + ".join(urls)
         case DemoSource(clip=clip):
             return f"demo room ({'speech ' + str(clip) if clip else 'tone-and-noise bed'})"
+        case JanusSource(url=url):
+            return f"janus:{url} (AudioBridge room mix)"
 
 
 def url_is_live(url: str, *, realtime: bool = False) -> bool:
@@ -137,11 +153,12 @@ def url_is_live(url: str, *, realtime: bool = False) -> bool:
 def is_live(source: Source) -> bool:
     """Whether `source` must never end by itself (pure; docs/transcoder.md, "Live sources").
 
-    SDP/RTP and the demo room: live. A mix: live when any speaker is. One URL: a LIVE_FORMATS -f (capture
-    device, sdp) is live, a generated -f lavfi graph is not; otherwise the URL decides (url_is_live).
+    SDP/RTP, an SFU room (Janus) and the demo room: live. A mix: live when any speaker is. One URL: a
+    LIVE_FORMATS -f (capture device, sdp) is live, a generated -f lavfi graph is not; otherwise the URL decides
+    (url_is_live).
     """
     match source:
-        case SdpSource() | DemoSource():
+        case SdpSource() | DemoSource() | JanusSource():
             return True
         case MixSource(urls=urls, realtime=realtime):
             return any(url_is_live(url, realtime=realtime) for url in urls)

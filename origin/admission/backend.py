@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Protocol
 
 from origin.admission.decision import AdmitResult
@@ -22,6 +23,8 @@ from origin.rooms import Room
 HLS_BUCKET_S = 10  # HLS answers are counted in 10 s buckets ...
 HLS_WINDOW_BUCKETS = 6  # ... and "recent" sums the last 6 (50–60 s)
 HLS_BUCKET_TTL_S = HLS_BUCKET_S * (HLS_WINDOW_BUCKETS + 2)
+PUBLISH_TASK = "publish"  # claim() task of the status.json publisher
+TASK_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 
 
 class AdmissionBackend(Protocol):
@@ -43,8 +46,16 @@ class AdmissionBackend(Protocol):
         """Live leases at `now`. Read-only."""
         ...
 
+    def live_leases(self, room: str, *, now: float) -> list[str]:
+        """Ids of the room's live leases at `now` (expiry > now), sorted. Read-only (the SFU reconciler's input)."""
+        ...
+
+    def claim(self, room: str, *, task: str, now: float, interval_s: float) -> bool:
+        """True for at most one caller per `interval_s` per (room, task), across workers and instances."""
+        ...
+
     def claim_publish(self, room: str, *, now: float, interval_s: float) -> bool:
-        """True for at most one caller per `interval_s` per room, across workers and instances."""
+        """`claim(room, task=PUBLISH_TASK, ...)`: one status.json writer per room per interval."""
         ...
 
     def add_hls_answers(self, room: str, *, now: float, count: int) -> None:
@@ -98,3 +109,9 @@ def room_from_json(raw: str | bytes, *, backend: str) -> Room:
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise StorageError(f"corrupt room record: {exc}", key="room", backend=backend, retryable=False) from exc
+
+
+def task_name(task: str) -> str:
+    if not TASK_PATTERN.fullmatch(task):
+        raise ValueError(f"invalid claim task {task!r}: must match {TASK_PATTERN.pattern}")
+    return task

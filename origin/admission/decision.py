@@ -110,6 +110,9 @@ class LeaseTable:
     def seats_taken(self, room: str, *, now: float) -> int:
         return sum(1 for exp in self._leases.get(room, {}).values() if lease_is_live(exp, now))
 
+    def live_leases(self, room: str, *, now: float) -> list[str]:
+        return sorted(lease for lease, exp in self._leases.get(room, {}).items() if lease_is_live(exp, now))
+
     def admit(self, room: str, *, lease: str, cap: int, now: float, lease_s: float) -> AdmitResult:
         live = self.seats_taken(room, now=now)
         if live >= cap:

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from origin.admission.backend import HLS_BUCKET_TTL_S, hls_bucket, hls_window, room_from_json, room_to_json
+from origin.admission import backend as shared
 from origin.admission.decision import GONE_RETENTION_S, AdmitResult, LeaseEndedError, LeaseNotFoundError
 from origin.errors import StorageError
 from origin.rooms import Room
@@ -156,24 +156,32 @@ class RedisAdmission:
         with self._errors("seats_taken", room):
             return int(self.client.zcount(self._keys(room)[0], f"({now!r}", "+inf"))
 
-    def claim_publish(self, room: str, *, now: float, interval_s: float) -> bool:
+    def live_leases(self, room: str, *, now: float) -> list[str]:
+        with self._errors("live_leases", room):
+            members = self.client.zrangebyscore(self._keys(room)[0], f"({now!r}", "+inf")
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    def claim(self, room: str, *, task: str, now: float, interval_s: float) -> bool:
         ttl_ms = max(1, int(interval_s * 2000))
-        with self._errors("claim_publish", room):
-            key = f"{self.prefix}{{{room}}}:publish-claim"
+        key = f"{self.prefix}{{{room}}}:claim:{shared.task_name(task)}"
+        with self._errors("claim", room):
             return int(self._claim(keys=[key], args=[repr(now), repr(interval_s), ttl_ms])) == 1
+
+    def claim_publish(self, room: str, *, now: float, interval_s: float) -> bool:
+        return self.claim(room, task=shared.PUBLISH_TASK, now=now, interval_s=interval_s)
 
     def add_hls_answers(self, room: str, *, now: float, count: int) -> None:
         if count <= 0:
             return
-        key = self._hls_key(room, hls_bucket(now))
+        key = self._hls_key(room, shared.hls_bucket(now))
         with self._errors("add_hls_answers", room):
             pipe = self.client.pipeline(transaction=False)
             pipe.incrby(key, count)
-            pipe.expire(key, HLS_BUCKET_TTL_S)
+            pipe.expire(key, shared.HLS_BUCKET_TTL_S)
             pipe.execute()
 
     def hls_recent(self, room: str, *, now: float) -> int:
-        keys = [self._hls_key(room, bucket) for bucket in hls_window(now)]
+        keys = [self._hls_key(room, bucket) for bucket in shared.hls_window(now)]
         with self._errors("hls_recent", room):
             values = self.client.mget(keys)
         return sum(int(v) for v in values if v is not None)
@@ -201,11 +209,11 @@ class RedisRoomRegistry:
             raw = self.client.get(self._key(room_id))
         except redis.RedisError as exc:
             raise StorageError(f"room get failed: {exc}", key=room_id, backend=BACKEND) from exc
-        return None if raw is None else room_from_json(raw, backend=BACKEND)
+        return None if raw is None else shared.room_from_json(raw, backend=BACKEND)
 
     def put(self, room: Room) -> None:
         try:
-            self.client.set(self._key(room.id), room_to_json(room))
+            self.client.set(self._key(room.id), shared.room_to_json(room))
         except redis.RedisError as exc:
             raise StorageError(f"room put failed: {exc}", key=room.id, backend=BACKEND) from exc
         self._index(lambda: self.client.sadd(self._ids_key, room.id), room.id)

@@ -20,6 +20,8 @@ from origin.admission.decision import FullHint, JoinPath, choose_path, heartbeat
 from origin.admission.publisher import StatusPublisher
 from origin.admission.ratelimit import RateLimiter
 from origin.admission.seat_token import issue_claims, sign_seat_token
+from origin.admission.sfu.base import SeatAccess
+from origin.admission.sfu.gate import SeatGate
 from origin.admission.status import BroadcastInfo, BroadcastView
 from origin.errors import NotFoundError, RateLimitedError, StateError
 from origin.rooms import Room, RoomRegistry
@@ -58,12 +60,16 @@ class SeatGrant:
     heartbeat_s: float
     seat_token: str
     status_url: str
+    sfu: SeatAccess | None = None  # how to join the SFU room, when one enforces the seats
+
+
+ReferralReason = Literal["full", "no_realtime", "sfu_unavailable"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class HlsReferral:
     room: str
-    reason: Literal["full", "no_realtime"]
+    reason: ReferralReason
     hls_url: str
     expected_delay_s: float
     status_url: str
@@ -108,6 +114,7 @@ class AdmissionService:
         lease_s: float,
         room_cache_s: float = ROOM_CACHE_S,
         new_lease: Callable[[], str] = new_lease_id,
+        gate: SeatGate | None = None,
     ) -> None:
         self.rooms = rooms
         self.backend = backend
@@ -123,6 +130,7 @@ class AdmissionService:
         self._room_cache_s = room_cache_s
         self._new_lease = new_lease
         self._cache: dict[str, CachedRoom] = {}
+        self.gate = gate  # the SFU that enforces seats (origin/admission/sfu/), or None
 
     # -- non-blocking (event loop) ----------------------------------------------------------------------
 
@@ -155,9 +163,12 @@ class AdmissionService:
         """The HLS answer when no backend call is needed (no seats at all, or known full), else None."""
         _refuse_if_ended(cached)
         cap = cached.room.realtime_cap
-        if choose_path(cap=cap, full_until=self.hint.until(cached.room.id), now=now) is JoinPath.TRY_SEAT:
-            return None
-        return self._referral(cached, "no_realtime" if cap <= 0 else "full", now)
+        if choose_path(cap=cap, full_until=self.hint.until(cached.room.id), now=now) is not JoinPath.TRY_SEAT:
+            return self._referral(cached, "no_realtime" if cap <= 0 else "full", now)
+        if self.gate is not None and not self.gate.usable(now):  # the SFU failed moments ago: no lease, HLS now
+            self.gate.fallback()
+            return self._referral(cached, "sfu_unavailable", now)
+        return None
 
     # -- blocking (worker thread) -----------------------------------------------------------------------
 
@@ -183,6 +194,12 @@ class AdmissionService:
             self.hint.mark_full(room, now)
         if not result.admitted or result.expires_at is None:
             return self._referral(cached, "full", now)
+        if self.gate is not None and not self.gate.grant(room, lease, now):
+            self.backend.release(room, lease=lease, now=now)  # a seat the SFU would refuse is no seat
+            self.hint.clear(room)
+            self.publisher.note_change(room, now)
+            logger.warning("room %s: seat %s not granted, the SFU is unavailable: HLS", room, lease)
+            return self._referral(cached, "sfu_unavailable", now)
         self.publisher.note_change(room, now, urgent=result.seats_taken >= cap)  # urgent: it just filled up
         logger.info("room %s: seat %s granted (%d/%d)", room, lease, result.seats_taken, cap)
         return self._grant(room, lease, result.expires_at, now)
@@ -197,12 +214,16 @@ class AdmissionService:
         self._require_room(room, now)
         expires_at = self.backend.renew(room, lease=lease, now=now, lease_s=self.lease_s)
         self.publisher.touch(room, now)
+        if self.gate is not None:
+            self.gate.touch(room, now)
         return self._grant(room, lease, expires_at, now)
 
     def leave(self, room: str, lease: str, now: float) -> None:
         lease_id(lease)
         self._require_room(room, now)
         self.backend.release(room, lease=lease, now=now)
+        if self.gate is not None:
+            self.gate.release(room, lease, now)  # token out of the allowed list, participant kicked
         was_full = self.hint.until(room) is not None
         self.hint.clear(room)
         self.publisher.note_change(room, now, urgent=was_full)  # urgent: a full room has a seat again
@@ -262,9 +283,10 @@ class AdmissionService:
             heartbeat_s=heartbeat_interval_s(self.lease_s),
             seat_token=sign_seat_token(claims, self._secret),
             status_url=status.status_url(self.public_base_url, room),
+            sfu=None if self.gate is None else self.gate.access(room, lease, now=now, expires_at=expires_at),
         )
 
-    def _referral(self, cached: CachedRoom, reason: Literal["full", "no_realtime"], now: float) -> HlsReferral:
+    def _referral(self, cached: CachedRoom, reason: ReferralReason, now: float) -> HlsReferral:
         room = cached.room.id
         self.publisher.count_hls_answer(room, now)
         return HlsReferral(

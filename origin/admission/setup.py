@@ -19,6 +19,8 @@ from origin.admission.publisher import StatusPublisher
 from origin.admission.ratelimit import BucketPolicy, RateLimiter
 from origin.admission.seat_token import MIN_SECRET_BYTES
 from origin.admission.service import AdmissionService
+from origin.admission.sfu.factory import build_sfu
+from origin.admission.sfu.gate import SeatGate
 from origin.admission.status import BroadcastView
 from origin.errors import ValidationError
 from origin.rooms import RoomRegistry
@@ -47,6 +49,7 @@ class AdmissionDeps:
     lease_calls_per_minute: int = LEASE_CALLS_PER_MINUTE
     clock: Clock = wall_clock
     hint_ttl_s: float = HINT_MAX_S
+    gate: SeatGate | None = None  # the SFU that enforces seats (origin/admission/sfu/gate.py)
     run_publisher: bool = True  # flush status.json periodically in the router's lifespan
     close_backend: bool = True  # close the backend when the app shuts down
 
@@ -64,6 +67,7 @@ def build_service(deps: AdmissionDeps) -> AdmissionService:
         public_base_url=deps.public_base_url,
         api_url=deps.api_url,
         lease_s=deps.lease_s,
+        gate=deps.gate,
     )
 
 
@@ -92,13 +96,16 @@ def build_admission(settings: Settings, storage: Storage, broadcast_view: Broadc
         public_base_url=settings.public_base_url,
         api_url=settings.api_url,
     )
+    secret = seat_secret(settings)
+    sfu = build_sfu(settings, seat_secret=secret)
     return AdmissionDeps(
         rooms=rooms,
         backend=backend,
         publisher=publisher,
         storage=storage,
         broadcasts=broadcast_view,
-        seat_token_secret=seat_secret(settings),
+        gate=None if sfu is None else SeatGate(sfu=sfu, backend=backend),
+        seat_token_secret=secret,
         admin_token=settings.admin_token.get_secret_value(),
         public_base_url=settings.public_base_url,
         api_url=settings.api_url,

@@ -28,10 +28,12 @@ from pathlib import Path
 from origin.admission.backend import (
     HLS_BUCKET_S,
     HLS_BUCKET_TTL_S,
+    PUBLISH_TASK,
     hls_bucket,
     hls_window,
     room_from_json,
     room_to_json,
+    task_name,
 )
 from origin.admission.decision import GONE_RETENTION_S, AdmitResult, LeaseEndedError, LeaseNotFoundError
 from origin.errors import StorageError
@@ -53,7 +55,9 @@ CREATE TABLE IF NOT EXISTS gone (
     room TEXT NOT NULL, lease TEXT NOT NULL, ended_at REAL NOT NULL, PRIMARY KEY (room, lease)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS room_seats (room TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS publish_claims (room TEXT PRIMARY KEY, claimed_at REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS claims (
+    room TEXT NOT NULL, task TEXT NOT NULL, claimed_at REAL NOT NULL, PRIMARY KEY (room, task)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hls_answers (
     room TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (room, bucket)
 ) WITHOUT ROWID;
@@ -247,15 +251,28 @@ class SqliteAdmission:
         with self._errors("seats_taken"):
             return self._count(self.db.connection(), room, now)
 
-    def claim_publish(self, room: str, *, now: float, interval_s: float) -> bool:
-        with self._errors("claim_publish"), self.db.write() as conn:
+    def live_leases(self, room: str, *, now: float) -> list[str]:
+        with self._errors("live_leases"):
+            rows = (
+                self.db.connection()
+                .execute("SELECT lease FROM leases WHERE room = ? AND expires_at > ? ORDER BY lease", (room, now))
+                .fetchall()
+            )
+        return [str(row[0]) for row in rows]
+
+    def claim(self, room: str, *, task: str, now: float, interval_s: float) -> bool:
+        task_name(task)
+        with self._errors("claim"), self.db.write() as conn:
             cur = conn.execute(
-                "INSERT INTO publish_claims (room, claimed_at) VALUES (?, ?) "
-                "ON CONFLICT (room) DO UPDATE SET claimed_at = excluded.claimed_at "
-                "WHERE publish_claims.claimed_at <= ? OR publish_claims.claimed_at > ?",
-                (room, now, now - interval_s, now + interval_s),  # the last test heals a clock step back
+                "INSERT INTO claims (room, task, claimed_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (room, task) DO UPDATE SET claimed_at = excluded.claimed_at "
+                "WHERE claims.claimed_at <= ? OR claims.claimed_at > ?",
+                (room, task, now, now - interval_s, now + interval_s),  # the last test heals a clock step back
             )
             return cur.rowcount == 1
+
+    def claim_publish(self, room: str, *, now: float, interval_s: float) -> bool:
+        return self.claim(room, task=PUBLISH_TASK, now=now, interval_s=interval_s)
 
     def add_hls_answers(self, room: str, *, now: float, count: int) -> None:
         if count <= 0:

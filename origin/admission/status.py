@@ -30,7 +30,7 @@ class BroadcastInfo:
     state: ListenerState = "idle"  # idle: configured, not on air yet; live: a session is on air; ended: final
     replay_url: str | None = None  # the replay (DVR/VOD) master playlist URL once there is one
     segment_s: float | None = None  # segment length the current/last ingest session declared
-    download_url: str | None = None  # player: the whole-broadcast .m4a, once it exists (origin/replay_download.py)
+    download_url: str | None = None  # player: the whole-broadcast .m4a, once it exists (origin/replay/download.py)
 
 
 class BroadcastView(Protocol):

@@ -2,7 +2,7 @@
 
 The template (cdn-config/nginx/edge.conf.template) holds the nginx logic; this module holds every value
 that varies — listen address, upstreams, storage path, cache dir, CORS origins, process limits — and the
-TTLs, taken from origin.cache_policy (the only place they live). Each value is validated so that nothing a
+TTLs, taken from origin.contract.cache_policy (the only place they live). Each value is validated so that nothing a
 caller passes can break out of its directive (no whitespace, quotes, `;`, `{`, `}` or `$`), and rendering
 fails unless the template's placeholders and the values match exactly.
 
@@ -228,7 +228,7 @@ def _storage_tls_directives(params: EdgeParams) -> str:
 
 
 def template_values(params: EdgeParams) -> dict[str, str]:
-    """Every placeholder's value (pure). TTLs come from origin.cache_policy, nowhere else."""
+    """Every placeholder's value (pure). TTLs come from origin.contract.cache_policy, nowhere else."""
     user = params.worker_user
     return {
         "worker_user_directive": (

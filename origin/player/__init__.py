@@ -7,7 +7,7 @@
     static/     player.js (no framework) and player.css
     vendor/     hls.js from npm at a pinned version, its LICENSE, refresh-hls.sh
 
-The replay download (.m4a) job lives in origin/replay_download.py.
+The replay download (.m4a) job lives in origin/replay/download.py.
 """
 
 from origin.player.router import PlayerDeps, build_router

@@ -23,8 +23,11 @@ DIGEST_HEX_CHARS = 16
 FILES: dict[str, tuple[str, str]] = {
     "player.js": ("static/player.js", "text/javascript; charset=utf-8"),
     "player.css": ("static/player.css", "text/css; charset=utf-8"),
+    "realtime.js": ("static/realtime.js", "text/javascript; charset=utf-8"),
     "hls.light.min.js": ("vendor/hls.light.min.js", "text/javascript; charset=utf-8"),
     "LICENSE.hls.js": ("vendor/LICENSE.hls.js", "text/plain; charset=utf-8"),
+    "janus.js": ("vendor/janus.js", "text/javascript; charset=utf-8"),
+    "LICENSE.janus.js": ("vendor/LICENSE.janus.js", "text/plain; charset=utf-8"),
 }
 ASSET_CACHE_CONTROL = f"public, max-age={PLAYER_ASSET_MAX_AGE_S}, immutable"
 
@@ -61,5 +64,9 @@ class PlayerAssets:
 
     def page_urls(self) -> AssetUrls:
         return AssetUrls(
-            stylesheet=self.url("player.css"), hls_js=self.url("hls.light.min.js"), player_js=self.url("player.js")
+            stylesheet=self.url("player.css"),
+            hls_js=self.url("hls.light.min.js"),
+            player_js=self.url("player.js"),
+            janus_js=self.url("janus.js"),
+            realtime_js=self.url("realtime.js"),
         )

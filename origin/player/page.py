@@ -35,6 +35,8 @@ PROVIDER_NAME = "Spillway"
 STATUS_POLL_S = {"waiting": 3.0, "live": 5.0, "replay": 5.0}
 LIVE_SYNC_DURATION_COUNT = 3  # hls.js: start/keep this many target durations behind the live edge
 LIVE_MAX_LATENCY_DURATION_COUNT = 8  # hls.js: further behind than this, jump forward
+CROSSFADE_MS = 300  # HLS ↔ WebRTC switch: both play, one fades out as the other fades in
+SEAT_RETRY_AFTER_ERROR_S = 15.0  # after an SFU failure (ICE, refusal, sfu_unavailable), stay on HLS this long
 MAX_LIVE_SYNC_PLAYBACK_RATE = 1.05  # hls.js: catch up by playing ≤5% faster (pitch preserved) instead of jumping
 
 
@@ -53,6 +55,17 @@ class EmbedPage:
     stylesheet_url: str
     hls_js_url: str
     player_js_url: str
+    realtime: Realtime | None = None  # seats over WebRTC, when the origin enforces them in an SFU
+    janus_js_url: str = ""
+    realtime_js_url: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Realtime:
+    """What the player needs to take seats: the SFU kind it can join (only Janus from this page)."""
+
+    kind: str = "janus"
+    ice_servers: tuple[str, ...] = ()  # STUN/TURN URLs for the browser; none on a reachable Janus (ICE-full)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +73,8 @@ class AssetUrls:
     stylesheet: str
     hls_js: str
     player_js: str
+    janus_js: str = ""
+    realtime_js: str = ""
 
 
 def embed_url(public_base_url: str, room: str) -> str:
@@ -74,7 +89,9 @@ def display_title(room: Room) -> str:
     return room.title or f"Live audio: {room.id}"
 
 
-def embed_page(room: Room, *, public_base_url: str, assets: AssetUrls) -> EmbedPage:
+def embed_page(
+    room: Room, *, public_base_url: str, assets: AssetUrls, realtime: Realtime | None = None
+) -> EmbedPage:
     page_url = embed_url(public_base_url, room.id)
     return EmbedPage(
         room=room.id,
@@ -88,6 +105,9 @@ def embed_page(room: Room, *, public_base_url: str, assets: AssetUrls) -> EmbedP
         stylesheet_url=assets.stylesheet,
         hls_js_url=assets.hls_js,
         player_js_url=assets.player_js,
+        realtime=realtime if room.realtime_cap > 0 else None,
+        janus_js_url=assets.janus_js,
+        realtime_js_url=assets.realtime_js,
     )
 
 
@@ -105,6 +125,14 @@ def player_config(page: EmbedPage) -> dict[str, object]:
         "hlsUrl": page.hls_url,
         "replayUrl": page.replay_url,
         "statusPollSeconds": dict(STATUS_POLL_S),
+        "realtime": None
+        if page.realtime is None
+        else {
+            "kind": page.realtime.kind,
+            "iceServers": [{"urls": url} for url in page.realtime.ice_servers],
+            "crossfadeMs": CROSSFADE_MS,
+            "retryAfterErrorSeconds": SEAT_RETRY_AFTER_ERROR_S,
+        },
         "hlsConfig": {
             "enableWorker": False,  # fMP4 audio needs no transmuxing; no blob: worker for the CSP to allow
             "lowLatencyMode": False,
@@ -129,6 +157,12 @@ def render_embed_page(page: EmbedPage, template: str) -> str:
         stylesheet_url=esc(page.stylesheet_url),
         hls_js_url=esc(page.hls_js_url),
         player_js_url=esc(page.player_js_url),
+        realtime_js_tags=(
+            f'<script src="{esc(page.janus_js_url)}" defer></script>\n'
+            f'<script src="{esc(page.realtime_js_url)}" defer></script>\n'
+            if page.realtime is not None and page.realtime.kind == "janus" and page.janus_js_url
+            else ""
+        ),
         config_json=_script_json(player_config(page)),
     )
 
@@ -165,14 +199,18 @@ def frame_ancestors(embed_origins: Sequence[str]) -> str:
     return " ".join(["'self'", *dict.fromkeys(embed_origins)])
 
 
-def content_security_policy(*, public_base_url: str, embed_origins: Sequence[str]) -> str:
+def content_security_policy(
+    *, public_base_url: str, embed_origins: Sequence[str], connect_urls: Sequence[str] = ()
+) -> str:
+    """`connect_urls`: the API (join, heartbeats) and the SFU the player calls, beside the media origin."""
     media = web_origin(public_base_url)
+    connect = " ".join(dict.fromkeys(["'self'", media, *(web_origin(url) for url in connect_urls)]))
     directives = [
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self' data:",
-        f"connect-src 'self' {media}",
+        f"connect-src {connect}",
         f"media-src 'self' {media} blob:",
         "base-uri 'none'",
         "form-action 'none'",
@@ -181,12 +219,14 @@ def content_security_policy(*, public_base_url: str, embed_origins: Sequence[str
     return "; ".join(directives)
 
 
-def page_headers(*, public_base_url: str, embed_origins: Sequence[str], ok: bool) -> dict[str, str]:
+def page_headers(
+    *, public_base_url: str, embed_origins: Sequence[str], ok: bool, connect_urls: Sequence[str] = ()
+) -> dict[str, str]:
     """Response headers for an embed page (ok) or its error page (short TTL: the room may appear soon)."""
     max_age = EMBED_PAGE_MAX_AGE_S if ok else ERROR_MAX_AGE_S
     return {
         "Content-Security-Policy": content_security_policy(
-            public_base_url=public_base_url, embed_origins=embed_origins
+            public_base_url=public_base_url, embed_origins=embed_origins, connect_urls=connect_urls
         ),
         "Cache-Control": f"public, max-age={max_age}",
         "X-Content-Type-Options": "nosniff",

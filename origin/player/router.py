@@ -5,7 +5,7 @@
     GET /static/player/{digest}/{name}       player.js, player.css, vendored hls.js (immutable)
 
 The nginx edge and CloudFront route these paths to the origin and cache them as the Cache-Control here says
-(origin/cache_policy.py). Room lookups run in the threadpool (the registry may be SQLite or Redis).
+(origin.contract.cache_policy.py). Room lookups run in the threadpool (the registry may be SQLite or Redis).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from origin.player.assets import ASSET_CACHE_CONTROL, URL_PREFIX, PlayerAssets
 from origin.player.page import (
     HTML_CONTENT_TYPE,
     TEMPLATE_PATH,
+    Realtime,
     embed_page,
     page_headers,
     render_embed_page,
@@ -44,6 +45,8 @@ class PlayerDeps:
     get_room: Callable[[str], Room | None]  # blocking; RoomRegistry.get
     public_base_url: str  # where listeners fetch objects and pages (the CDN/edge)
     api_url: str  # the origin API as clients see it; oEmbed also accepts URLs under it
+    realtime: Realtime | None = None  # seats over WebRTC (SPILLWAY_SFU=janus): the player joins the room
+    sfu_urls: tuple[str, ...] = ()  # what the page must be allowed to connect to for the SFU (CSP)
 
 
 def build_router(deps: PlayerDeps, assets: PlayerAssets | None = None) -> APIRouter:
@@ -70,8 +73,9 @@ def build_router(deps: PlayerDeps, assets: PlayerAssets | None = None) -> APIRou
             return _html_error(503, "Temporarily unavailable", "The player could not load. Try again shortly.")
         if cfg is None:
             return _html_error(404, "Room not found", "There is no room at this address.")
-        page = embed_page(cfg, public_base_url=base, assets=assets.page_urls())
-        headers = page_headers(public_base_url=base, embed_origins=cfg.embed_origins, ok=True)
+        page = embed_page(cfg, public_base_url=base, assets=assets.page_urls(), realtime=deps.realtime)
+        connect = (deps.api_url, *deps.sfu_urls) if page.realtime is not None else ()
+        headers = page_headers(public_base_url=base, embed_origins=cfg.embed_origins, ok=True, connect_urls=connect)
         return Response(render_embed_page(page, template), media_type=HTML_CONTENT_TYPE, headers=headers)
 
     def _json(doc: dict[str, object], status: int, cache_control: str) -> Response:

@@ -1,7 +1,7 @@
 """S3 storage (AWS S3, Cloudflare R2, MinIO, GCS interop) through one shared, thread-safe boto3 client.
 
 Credentials come from boto3's standard chain (environment, shared config/profile, container or instance
-role); settings never carry keys. Every put sends Content-Type and Cache-Control from origin.cache_policy and,
+role); settings never carry keys. Every put sends Content-Type and Cache-Control from origin.contract.cache_policy and,
 when configured, a canned ACL (`public-read` for a public bucket; none behind CloudFront OAC).
 
 Retries are ours, not botocore's: botocore makes exactly one attempt per call, and `_call` retries it with

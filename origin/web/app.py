@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 
 from origin import metrics
 from origin.admission.setup import build_admission, build_service
+from origin.admission.sfu.factory import connect_origins as sfu_connect_urls
 from origin.broadcast.control import BroadcastControl
 from origin.broadcast.ingest import IngestLimits, IngestService
 from origin.broadcast.journal.base import Ownership
@@ -35,6 +36,7 @@ from origin.broadcast.view import ListenerView
 from origin.clock import wall_clock
 from origin.player import PlayerDeps
 from origin.player import build_router as build_player_router
+from origin.player.page import Realtime
 from origin.replay.download import ReplayDownloads
 from origin.settings import Settings
 from origin.storage.base import Storage
@@ -160,7 +162,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(build_storage_router(storage))
     app.include_router(  # player: /embed/{room}, /oembed, /static/player/...
         build_player_router(
-            PlayerDeps(get_room=admission.rooms.get, public_base_url=settings.public_base_url, api_url=settings.api_url)
+            PlayerDeps(
+                get_room=admission.rooms.get,
+                public_base_url=settings.public_base_url,
+                api_url=settings.api_url,
+                realtime=Realtime(kind="janus") if settings.sfu == "janus" else None,  # seats over WebRTC
+                sfu_urls=sfu_connect_urls(settings),
+            )
         )
     )
     return app

@@ -38,6 +38,7 @@ def seat_json(answer: SeatGrant) -> dict[str, object]:
         "lease": lease,
         "seat_token": answer.seat_token,
         "status_url": answer.status_url,
+        "sfu": None if answer.sfu is None else answer.sfu.to_json(),
     }
 
 
@@ -58,9 +59,14 @@ def build_router(deps: AdmissionDeps, svc: AdmissionService, client_of: ClientOf
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(deps.publisher.run()) if deps.run_publisher else None
+        sync = asyncio.create_task(deps.gate.run()) if deps.gate is not None and deps.run_publisher else None
         try:
             yield
         finally:
+            if sync is not None:
+                sync.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sync
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -1,5 +1,5 @@
 """A tiny real HLS stream for edge tests: fMP4 AAC made by ffmpeg at test time, published under the
-origin's key layout (origin.keys) with the origin's headers (origin.cache_policy)."""
+origin's key layout (origin.contract.layout) with the origin's headers (origin.contract.cache_policy)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TTLs live in one place, origin/cache_policy.py: the rendered nginx config and the CloudFormation
+"""TTLs live in one place, origin.contract.cache_policy.py: the rendered nginx config and the CloudFormation
 parameter defaults must say the same, and neither template may carry its own TTL numbers."""
 
 from __future__ import annotations

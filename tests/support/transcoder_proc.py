@@ -50,15 +50,19 @@ class TranscoderProcess:
 def transcoder(
     *, origin: str, room: str, token: str, source: str = "sine=f=440:r=48000", segment_seconds: float = 1.0,
     extra: tuple[str, ...] = (),
+    source_args: tuple[str, ...] | None = None, env: dict[str, str] | None = None,
 ) -> Iterator[TranscoderProcess]:  # fmt: skip
+    """`source_args` replaces the default generated input (`--input lavfi:source --realtime`), e.g. `--janus URL`."""
+    inputs = source_args if source_args is not None else ("--input", source, "--input-format", "lavfi", "--realtime")
     with tempfile.TemporaryDirectory(prefix="spillway-transcoder-") as tmp:
         log_path = Path(tmp) / "transcoder.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "origin.cli", "transcode", "--room", room, "--origin", origin,
-                 "--token", token, "--input", source, "--input-format", "lavfi", "--realtime",
+                 "--token", token, *inputs,
                  "--segment-seconds", str(segment_seconds), "--backoff", "0.2", *extra],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env=None if env is None else {**os.environ, **env},
             )  # fmt: skip
             handle = TranscoderProcess(proc, log_path)
             try:

@@ -1,6 +1,9 @@
 /* Spillway embed player: follows the room's status.json from the CDN and plays its HLS stream.
  *
  * States (data-mode on #player): loading → waiting (not started) → live → replay (after the end).
+ * While live, the transport (data-transport) is "hls" (N s behind) or "webrtc" (a seat in the room, realtime.js):
+ * a listener who presses play while status.json shows open seats asks for one; refusal, a full room, ICE or SFU
+ * failure keep (or put) it on HLS at once; an HLS listener is promoted when a seat frees. Switches crossfade.
  * hls.js plays whenever MediaSource exists (Debian's Chromium answers canPlayType(HLS) with "maybe", so that
  * test alone is not trusted); native HLS only without MediaSource (Safari on iOS). No framework, no build.
  * window.spillway exposes the state for tests and bench/latency.py.
@@ -12,6 +15,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var root = $("player");
   var audio = $("audio");
+  var rtcAudio = $("rtc-audio");
   var playBtn = $("play");
   var badge = $("live-badge");
   var delayEl = $("delay");
@@ -37,10 +41,23 @@
     audio: audio,
     status: null,
     latency: null, // seconds behind the live edge (hls.latency), null when unknown
-    statusPolls: 0
+    statusPolls: 0,
+    transport: null, // while live: "hls" | "webrtc"
+    rtcAudio: rtcAudio,
+    seat: null, // the SpillwayRealtime controller (tests: seat.pc(), seat.lease())
+    seatResults: [], // every tryJoin outcome, oldest first: "realtime" | "hls:<reason>"
+    seatEnds: [], // why seats that were up ended: kicked, ice, lease_ended, …
+    seatTimings: [] // performance.now() per attempt: asked, granted, track, live (bench/sfu.py)
   };
   window.spillway = player;
 
+  var rt = cfg.realtime && typeof window.SpillwayRealtime === "function" ? cfg.realtime : null;
+  var userVolume = 1;
+  var userMuted = false;
+  var levels = { hls: 1, rtc: 0 }; // crossfade gains
+  var fadeTimer = null;
+  var seatBusy = false;
+  var seatRetryAt = 0;
   var pendingReplay = false;
   var fallbackTimer = null;
   var userSeeking = false;
@@ -158,6 +175,7 @@
 
   function startLive() {
     setMode("live");
+    setTransport("hls");
     seekRow.hidden = true;
     badge.hidden = false;
     delayEl.hidden = false;
@@ -166,10 +184,112 @@
     setMessage("Live now. Press play to listen.");
   }
 
+  // -- real-time seat ------------------------------------------------------------------------------------
+
+  function fade(toRtc, done) {
+    // Both elements play during the crossfade; the one fading out is silenced at the end.
+    if (fadeTimer !== null) window.clearInterval(fadeTimer);
+    var steps = Math.max(1, Math.round((rt ? rt.crossfadeMs : 300) / 30));
+    var i = 0;
+    fadeTimer = window.setInterval(function () {
+      i += 1;
+      var x = Math.min(1, i / steps);
+      levels.rtc = toRtc ? x : 1 - x;
+      levels.hls = 1 - levels.rtc;
+      applyVolume();
+      if (x >= 1) {
+        window.clearInterval(fadeTimer);
+        fadeTimer = null;
+        if (done) done();
+      }
+    }, 30);
+  }
+
+  function setTransport(t) {
+    player.transport = t;
+    if (t) root.setAttribute("data-transport", t);
+    else root.removeAttribute("data-transport");
+    showDelay();
+  }
+
+  function lastTiming() {
+    return player.seatTimings[player.seatTimings.length - 1] || {};
+  }
+
+  function onRoomTrack(track) {
+    lastTiming().track = window.performance.now();
+    rtcAudio.srcObject = new MediaStream([track]);
+    levels.rtc = 0;
+    applyVolume();
+    var p = rtcAudio.play();
+    var switched = function () {
+      lastTiming().live = window.performance.now();
+      setTransport("webrtc");
+      setMessage("Listening live, in the room.");
+      syncPlayButton();
+      fade(true, function () { detach(); }); // HLS no longer needed: stop fetching segments
+    };
+    if (p && typeof p.then === "function") p.then(switched, function () { leaveSeat("autoplay"); });
+    else switched();
+  }
+
+  function backToHls(reason) {
+    // The seat is gone (or never came): HLS at once, fading the room out if it still sounds.
+    player.seatEnds.push(reason);
+    seatRetryAt = Date.now() + (rt ? rt.retryAfterErrorSeconds * 1000 : 15000);
+    if (player.mode !== "live") return;
+    if (!player.hls && !audio.getAttribute("src")) attach(cfg.hlsUrl);
+    levels.hls = 0;
+    applyVolume();
+    play();
+    setTransport("hls");
+    fade(false, function () { rtcAudio.pause(); rtcAudio.srcObject = null; });
+  }
+
+  function leaveSeat(reason) {
+    if (player.seat) player.seat.leave(reason);
+    rtcAudio.pause();
+    rtcAudio.srcObject = null;
+    levels.hls = 1;
+    levels.rtc = 0;
+    applyVolume();
+    if (player.mode === "live") {
+      if (!player.hls && !audio.getAttribute("src")) attach(cfg.hlsUrl);
+      setTransport("hls");
+    }
+    syncPlayButton();
+  }
+
+  function maybeSeat(doc) {
+    // Ask for a seat when: real-time is on, live, this listener is playing HLS, status says seats are open.
+    if (!rt || seatBusy || player.mode !== "live" || player.transport === "webrtc") return;
+    if (audio.paused || !doc || !doc.realtime || !doc.realtime.open || !doc.join_url) return;
+    if (Date.now() < seatRetryAt) return;
+    seatBusy = true;
+    player.seatTimings.push({ asked: window.performance.now() });
+    if (!player.seat) {
+      player.seat = window.SpillwayRealtime({
+        iceServers: rt.iceServers,
+        onGranted: function () { lastTiming().granted = window.performance.now(); },
+        onTrack: onRoomTrack,
+        onEnded: function (reason) { backToHls(reason); }
+      });
+    }
+    player.seat.tryJoin(doc.join_url).then(function (result) {
+      seatBusy = false;
+      player.seatResults.push(result);
+      if (result === "realtime") return;
+      var reason = result.slice(4);
+      if (reason !== "full") seatRetryAt = Date.now() + rt.retryAfterErrorSeconds * 1000;
+    });
+  }
+
   // -- replay ----------------------------------------------------------------------------------------------
 
   function startReplay() {
     pendingReplay = false;
+    if (player.transport === "webrtc" || player.seat) leaveSeat("ended");
+    setTransport(null);
     if (fallbackTimer !== null) {
       window.clearTimeout(fallbackTimer);
       fallbackTimer = null;
@@ -227,8 +347,12 @@
     var state = doc ? doc.state : "idle";
     if (state === "live") {
       if (player.mode === "loading" || player.mode === "waiting") startLive();
+      else maybeSeat(doc); // promotion: an HLS listener takes a seat that freed
     } else if (state === "ended") {
-      if (player.mode === "live" && !audio.paused && !audio.ended) {
+      if (player.transport === "webrtc") {
+        leaveSeat("ended");
+        startReplay();
+      } else if (player.mode === "live" && !audio.paused && !audio.ended) {
         if (!pendingReplay) {
           // Let a live listener hear the last seconds; 'ended' (or the fallback) switches to the replay.
           pendingReplay = true;
@@ -274,35 +398,53 @@
   // -- controls --------------------------------------------------------------------------------------------
 
   function syncPlayButton() {
-    var playing = !audio.paused && !audio.ended;
+    var playing = player.transport === "webrtc" || (!audio.paused && !audio.ended);
     playBtn.setAttribute("aria-label", playing ? "Pause" : "Play");
     playBtn.setAttribute("data-playing", playing ? "true" : "false");
   }
 
+  function applyVolume() {
+    audio.muted = rtcAudio.muted = userMuted;
+    audio.volume = userVolume * levels.hls;
+    rtcAudio.volume = userVolume * levels.rtc;
+  }
+
   function syncVolume() {
-    var muted = audio.muted || audio.volume === 0;
+    var muted = userMuted || userVolume === 0;
     muteBtn.setAttribute("aria-pressed", muted ? "true" : "false");
     muteBtn.setAttribute("aria-label", muted ? "Unmute" : "Mute");
-    volume.value = String(audio.muted ? 0 : audio.volume);
-    volume.setAttribute("aria-valuetext", Math.round((audio.muted ? 0 : audio.volume) * 100) + "%");
+    volume.value = String(userMuted ? 0 : userVolume);
+    volume.setAttribute("aria-valuetext", Math.round((userMuted ? 0 : userVolume) * 100) + "%");
   }
 
   playBtn.addEventListener("click", function () {
-    if (audio.paused || audio.ended) play();
-    else audio.pause();
+    if (player.transport === "webrtc") {
+      leaveSeat("paused"); // a paused listener gives the seat back
+      return;
+    }
+    if (audio.paused || audio.ended) {
+      play();
+      if (player.mode === "live") maybeSeat(player.status);
+    } else {
+      audio.pause();
+    }
   });
   jumpBtn.addEventListener("click", jumpToLive);
   muteBtn.addEventListener("click", function () {
-    if (audio.muted || audio.volume === 0) {
-      audio.muted = false;
-      if (audio.volume === 0) audio.volume = 0.5;
+    if (userMuted || userVolume === 0) {
+      userMuted = false;
+      if (userVolume === 0) userVolume = 0.5;
     } else {
-      audio.muted = true;
+      userMuted = true;
     }
+    applyVolume();
+    syncVolume();
   });
   volume.addEventListener("input", function () {
-    audio.volume = +volume.value;
-    audio.muted = audio.volume === 0;
+    userVolume = +volume.value;
+    userMuted = userVolume === 0;
+    applyVolume();
+    syncVolume();
   });
   seek.addEventListener("input", function () { userSeeking = true; updateSeek(); });
   seek.addEventListener("change", function () {
@@ -328,21 +470,31 @@
       setMessage("End of the recording.");
     }
   });
-  audio.addEventListener("volumechange", syncVolume);
   audio.addEventListener("durationchange", updateSeek);
   audio.addEventListener("timeupdate", function () { if (player.mode === "replay") updateSeek(); });
 
-  window.setInterval(function () {
+  function showDelay() {
     if (player.mode !== "live") return;
+    if (player.transport === "webrtc") {
+      player.latency = 0;
+      delayEl.textContent = "Live";
+      jumpBtn.hidden = true;
+      badge.classList.remove("behind");
+      return;
+    }
     var lat = liveLatency();
     player.latency = lat;
     delayEl.textContent = lat === null ? "" : Math.round(lat) + " s behind live";
     var behind = lat !== null && lat > targetLatency() + BEHIND_MARGIN_S;
     jumpBtn.hidden = !behind;
     badge.classList.toggle("behind", behind);
-  }, 500);
+  }
+
+  window.setInterval(showDelay, 500);
+  window.addEventListener("pagehide", function () { if (player.seat) player.seat.leave("leave"); });
 
   syncPlayButton();
+  applyVolume();
   syncVolume();
   poll();
 })();

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from origin.admission.publisher import StatusPublisher
 from origin.admission.redis_backend import RedisAdmission, RedisRoomRegistry, connect
 from origin.admission.seat_token import verify_seat_token
 from origin.admission.setup import AdmissionDeps, build_service
+from origin.admission.sfu.gate import SeatGate
 from origin.admission.sqlite_backend import SqliteAdmission, SqliteRoomRegistry
 from origin.admission.status import BroadcastInfo
 from origin.broadcast.view import BroadcastSummary
@@ -105,6 +106,7 @@ def harness(
     rooms: RoomRegistry | None = None,
     rate_per_minute: int = 10_000,
     admin_token: str = ADMIN,
+    gate: Callable[[AdmissionBackend], SeatGate] | None = None,
 ) -> Iterator[Harness]:
     clock = ManualClock()
     if backend is None:
@@ -137,6 +139,7 @@ def harness(
         join_rate_per_minute=rate_per_minute,
         clock=clock,
         run_publisher=False,
+        gate=None if gate is None else gate(counting),
     )
     app = FastAPI()
     errors.install(app)

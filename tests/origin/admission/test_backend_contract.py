@@ -161,6 +161,7 @@ def test_matches_the_reference_table(under_test: BackendUnderTest, seed: int) ->
             assert outcomes[0] == outcomes[1], (step, "renew" if renew else "release")
         for r in ("a", "b"):
             assert b.seats_taken(r, now=now) == model.seats_taken(r, now=now), step
+            assert b.live_leases(r, now=now) == model.live_leases(r, now=now), step
 
 
 def test_threads_hammering_admit_take_exactly_cap(under_test: BackendUnderTest) -> None:
@@ -206,6 +207,32 @@ def test_publish_claim_lets_one_writer_through_per_interval(under_test: BackendU
         assert b.claim_publish("r", now=T0 - 100, interval_s=1.0)  # a clock stepped back does not block
     finally:
         other.close()
+
+
+def test_claims_are_per_task(under_test: BackendUnderTest) -> None:
+    b, other = under_test.backend, open_backend(under_test.spec)
+    try:
+        assert b.claim("r", task="sfu-sync", now=T0, interval_s=2.0)
+        assert not other.claim("r", task="sfu-sync", now=T0 + 1.9, interval_s=2.0)
+        assert other.claim_publish("r", now=T0 + 1.9, interval_s=1.0)  # another task: its own claim
+        assert other.claim("r", task="sfu-sync", now=T0 + 2.0, interval_s=2.0)
+        with pytest.raises(ValueError):
+            b.claim("r", task="Bad Task!", now=T0, interval_s=1.0)
+    finally:
+        other.close()
+
+
+def test_live_leases_lists_the_seats_held_now(under_test: BackendUnderTest) -> None:
+    b = under_test.backend
+    assert b.live_leases("r", now=T0) == []
+    for i in range(3):
+        b.admit("r", lease=_lease(i), cap=5, now=T0 + i, lease_s=LEASE_S)
+    b.admit("other", lease=_lease(9), cap=5, now=T0, lease_s=LEASE_S)
+    b.release("r", lease=_lease(1), now=T0 + 3)
+    assert b.live_leases("r", now=T0 + 3) == [_lease(0), _lease(2)]
+    assert b.live_leases("r", now=T0 + LEASE_S) == [_lease(2)]  # lease 0 expired at T0 + LEASE_S, not reaped yet
+    assert b.live_leases("r", now=T0 + 2 + LEASE_S) == []
+    assert b.live_leases("other", now=T0) == [_lease(9)]
 
 
 def test_hls_answers_count_over_the_recent_window(under_test: BackendUnderTest) -> None:

@@ -60,3 +60,24 @@ def test_player_script_plays_hls_js_whenever_media_source_exists() -> None:
     assert attach.index("hlsJsUsable()") < attach.index("nativeUsable()")
     assert "window.MediaSource || window.ManagedMediaSource" in js
     assert "eval(" not in js and "innerHTML" not in js
+
+
+def test_vendored_janus_js_matches_the_pin_and_keeps_its_licence() -> None:
+    lines = (VENDOR / "janus.js.pin").read_text().splitlines()
+    pin = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    assert pin["version"] == "1.1.2" and pin["debian_package"] == "libjs-janus-gateway"
+    body = (VENDOR / "janus.js").read_bytes()
+    assert hashlib.sha256(body).hexdigest() == pin["sha256"]
+    licence = (VENDOR / "LICENSE.janus.js").read_text()
+    assert licence.startswith("The MIT License (MIT)") and "Meetecho" in licence
+    assert b"The MIT License (MIT)" in body and b"Copyright (c) 2016 Meetecho" in body
+    script = (VENDOR / "refresh-janus.sh").read_text()
+    assert "set -euo pipefail" in script and "sha256sum" in script and "dpkg-query" in script
+    assert (VENDOR / "refresh-janus.sh").stat().st_mode & 0o111
+
+
+def test_realtime_script_never_asks_for_a_microphone() -> None:
+    js = (PLAYER / "static" / "realtime.js").read_text()
+    assert 'capture: false, recv: true' in js and "getUserMedia" not in js
+    assert "muted: true" in js and "iceServers: options.iceServers || []" in js  # no public STUN by default
+    assert "eval(" not in js and "innerHTML" not in js

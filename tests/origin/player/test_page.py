@@ -138,3 +138,32 @@ def test_status_is_polled_every_2_to_5_seconds_per_state() -> None:
     intervals = player_config(page)["statusPollSeconds"]
     assert isinstance(intervals, dict) and set(intervals) == {"waiting", "live", "replay"}
     assert all(2.0 <= v <= 5.0 for v in intervals.values())
+
+
+def test_realtime_rooms_load_janus_js_and_tell_the_player() -> None:
+    from origin.player.page import Realtime
+
+    assets = AssetUrls(stylesheet="/s/player.css", hls_js="/s/hls.js", player_js="/s/player.js",
+                       janus_js="/s/janus.js", realtime_js="/s/realtime.js")  # fmt: skip
+    seated = Room(id="seats", ingest_token="t" * 32, realtime_cap=5)
+    text = render_embed_page(
+        embed_page(seated, public_base_url=BASE, assets=assets, realtime=Realtime()), TEMPLATE_PATH.read_text()
+    )
+    assert text.index('src="/s/hls.js"') < text.index('src="/s/janus.js"') < text.index('src="/s/realtime.js"')
+    assert text.index('src="/s/realtime.js"') < text.index('src="/s/player.js"')  # defer keeps this order
+    realtime = _config(text)["realtime"]
+    assert isinstance(realtime, dict) and realtime["kind"] == "janus" and realtime["iceServers"] == []
+    hls_only = Room(id="hls-only", ingest_token="t" * 32, realtime_cap=0)  # cap 0: nobody gets a seat
+    text = render_embed_page(
+        embed_page(hls_only, public_base_url=BASE, assets=assets, realtime=Realtime()), TEMPLATE_PATH.read_text()
+    )
+    assert "janus.js" not in text and _config(text)["realtime"] is None
+
+
+def test_csp_lets_the_player_reach_the_api_and_janus() -> None:
+    csp = content_security_policy(
+        public_base_url=BASE, embed_origins=(),
+        connect_urls=("https://api.example/v1", "https://janus.example:8089/janus"),
+    )  # fmt: skip
+    connect = next(d for d in csp.split("; ") if d.startswith("connect-src"))
+    assert connect == "connect-src 'self' https://cdn.example https://api.example https://janus.example:8089"

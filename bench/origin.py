@@ -211,7 +211,8 @@ def main() -> int:
     parser.add_argument("--backend", choices=["filesystem", "s3"], default="filesystem")
     parser.add_argument("--rooms", type=int, nargs="+", default=[50, 100, 200, 300, 500])
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--segment-seconds", type=float, default=SEGMENT_S, help="default: the product default")
+    parser.add_argument("--segment-seconds", type=float, default=SEGMENT_SECONDS_DEFAULT,
+                        help="default: the product default")
     args = parser.parse_args()
     global SEGMENT_S
     SEGMENT_S = args.segment_seconds

@@ -273,8 +273,11 @@ class IngestService:
                 return Receipt(stored=False, segment=not obj.is_init)
         obj = self._store(room, obj, body)
 
+        # "Received" is when it is recorded: the publisher compares it with the durability barriers it knows of.
+        obj = dataclasses.replace(obj, received_at=self.clock())
+
         def recheck(st: RoomState) -> bool:
-            return check_object(st, obj, segment_init=init, now=self.clock(), limits=self.limits)
+            return check_object(st, obj, segment_init=init, now=obj.received_at, limits=self.limits)
 
         try:
             self._append_checked(room, recheck, ObjectStored(obj=obj))

@@ -49,6 +49,7 @@ from origin.web.client_address import client_address, parse_networks
 log = logging.getLogger(__name__)
 
 REMOTE_WRITE_CONCURRENCY = 16
+COMMIT_LINGER_S = 0.004  # a 201 waits this much longer, so concurrent PUTs share one durability barrier
 
 
 def _barrier(storage: Storage, journal: FileJournal) -> Callable[[], None]:
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     journal = FileJournal(settings.state_dir)
     states = RoomStates(journal)
     spool = Spool(Path(settings.state_dir) / "spool")
-    commit = GroupCommit(_barrier(storage, journal))
+    commit = GroupCommit(_barrier(storage, journal), linger_s=COMMIT_LINGER_S)
     service = IngestService(
         journal=journal, states=states, storage=storage, spool=spool, metrics=m, clock=wall_clock,
         limits=IngestLimits(max_backlog=settings.max_retry_backlog,
@@ -110,9 +111,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if result.state is BroadcastState.ENDED:
             downloads.request(room)
 
+    local = isinstance(storage, FilesystemStorage)
     scheduler = PublishScheduler(journal=journal, states=states, make_publisher=make_publisher, clock=wall_clock,
-                                 on_result=on_result)  # fmt: skip
-    doorbell = Doorbell(Path(settings.state_dir) / "workers", on_ring=scheduler.request)
+                                 on_result=on_result, inline=local)  # fmt: skip
+    doorbell = Doorbell(Path(settings.state_dir) / "workers", on_ring=scheduler.request,
+                        on_durable=commit.note_durable)  # fmt: skip
     trusted = parse_networks(settings.trusted_proxies)
 
     def client_of(request: Request) -> str:
@@ -141,7 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     tokens = ingest.RoomTokens(admission.rooms, wall_clock)
     app.include_router(ingest.build_router(ingest.IngestDeps(
         service=service, tokens=tokens, commit=commit, ring=doorbell.ring, metrics=m,
-        max_segment_bytes=settings.max_segment_bytes, max_init_bytes=settings.max_init_bytes,
+        max_segment_bytes=settings.max_segment_bytes, max_init_bytes=settings.max_init_bytes, inline=local,
     )))  # fmt: skip
 
     def on_deleted(room: str) -> None:
@@ -150,7 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     control = BroadcastControl(states=states, ingest=service, spool=spool, storage=storage)
     app.include_router(admin.build_router(admin.AdminDeps(
-        admission=seats, broadcasts=control, on_deleted=on_deleted, ring=doorbell.ring,
+        admission=seats, broadcasts=control, on_deleted=on_deleted, ring=lambda room: doorbell.ring(room),
         admin_token=settings.admin_token.get_secret_value(), public_base_url=settings.public_base_url,
         clock=wall_clock,
     )))  # fmt: skip

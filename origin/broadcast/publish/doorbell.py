@@ -3,6 +3,8 @@
 Every worker binds a Unix datagram socket `{state_dir}/workers/{pid}.sock`; `ring(room)` sends the room id
 to each of them (and to itself, directly). Only the room's owner acts on it; the others may take the room
 if nobody owns it. A ring is a hint: the journal is the truth, and the owner also passes every second.
+A ring carries the start time of the durability barrier its sender waited for (`{room} {unix time}`), so
+the owner knows the records up to it are durable without running a barrier of its own.
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ MAX_DATAGRAM = 256
 
 
 class Doorbell:
-    def __init__(self, directory: Path, on_ring: Callable[[str], None]) -> None:
+    def __init__(
+        self, directory: Path, on_ring: Callable[[str], None], on_durable: Callable[[float], None] = lambda t: None
+    ) -> None:
         self.directory = Path(directory)
         self.on_ring = on_ring
+        self.on_durable = on_durable
         self.path = self.directory / f"{os.getpid()}.sock"
         self._sock: socket.socket | None = None
         self._peers: list[str] = []
@@ -55,12 +60,12 @@ class Doorbell:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
 
-    def ring(self, room: str) -> None:
+    def ring(self, room: str, durable_before: float = 0.0) -> None:
         """Tell every worker of this host (this one included) that `room` has new journal records."""
         self.on_ring(room)
         if self._sock is None:
             return
-        data = room.encode()
+        data = f"{room} {durable_before:.6f}".encode()
         for peer in self._peer_paths():
             try:
                 self._sock.sendto(data, peer)
@@ -104,6 +109,13 @@ class Doorbell:
             except OSError as exc:
                 log.warning("doorbell read failed: %s", exc)
                 return
-            room = data.decode("ascii", errors="replace")
-            if ids.ROOM_ID_PATTERN.fullmatch(room):
-                self.on_ring(room)
+            room, _, stamp = data.decode("ascii", errors="replace").partition(" ")
+            if not ids.ROOM_ID_PATTERN.fullmatch(room):
+                continue
+            try:
+                durable = float(stamp)
+            except ValueError:
+                durable = 0.0
+            if durable > 0 and durable == durable:  # not NaN
+                self.on_durable(durable)
+            self.on_ring(room)

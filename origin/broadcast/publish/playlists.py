@@ -8,12 +8,12 @@ journal. Pure apart from the DVR files.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 import m3u8
 
@@ -63,14 +63,17 @@ class _Rendition:
     window: deque[PublishedSegment] = field(default_factory=lambda: deque(maxlen=TAIL_SEGMENTS))
     dvr_first_msn: int | None = None
     event_written_at: float = 0.0
+    dvr: TextIO | None = None  # kept open: one write per publication
 
     def add(self, seg: PublishedSegment) -> None:
         previous = self.window[-1] if self.window else None
         if previous is not None and seg.media_sequence != previous.media_sequence + 1:
             raise ValueError(f"{self.name}: media sequence {previous.media_sequence} -> {seg.media_sequence}")
         self.window.append(seg)
-        with open(self.dvr_path, "a") as fh:
-            fh.write(self.texts.text(seg, previous) + "\n")
+        if self.dvr is None:
+            self.dvr = open(self.dvr_path, "a")  # noqa: SIM115 - closed by RoomPlaylists.close/rebuild
+        self.dvr.write(self.texts.text(seg, previous) + "\n")
+        self.dvr.flush()
         if self.dvr_first_msn is None:
             self.dvr_first_msn = seg.media_sequence
 
@@ -93,9 +96,7 @@ class RoomPlaylists:
 
     def rebuild(self, publications: Iterable[Publication]) -> None:
         """Start over from every publication of the broadcast (a new owner, or after a restart)."""
-        for r in self._renditions.values():
-            r.dvr_path.unlink(missing_ok=True)
-        self._renditions.clear()
+        self.close()
         if self.dvr_dir.exists():
             for stale in self.dvr_dir.glob("*.m3u8-body"):
                 stale.unlink()
@@ -175,11 +176,7 @@ class RoomPlaylists:
         return sorted(n for n, r in self._renditions.items() if r.window)
 
     def close(self) -> None:
+        for r in self._renditions.values():
+            if r.dvr is not None:
+                r.dvr.close()
         self._renditions.clear()
-
-
-def remove_dir(path: Path) -> None:
-    if path.exists():
-        for child in path.iterdir():
-            os.unlink(child)
-        path.rmdir()

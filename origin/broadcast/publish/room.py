@@ -146,7 +146,11 @@ class RoomPublisher:
         self._append([Published(publications=tuple(fillers))] if fillers else [])
         new = decision.publications + fillers
         if new:
-            self.commit.barrier_blocking()  # every object named below is durable before any playlist names it
+            # Every object named below is durable before any playlist names it: fillers were just written, and
+            # a segment recorded after the newest barrier this worker knows of may not be durable yet.
+            newest = max(p.received_at for p in decision.publications) if decision.publications else 0.0
+            if fillers or newest >= self.commit.durable_before:
+                self.commit.barrier_blocking()
             self.playlists.add(new)
             self._dirty.update(p.rendition for p in new)
         result.published, result.fillers = len(decision.publications), len(fillers)

@@ -3,13 +3,15 @@
 Ownership: the first worker to take a room's owner lock publishes it until the broadcast ends or the worker
 dies (the kernel drops the lock; another worker takes the room at its next sweep). A pass never runs on
 the event loop: each room is pinned to one of PASS_SHARDS single-thread executors, so passes of one room
-never overlap and requests that arrive meanwhile coalesce into one more pass.
+never overlap and requests that arrive meanwhile coalesce into one more pass. With local storage passes
+run on the event loop itself (`inline`): they are short, and a thread would only contend for the GIL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import zlib
 from collections.abc import Callable
@@ -24,7 +26,10 @@ log = logging.getLogger(__name__)
 
 PASS_SHARDS = 16
 MAINTENANCE_INTERVAL_S = 1.0  # every owned room passes at least this often (timeouts, retries, filler backstop)
-SWEEP_INTERVAL_S = 2.0  # how often unowned live rooms are looked for (a dead worker's rooms)
+SWEEP_INTERVAL_S = 2.0
+# A transcoder PUTs a segment's renditions one after another within a few ms: a pass that starts this long
+# after the first ring publishes them together (one journal decision, one pass) instead of one pass each.
+GATHER_S = 0.012  # how often unowned live rooms are looked for (a dead worker's rooms)
 CLAIM_BACKOFF_S = 1.0  # after finding a room owned elsewhere, do not try to take it again this soon
 
 
@@ -37,12 +42,17 @@ class PublishScheduler:
         make_publisher: Callable[[str, Ownership], RoomPublisher],
         clock: Callable[[], float],
         on_result: Callable[[str, PassResult], None],
+        inline: bool = False,
     ) -> None:
         self.journal = journal
         self.states = states
         self.make_publisher = make_publisher
         self.clock = clock
         self.on_result = on_result
+        # Local storage: a pass (≈ 1 ms of Python and a few file writes) runs on the event loop. A pass in a
+        # shard thread fights the loop for the GIL (measured: ~30 futex calls per segment); with remote
+        # storage (S3) the network waits make the threads worth it.
+        self.inline = inline
         self.shards = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"pass{i}") for i in range(PASS_SHARDS)]
         self.owned: dict[str, RoomPublisher] = {}
         self._elsewhere: dict[str, float] = {}  # room -> when we last found it owned by another worker
@@ -76,8 +86,10 @@ class PublishScheduler:
 
     # -- requests ---------------------------------------------------------------------------------------
 
-    def request(self, room: str) -> None:
-        """Pass over `room` soon if this worker owns it (taking it if nobody does). Event loop only; cheap."""
+    def request(self, room: str, *, urgent: bool = False) -> None:
+        """Pass over `room` soon if this worker owns it (taking it if nobody does). Event loop only; cheap.
+
+        `urgent`: no gathering delay (a filler deadline, maintenance)."""
         if room not in self.owned and not self._claim(room):
             return
         if room in self._running:
@@ -85,7 +97,7 @@ class PublishScheduler:
             return
         self._running.add(room)
         assert self._loop is not None
-        task = self._loop.create_task(self._run(room))
+        task = self._loop.create_task(self._run(room, gather=not urgent))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -104,17 +116,19 @@ class PublishScheduler:
         log.info("room=%s this worker publishes the room now", room)
         return True
 
-    async def _run(self, room: str) -> None:
+    async def _run(self, room: str, *, gather: bool) -> None:
         assert self._loop is not None
         shard = self.shards[zlib.crc32(room.encode()) % PASS_SHARDS]
         try:
+            if gather:
+                await asyncio.sleep(GATHER_S)
             while True:
                 self._again.discard(room)
                 publisher = self.owned.get(room)
                 if publisher is None:
                     return
                 try:
-                    result = await self._loop.run_in_executor(shard, publisher.run)
+                    result = publisher.run() if self.inline else await self._loop.run_in_executor(shard, publisher.run)
                 except Exception:  # a pass must never take the worker down; the next one retries
                     log.exception("room=%s publishing pass failed", room)
                     result = None
@@ -141,7 +155,7 @@ class PublishScheduler:
         if old is not None:
             old.cancel()
         delay = max(0.0, deadline - self.clock()) + 0.005
-        self._timers[room] = self._loop.call_later(delay, self.request, room)
+        self._timers[room] = self._loop.call_later(delay, functools.partial(self.request, room, urgent=True))
 
     def _release(self, room: str) -> None:
         publisher = self.owned.pop(room, None)
@@ -169,7 +183,7 @@ class PublishScheduler:
             now = self.clock()
             for room in list(self.owned):
                 if now - self._last_pass.get(room, 0.0) >= MAINTENANCE_INTERVAL_S:
-                    self.request(room)
+                    self.request(room, urgent=True)
             if now - last_sweep >= SWEEP_INTERVAL_S:
                 last_sweep = now
                 try:

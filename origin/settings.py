@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     fill_deadline_segments: float = Field(
         1.4, ge=1.05, le=10.0, description="a live slot this many segments past the edge's end gets filler at once"
     )
+    state_retention_seconds: float = Field(
+        7 * 86_400.0, ge=60, description="an ended room's journal is compacted (its replay stays) after this long"
+    )
     sessions_per_minute: int = Field(12, ge=1, le=1000, description="ingest session starts per room per minute")
     slate_file: Path | None = Field(None, description="audio file looped instead of silence while the source is gone")
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import errno
+import fcntl
 import itertools
 import json
 import logging

@@ -30,6 +30,7 @@ from origin.broadcast.publish.filler import FillerBank, FillerPolicy
 from origin.broadcast.publish.playlists import RoomPlaylists
 from origin.broadcast.publish.room import PassResult, PublishPolicy, RoomPublisher
 from origin.broadcast.publish.scheduler import PublishScheduler
+from origin.broadcast.retention import Retention
 from origin.broadcast.spool import Spool
 from origin.broadcast.states import RoomStates
 from origin.broadcast.view import ListenerView
@@ -113,7 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     local = isinstance(storage, FilesystemStorage)
     scheduler = PublishScheduler(journal=journal, states=states, make_publisher=make_publisher, clock=wall_clock,
-                                 on_result=on_result, inline=local)  # fmt: skip
+                                 on_result=on_result, inline=local,
+                                 housekeeping=Retention(states=states, retention_s=settings.state_retention_seconds,
+                                                        clock=wall_clock, room_dir=journal.room_dir).sweep)  # fmt: skip
     doorbell = Doorbell(Path(settings.state_dir) / "workers", on_ring=scheduler.request,
                         on_durable=commit.note_durable)  # fmt: skip
     trusted = parse_networks(settings.trusted_proxies)

@@ -8,6 +8,8 @@ Semantics:
   appends under it, and the publisher decides and appends under it, so a decision (a seal) and an arrival
   (a late PUT of the sealed session) are always ordered, never interleaved.
 - `try_own(room)` makes this process the room's one publisher until `Ownership.release()` or its death.
+- `replace(room, records)` swaps the whole journal at once (only for an ended room, by its owner): a reader
+  that held the old one keeps reading it; new readers get the new one.
 """
 
 from __future__ import annotations
@@ -43,3 +45,7 @@ class Journal(Protocol):
     def sync(self) -> None: ...
 
     def delete(self, room: str) -> None: ...
+
+    def replace(self, room: str, records: Sequence[Record]) -> None:
+        """Atomically make `records` the room's whole journal (retention compaction of an ended room)."""
+        ...

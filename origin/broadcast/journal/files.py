@@ -159,6 +159,19 @@ class FileJournal:
     def sync(self) -> None:
         syncfs(self.root)
 
+    def replace(self, room: str, records: Sequence[Record]) -> None:
+        path = self.room_dir(room) / JOURNAL_NAME
+        tmp = path.with_name(f".{JOURNAL_NAME}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(encode_all(records))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        with self._fds_lock:
+            fd = self._fds.pop(room, None)
+        if fd is not None:
+            os.close(fd)  # this process reopens the new file; others keep the old one until they do
+
     def delete(self, room: str) -> None:
         with self._fds_lock:
             fd = self._fds.pop(room, None)

@@ -58,6 +58,10 @@ class MemoryJournal:
     def sync(self) -> None:
         self.syncs += 1
 
+    def replace(self, room: str, records: Sequence[Record]) -> None:
+        with self._lock:
+            self.data[room] = bytearray(encode_all(records))
+
     def delete(self, room: str) -> None:
         with self._lock:
             self.data.pop(room, None)

@@ -29,7 +29,8 @@ MAINTENANCE_INTERVAL_S = 1.0  # every owned room passes at least this often (tim
 SWEEP_INTERVAL_S = 2.0
 # A transcoder PUTs a segment's renditions one after another within a few ms: a pass that starts this long
 # after the first ring publishes them together (one journal decision, one pass) instead of one pass each.
-GATHER_S = 0.012  # how often unowned live rooms are looked for (a dead worker's rooms)
+GATHER_S = 0.012
+HOUSEKEEPING_INTERVAL_S = 300.0  # how often unowned live rooms are looked for (a dead worker's rooms)
 CLAIM_BACKOFF_S = 1.0  # after finding a room owned elsewhere, do not try to take it again this soon
 
 
@@ -43,6 +44,7 @@ class PublishScheduler:
         clock: Callable[[], float],
         on_result: Callable[[str, PassResult], None],
         inline: bool = False,
+        housekeeping: Callable[[], object] | None = None,
     ) -> None:
         self.journal = journal
         self.states = states
@@ -53,6 +55,7 @@ class PublishScheduler:
         # shard thread fights the loop for the GIL (measured: ~30 futex calls per segment); with remote
         # storage (S3) the network waits make the threads worth it.
         self.inline = inline
+        self.housekeeping = housekeeping  # run in a thread every HOUSEKEEPING_INTERVAL_S (retention)
         self.shards = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"pass{i}") for i in range(PASS_SHARDS)]
         self.owned: dict[str, RoomPublisher] = {}
         self._elsewhere: dict[str, float] = {}  # room -> when we last found it owned by another worker
@@ -178,6 +181,7 @@ class PublishScheduler:
 
     async def _maintain(self) -> None:
         last_sweep = 0.0
+        last_housekeeping = self.clock()
         while True:
             await asyncio.sleep(MAINTENANCE_INTERVAL_S / 2)
             now = self.clock()
@@ -194,6 +198,12 @@ class PublishScheduler:
                 self._finished.update(ended)
                 for room in orphans:
                     self.request(room)
+            if self.housekeeping is not None and now - last_housekeeping >= HOUSEKEEPING_INTERVAL_S:
+                last_housekeeping = now
+                try:
+                    await asyncio.to_thread(self.housekeeping)
+                except Exception:
+                    log.exception("housekeeping failed")
 
     def _sweep(self) -> tuple[list[str], list[str]]:
         """(rooms on air or ending that this worker does not publish: candidates to take over, ended rooms)."""

@@ -119,3 +119,11 @@ def test_a_torn_tail_is_skipped_and_the_next_append_starts_a_fresh_line(tmp_path
     fresh.append("launch", [init()])
     assert fresh.read("launch", 0)[0] == [started(), init()]
     assert os.path.getsize(tmp_path / "rooms" / "launch" / JOURNAL_NAME) > 0
+
+
+def test_replace_swaps_the_whole_journal(journal: Journal) -> None:
+    journal.append("launch", [started(), init(), segment(0)])
+    journal.replace("launch", [started()])
+    assert journal.read("launch", 0)[0] == [started()]
+    journal.append("launch", [init()])
+    assert journal.read("launch", 0)[0] == [started(), init()]

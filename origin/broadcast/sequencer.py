@@ -2,7 +2,8 @@
 
 Rules (docs/ingest.md, "Ordering guarantees"):
 - sessions are published in the order they started; within a session, in segment index order;
-- a segment is published only once it and its session's init are durable in storage (not spooled);
+- a segment is published only once it and its session's init are durable in storage: not spooled, and
+  recorded before `durable_before` (the start of the newest durability barrier known to have succeeded);
 - a *missing* index (never received) is skipped, with a discontinuity, once a later segment of the same
   session has waited `gap_timeout_s`, or once the session has ended and settled; a skipped run of indexes
   is one range, so a gap costs O(1) whatever its length; a received segment that still waits in the spool
@@ -39,6 +40,7 @@ class Plan:
     new_anchors: dict[str, float] = field(default_factory=dict)
     skipped: list[Skipped] = field(default_factory=list)
     waiting: bool = False  # something received is not yet publishable
+    awaiting_barrier: bool = False  # ... because it is not yet known durable: a barrier would release it
     sealed: list[str] = field(default_factory=list)  # sessions this rendition has moved past for good
     quarantined: list[tuple[str, int, str]] = field(default_factory=list)  # (session, idx, reason)
 
@@ -58,6 +60,7 @@ def plan_publications(
     rendition: RenditionState,
     sessions: Sequence[Session],
     anchors: Mapping[str, float] | None = None,
+    durable_before: float = float("inf"),
     now: float,
     gap_timeout_s: float,
     settle_s: float,
@@ -83,7 +86,7 @@ def plan_publications(
             continue
         settled = final or (session.ended_at is not None and now - session.ended_at >= settle_s)
         _walk_session(plan, walk, rendition, session, known.get(session.id, session.anchor_pdt), now=now,
-                      gap_timeout_s=gap_timeout_s, settled=settled)  # fmt: skip
+                      gap_timeout_s=gap_timeout_s, settled=settled, durable_before=durable_before)  # fmt: skip
         if not settled or plan.waiting:
             break  # a later session must wait until this one can receive nothing more
         plan.sealed.append(session.id)
@@ -92,7 +95,7 @@ def plan_publications(
 
 def _walk_session(
     plan: Plan, walk: _Walk, rendition: RenditionState, session: Session, anchor: float | None, *, now: float,
-    gap_timeout_s: float, settled: bool,
+    gap_timeout_s: float, settled: bool, durable_before: float,
 ) -> None:  # fmt: skip
     segs = rendition.pending.get(session.id, {})
     init = rendition.inits.get(session.id)
@@ -112,6 +115,9 @@ def _walk_session(
             seg, skip_gap = segs[later], True
         if seg.spooled or init is None or init.spooled or init.timescale <= 0:
             plan.waiting = True
+            return
+        if max(seg.received_at, init.received_at) >= durable_before:
+            plan.waiting = plan.awaiting_barrier = True
             return
         duration_s = seg.duration_ticks / init.timescale
         base_s = seg.base_ticks / init.timescale

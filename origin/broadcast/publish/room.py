@@ -69,6 +69,7 @@ class PassResult:
     fillers: int = 0
     backlog: int = 0
     next_deadline: float | None = None  # when the next filler slot turns late: run a pass then
+    needs_barrier: bool = False  # segments wait only for a durability barrier: run one, then pass again
     status_changed: bool = False  # the broadcast changed state or became playable: re-publish status.json
     error: str | None = None
 
@@ -77,6 +78,7 @@ class PassResult:
 class _Decision:
     records: list[Record] = field(default_factory=list)
     publications: list[Publication] = field(default_factory=list)
+    needs_barrier: bool = False
 
 
 class RoomPublisher:
@@ -146,14 +148,12 @@ class RoomPublisher:
         self._append([Published(publications=tuple(fillers))] if fillers else [])
         new = decision.publications + fillers
         if new:
-            # Every object named below is durable before any playlist names it: fillers were just written, and
-            # a segment recorded after the newest barrier this worker knows of may not be durable yet.
-            newest = max(p.received_at for p in decision.publications) if decision.publications else 0.0
-            if fillers or newest >= self.commit.durable_before:
-                self.commit.barrier_blocking()
+            # Every object named below is durable: the plan took only segments recorded before the newest
+            # barrier this worker knows of, and fillers are written durably.
             self.playlists.add(new)
             self._dirty.update(p.rendition for p in new)
         result.published, result.fillers = len(decision.publications), len(fillers)
+        result.needs_barrier = decision.needs_barrier
         self._write_playlists(result, final, decision.publications)
         with self.states.hold(self.room) as state:
             result.backlog = len(state.spooled)
@@ -180,8 +180,9 @@ class RoomPublisher:
             # rendition of a session shares one PROGRAM-DATE-TIME timeline.
             plan = plan_publications(
                 rendition=rs, sessions=sessions, anchors=anchors, now=now, gap_timeout_s=gap_timeout_s,
-                settle_s=self.policy.settle_s, final=final,
+                settle_s=self.policy.settle_s, final=final, durable_before=self.commit.durable_before,
             )
+            out.needs_barrier |= plan.awaiting_barrier
             for session, pdt in plan.new_anchors.items():
                 anchors[session] = pdt
                 out.records.append(AnchorSet(session=session, pdt=pdt))
@@ -219,7 +220,7 @@ class RoomPublisher:
                                                bitrate=slot.bitrate, frames=slot.frames)  # fmt: skip
                 data = fmp4.retime_segment(template, base_decode_time=slot.base_decode_time, sequence_number=p.msn)
                 key = layout.filler_segment(self.room, p.session, p.rendition, p.msn)
-                self.storage.put(key, data, headers_for(ObjectKind.SEGMENT), durable=False)
+                self.storage.put(key, data, headers_for(ObjectKind.SEGMENT))  # durable: named right away
             except (FillerError, StorageError) as exc:
                 self.metrics.storage_error(self.storage.name, "put")
                 log.warning("room=%s filler for %s failed: %s", self.room, p.rendition, exc)

@@ -138,6 +138,11 @@ class PublishScheduler:
                 self._last_pass[room] = self.clock()
                 if result is not None:
                     self._after(room, result)
+                    if result.needs_barrier:
+                        # Segments recorded after the last barrier this worker knows of: run one (off the
+                        # loop, shared with ingest) and pass again, instead of blocking inside the pass.
+                        await publisher.commit.barrier()
+                        self._again.add(room)
                 if room not in self._again:
                     return
         finally:

@@ -68,23 +68,30 @@ def status_class(upstream_status: str) -> str:
 
 
 class LogFollower:
-    """Complete lines appended to a file since the last call; starts over when the file is replaced or cut."""
+    """Complete lines appended to a file since the last call; starts over when the file is replaced or cut
+    (a new inode, a smaller size, or different first bytes: inode numbers are reused)."""
+
+    HEAD_BYTES = 64
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._inode: int | None = None
+        self._head = b""
         self._offset = 0
 
     def lines(self) -> list[str]:
         try:
-            st = os.stat(self.path)
+            f = open(self.path, "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
             return []
-        if st.st_ino != self._inode or st.st_size < self._offset:
-            self._inode, self._offset = st.st_ino, 0
-        if st.st_size == self._offset:
-            return []
-        with open(self.path, "rb") as f:
+        with f:
+            st = os.fstat(f.fileno())
+            head = f.read(min(self.HEAD_BYTES, st.st_size))
+            if st.st_ino != self._inode or st.st_size < self._offset or not head.startswith(self._head):
+                self._inode, self._offset = st.st_ino, 0
+            self._head = head if self._offset == 0 or len(head) > len(self._head) else self._head
+            if st.st_size == self._offset:
+                return []
             f.seek(self._offset)
             chunk = f.read(min(READ_LIMIT, st.st_size - self._offset))
         end = chunk.rfind(b"\n")

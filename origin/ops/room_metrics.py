@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -74,28 +74,18 @@ class RoomSample:
     seats: Seats | None
 
 
+@dataclass(kw_only=True)
 class RoomSampler:
     """Which rooms to report and their figures (blocking: journal reads, one small file, backend reads)."""
 
-    def __init__(
-        self,
-        *,
-        states: RoomStates,
-        stats: StatsStore,
-        seats: SeatsView | None,
-        clock: Callable[[], float],
-        signature: Callable[[str], object] = lambda room: None,
-        max_rooms: int = MAX_ROOMS,
-        recent_ended_s: float = RECENT_ENDED_S,
-    ) -> None:
-        self.states = states
-        self.stats = stats
-        self.seats_view = seats
-        self.clock = clock
-        self.signature = signature  # changes when a room's journal is replaced (deleted, broadcast anew)
-        self.max_rooms = max_rooms
-        self.recent_ended_s = recent_ended_s
-        self._done: dict[str, object] = {}  # rooms ended long ago -> their journal's signature then
+    states: RoomStates
+    stats: StatsStore
+    seats: SeatsView | None
+    clock: Callable[[], float]
+    signature: Callable[[str], object] = lambda room: None  # changes when a room's journal is replaced
+    max_rooms: int = MAX_ROOMS
+    recent_ended_s: float = RECENT_ENDED_S
+    _done: dict[str, object] = field(default_factory=dict, init=False)  # rooms ended long ago -> signature then
 
     def sample(self) -> tuple[list[RoomSample], dict[str, int], int]:
         """(reported rooms, count of rooms per state, rooms omitted past max_rooms)."""
@@ -121,12 +111,12 @@ class RoomSampler:
         chosen.sort(key=lambda c: (c[0], c[1]))  # live/ending/idle rooms before recently ended ones
         omitted = max(0, len(chosen) - self.max_rooms)
         samples: list[RoomSample] = []
-        seats_ok = self.seats_view is not None
+        seats_ok = self.seats is not None
         for _ended, room, summary in chosen[: self.max_rooms]:
             seats: Seats | None = None
-            if seats_ok and self.seats_view is not None:
+            if seats_ok and self.seats is not None:
                 try:
-                    seats = self.seats_view.seats(room, now)
+                    seats = self.seats.seats(room, now)
                 except OriginError as exc:  # backend down: skip seats for this scrape (its probe alerts)
                     log.warning("room=%s seats not reported: %s", room, exc)
                     seats_ok = False

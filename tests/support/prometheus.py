@@ -15,6 +15,7 @@ import httpx
 import yaml
 
 from tests.support.net import free_port
+from tests.support.process import stop
 
 
 @dataclass(kw_only=True)
@@ -84,9 +85,4 @@ def prometheus(*, jobs: Mapping[str, str], rule_files: tuple[Path, ...] = (), in
                 time.sleep(0.1)
             yield server
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, timeout_s=15)

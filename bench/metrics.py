@@ -69,7 +69,7 @@ def main() -> int:
                 m.received(room)
                 m.published(room, 0.02, now)
             m.live_edge(room, now)
-            m.room_state(room, "live", 0, now)
+            m.room_state(room, "live", now)
         clock = [now]
         sampler = RoomSampler(states=RoomStates(journal), stats=stats, seats=Seated(), clock=lambda: clock[0],
                               max_rooms=args.rooms)  # fmt: skip

@@ -131,7 +131,7 @@ class Metrics:
     def storage_attempt_failed(self, backend: str, kind: str) -> None:
         STORAGE_ATTEMPT_FAILURES.labels(backend, kind).inc()
 
-    def room_state(self, room: str, state: str, pending: int, now: float) -> None:
+    def room_state(self, room: str, state: str, now: float) -> None:
         """End of a publishing pass: share the owner's figures (origin/ops/room_stats.py)."""
         if self.stats is not None:
             self.stats.flush(room, now, final=state == "ended")

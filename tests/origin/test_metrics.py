@@ -34,7 +34,7 @@ def test_series_do_not_grow_with_rooms() -> None:
         m.filler(room, 1)
         m.quarantined(room)
         m.storage_error("filesystem", "put")
-        m.room_state(room, "ended", 0, 101.0)
+        m.room_state(room, "ended", 101.0)
 
     broadcast("warm-up")  # every series exists after one broadcast
     before = series()

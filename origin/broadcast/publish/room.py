@@ -309,7 +309,7 @@ class RoomPublisher:
         if result.backlog >= BACKLOG_WARN_OBJECTS:
             log.error("room=%s storage retry backlog at %d objects: playlists are waiting for storage", self.room,
                       result.backlog)  # fmt: skip
-        self.metrics.room_state(self.room, result.state.value, result.backlog, self.clock())
+        self.metrics.room_state(self.room, result.state.value, self.clock())
 
     def close(self) -> None:
         self.playlists.close()

@@ -78,7 +78,7 @@ class Listener(threading.Thread):
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[str, EdgeProcess, PrometheusServer]]:
+def stack() -> Iterator[tuple[str, EdgeProcess, PrometheusServer]]:
     env = {"SPILLWAY_FILL_GAPS": "false"}
     with origin_server(workers=2, env=env) as origin, run_edge(EdgeOptions(origin_url=origin.base_url)) as edge:
         origin.create_room(ROOM, ingest_token=TOKEN, realtime_cap=1)

@@ -157,7 +157,7 @@ def main() -> int:
                 listener.finish(timeout_s=120)
         metrics = httpx.get(f"{origin.base_url}/metrics").text
         received = sum(
-            float(v) for v in re.findall(r'spillway_segments_received_total\{room="chaos"\} ([0-9.e+]+)', metrics)
+            float(v) for v in re.findall(r'^spillway_segments_received_total ([0-9.e+]+)', metrics, re.M)
         )
         in_replay = 0
         for r in RENDITIONS:

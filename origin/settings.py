@@ -63,6 +63,9 @@ class Settings(BaseSettings):
             raise ValueError(f"slate file {v} does not exist")
         return v
 
+    # Operations (docs/operations.md)
+    metrics_max_rooms: int = Field(2000, ge=0, le=100_000, description="rooms with per-room series per scrape")
+
     # Admission
     admission_backend: Literal["embedded", "redis"] = "embedded"
     redis_url: str = "redis://127.0.0.1:6379/0"

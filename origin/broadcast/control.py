@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 
 from origin.broadcast.ingest import IngestService
 from origin.broadcast.model import BroadcastState
 from origin.broadcast.spool import Spool
 from origin.broadcast.states import RoomStates
 from origin.broadcast.view import BroadcastSummary, summarize
+from origin.clock import wall_clock
 from origin.contract import layout
 from origin.errors import StateError
+from origin.ops.room_stats import StatsStore
 from origin.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -20,8 +23,13 @@ log = logging.getLogger(__name__)
 class BroadcastControl:
     """Blocking calls (journal, storage): the admin routes run them in a thread."""
 
-    def __init__(self, *, states: RoomStates, ingest: IngestService, spool: Spool, storage: Storage) -> None:
+    def __init__(
+        self, *, states: RoomStates, ingest: IngestService, spool: Spool, storage: Storage,
+        stats: StatsStore | None = None, clock: Callable[[], float] = wall_clock,
+    ) -> None:  # fmt: skip
         self.states = states
+        self.stats = stats
+        self.clock = clock
         self.ingest = ingest
         self.spool = spool
         self.storage = storage
@@ -32,8 +40,9 @@ class BroadcastControl:
     def summary(self, room: str) -> BroadcastSummary | None:
         if not self.exists(room):
             return None
+        figures = self.stats.read(room) if self.stats is not None else None
         with self.states.hold(room) as state:
-            return summarize(state)
+            return summarize(state, stats=figures, now=self.clock())
 
     def end(self, room: str) -> bool:
         return self.ingest.request_end(room)

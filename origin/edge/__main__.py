@@ -11,6 +11,7 @@ Storage and the origin address come from the origin's SPILLWAY_* settings (origi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -20,7 +21,15 @@ from pathlib import Path
 from typing import Literal
 
 from origin.edge.errors import EdgeError
-from origin.edge.nginx_config import EdgeParams, origin_storage, parse_upstream, render_config, s3_storage
+from origin.edge.exporter import run_exporters
+from origin.edge.nginx_config import (
+    DEFAULT_STATUS_PORT,
+    EdgeParams,
+    origin_storage,
+    parse_upstream,
+    render_config,
+    s3_storage,
+)
 from origin.edge.nginx_process import TEMPLATE_PATH, EdgeOptions, run_edge
 from origin.edge.options import origin_url_from_settings, storage_from_settings
 from origin.settings import Settings
@@ -38,11 +47,16 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--s3-prefix", default="")
         p.add_argument("--allow-origin", action="append", default=[], help="embed origin for CORS (repeat)")
         p.add_argument("--workers", default="auto", help="worker_processes (a number or auto)")
+        p.add_argument("--status-port", type=int, help="loopback port of the stub_status server (default: 8090 for"
+                       " render, a free one for run)")  # fmt: skip
     render = sub.choices["render"]
     render.add_argument("--cache-dir", required=True, help="absolute cache directory")
     render.add_argument("--worker-user", help="user:group for workers when nginx starts as root")
     run = sub.choices["run"]
     run.add_argument("--prefix", type=Path, help="nginx prefix directory (default: a temporary one)")
+    run.add_argument("--metrics-port", type=int, help="serve the edge's upstream-log metrics on 127.0.0.1:PORT")
+    run.add_argument("--nginx-exporter-port", type=int,
+                     help="also run prometheus-nginx-exporter (stub_status) on 127.0.0.1:PORT")  # fmt: skip
     return parser
 
 
@@ -71,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 allowed_origins=tuple(args.allow_origin),
                 worker_processes=workers,
                 worker_user=(user[0], user[-1]) if user else None,
+                status_port=args.status_port or DEFAULT_STATUS_PORT,
             )
             sys.stdout.write(render_config(TEMPLATE_PATH.read_text(), params))
             return 0
@@ -82,12 +97,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             listen_port=int(port),
             worker_processes=workers,
             prefix_dir=args.prefix,
+            status_port=args.status_port,
         )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        with run_edge(options) as edge:
+        with contextlib.ExitStack() as stack:
+            edge = stack.enter_context(run_edge(options))
             print(f"edge on {edge.base_url} (storage: {storage.kind}; prefix {edge.prefix})", flush=True)
+            if args.metrics_port:
+                urls = stack.enter_context(run_exporters(
+                    log_dir=edge.log_dir, stub_status_url=edge.stub_status_url, log_metrics_port=args.metrics_port,
+                    nginx_exporter_port=args.nginx_exporter_port))  # fmt: skip
+                print("edge metrics: " + " ".join(u for u in urls if u), flush=True)
             while not stop.wait(1.0):
                 if edge.proc.poll() is not None:
                     raise EdgeError(f"nginx exited with {edge.proc.returncode}: {edge.stderr_tail()}")

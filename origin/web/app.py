@@ -22,7 +22,7 @@ from origin.admission.sfu.factory import connect_origins as sfu_connect_urls
 from origin.broadcast.control import BroadcastControl
 from origin.broadcast.ingest import IngestLimits, IngestService
 from origin.broadcast.journal.base import Ownership
-from origin.broadcast.journal.files import FileJournal
+from origin.broadcast.journal.files import JOURNAL_NAME, FileJournal
 from origin.broadcast.lifecycle import LifecyclePolicy
 from origin.broadcast.model import BroadcastState
 from origin.broadcast.publish.doorbell import Doorbell
@@ -35,6 +35,8 @@ from origin.broadcast.spool import Spool
 from origin.broadcast.states import RoomStates
 from origin.broadcast.view import ListenerView
 from origin.clock import wall_clock
+from origin.ops.room_metrics import AdmissionSeats, RoomCollector, RoomSampler
+from origin.ops.room_stats import FileStatsStore, RoomStatsTracker
 from origin.player import PlayerDeps
 from origin.player import build_router as build_player_router
 from origin.player.page import Realtime
@@ -65,15 +67,33 @@ def _barrier(storage: Storage, journal: FileJournal) -> Callable[[], None]:
     return sync
 
 
+def _count_ingest_refusal(m: metrics.Metrics, request: Request, status: int) -> None:
+    if request.url.path.startswith("/ingest/"):
+        m.rejected(errors.CODES.get(status, "internal"))
+
+
+def journal_signature(journal: FileJournal) -> Callable[[str], object]:
+    """A room journal's inode: a room deleted and broadcast anew gets a new one."""
+
+    def signature(room: str) -> object:
+        try:
+            return os.stat(journal.room_dir(room) / JOURNAL_NAME).st_ino
+        except OSError:
+            return None
+
+    return signature
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    m = metrics.Metrics()
+    journal = FileJournal(settings.state_dir)
+    stats = FileStatsStore(journal.room_dir)  # the owners' per-room figures, read by every worker
+    m = metrics.Metrics(stats=RoomStatsTracker(stats), storage_backend=settings.storage)
     storage = build_storage(
         backend=settings.storage, root=settings.storage_root, bucket=settings.s3_bucket, prefix=settings.s3_prefix,
         region=settings.s3_region, endpoint_url=settings.s3_endpoint_url, acl=settings.s3_acl,
-        timeout_s=settings.s3_timeout_seconds, on_error=lambda backend, kind: m.storage_error(backend, kind),
+        timeout_s=settings.s3_timeout_seconds, on_error=m.storage_attempt_failed,
     )  # fmt: skip
-    journal = FileJournal(settings.state_dir)
     states = RoomStates(journal)
     spool = Spool(Path(settings.state_dir) / "spool")
     commit = GroupCommit(_barrier(storage, journal), linger_s=COMMIT_LINGER_S)
@@ -83,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             sessions_per_minute=settings.sessions_per_minute),
     )  # fmt: skip
     view = ListenerView(states, public_base_url=settings.public_base_url)
-    admission = build_admission(settings, storage, view)
+    admission = build_admission(settings, storage, view, m)
     seats = build_service(admission)
     filler = FillerBank(Path(settings.state_dir) / "filler", slate_file=settings.slate_file)
     policy = PublishPolicy(
@@ -143,7 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.storage = storage
     app.state.scheduler = scheduler
-    errors.install(app)
+    errors.install(app, on_error=lambda request, status: _count_ingest_refusal(m, request, status))
     tokens = ingest.RoomTokens(admission.rooms, wall_clock)
     app.include_router(ingest.build_router(ingest.IngestDeps(
         service=service, tokens=tokens, commit=commit, ring=doorbell.ring, metrics=m,
@@ -154,14 +174,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scheduler.forget(room)
         tokens.forget(room)
 
-    control = BroadcastControl(states=states, ingest=service, spool=spool, storage=storage)
+    control = BroadcastControl(states=states, ingest=service, spool=spool, storage=storage, stats=stats)
     app.include_router(admin.build_router(admin.AdminDeps(
         admission=seats, broadcasts=control, on_deleted=on_deleted, ring=lambda room: doorbell.ring(room),
         admin_token=settings.admin_token.get_secret_value(), public_base_url=settings.public_base_url,
         clock=wall_clock,
     )))  # fmt: skip
     app.include_router(listeners.build_router(admission, seats, client_of))
-    app.include_router(health.build_router(storage))
+    sampler = RoomSampler(states=states, stats=stats, seats=AdmissionSeats(admission.rooms, admission.backend),
+                          clock=wall_clock, signature=journal_signature(journal), max_rooms=settings.metrics_max_rooms)
+    app.include_router(health.build_router(storage, [RoomCollector(sampler)]))
     if isinstance(storage, FilesystemStorage):
         from origin.storage.serve import build_storage_router
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -82,29 +83,40 @@ def validation_detail(errors: list[dict[str, object]] | object) -> list[dict[str
     return out
 
 
-def install(app: FastAPI, *, on_rejected: object = None) -> None:
-    """Register the handlers: OriginError, request validation, routing errors (404/405), anything else (500)."""
+ErrorHook = Callable[[Request, int], None]  # (request, status) of every error answer the handlers give
+
+
+def install(app: FastAPI, *, on_error: ErrorHook | None = None) -> None:
+    """Register the handlers: OriginError, request validation, routing errors (404/405), anything else (500).
+
+    `on_error` sees every error answer given here (e.g. to count ingest refusals by code); it must be cheap.
+    """
+
+    def seen(request: Request, response: JSONResponse) -> JSONResponse:
+        if on_error is not None:
+            on_error(request, response.status_code)
+        return response
 
     @app.exception_handler(OriginError)
-    async def _origin(_request: Request, exc: OriginError) -> JSONResponse:
-        return origin_error_response(exc)
+    async def _origin(request: Request, exc: OriginError) -> JSONResponse:
+        return seen(request, origin_error_response(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(400, validation_detail(list(exc.errors())))
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return seen(request, error_response(400, validation_detail(list(exc.errors()))))
 
     @app.exception_handler(PydanticValidationError)
-    async def _invalid_body(_request: Request, exc: PydanticValidationError) -> JSONResponse:
-        return error_response(400, validation_detail(list(exc.errors())))
+    async def _invalid_body(request: Request, exc: PydanticValidationError) -> JSONResponse:
+        return seen(request, error_response(400, validation_detail(list(exc.errors()))))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return seen(request, error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {})))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal error")
+        return seen(request, error_response(500, "internal error"))
 
 
 # OpenAPI: the error responses every route may give (merged into each route's `responses`).

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from prometheus_client.registry import Collector
 
 from origin import metrics
 from origin.errors import StorageError
@@ -13,7 +15,8 @@ from origin.storage.base import Storage
 from origin.web import errors
 
 
-def build_router(storage: Storage) -> APIRouter:
+def build_router(storage: Storage, collectors: Sequence[Collector] = ()) -> APIRouter:
+    """`collectors`: series computed at scrape time (origin/ops/room_metrics.py), added to the workers' merged ones."""
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
@@ -33,8 +36,8 @@ def build_router(storage: Storage) -> APIRouter:
     @router.get("/metrics", response_class=Response,
                 responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition"}})
     async def metrics_endpoint() -> Response:
-        """Prometheus metrics, merged across the gunicorn workers."""
-        body, content_type = metrics.render()
+        """Prometheus metrics, merged across the gunicorn workers, and the per-room series."""
+        body, content_type = await asyncio.to_thread(metrics.render, collectors)
         return Response(body, media_type=content_type)
 
     return router

@@ -278,7 +278,7 @@ class RoomPublisher:
         written_at = self.clock()
         self.playlists.written(writes, written_at)
         for p in published:
-            self.metrics.published(self.room, written_at - p.received_at)
+            self.metrics.published(self.room, written_at - p.received_at, written_at)
         if names:
             self.metrics.live_edge(self.room, written_at)
         self._dirty.clear()
@@ -314,7 +314,7 @@ class RoomPublisher:
         if result.backlog >= BACKLOG_WARN_OBJECTS:
             log.error("room=%s storage retry backlog at %d objects: playlists are waiting for storage", self.room,
                       result.backlog)  # fmt: skip
-        self.metrics.room_state(self.room, result.state.value, result.backlog)
+        self.metrics.room_state(self.room, result.state.value, self.clock())
 
     def close(self) -> None:
         self.playlists.close()

@@ -19,6 +19,7 @@ from origin.admission.sqlite_backend import SqliteAdmission, SqliteRoomRegistry
 from origin.rooms import RoomRegistry
 from tests.origin.admission.backends import BackendSpec
 from tests.support.net import free_port, wait_for_port
+from tests.support.process import stop
 
 START = 1_790_000_000.0  # a fixed wall-clock origin for injected clocks
 
@@ -75,12 +76,7 @@ def run_redis(directory: Path) -> Iterator[RedisServer]:
             client.ping()
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture(scope="session")

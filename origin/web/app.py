@@ -21,6 +21,7 @@ from origin.admission.setup import build_admission, build_service
 from origin.admission.sfu.factory import connect_origins as sfu_connect_urls
 from origin.broadcast.control import BroadcastControl
 from origin.broadcast.ingest import IngestLimits, IngestService
+from origin.broadcast.ingest_parts import PartIngest
 from origin.broadcast.journal.base import Ownership
 from origin.broadcast.journal.files import JOURNAL_NAME, FileJournal
 from origin.broadcast.lifecycle import LifecyclePolicy
@@ -166,7 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app, on_error=lambda request, status: _count_ingest_refusal(m, request, status))
     tokens = ingest.RoomTokens(admission.rooms, wall_clock)
     app.include_router(ingest.build_router(ingest.IngestDeps(
-        service=service, tokens=tokens, commit=commit, ring=doorbell.ring, metrics=m,
+        service=service, parts=PartIngest(service), tokens=tokens, commit=commit, ring=doorbell.ring, metrics=m,
         max_segment_bytes=settings.max_segment_bytes, max_init_bytes=settings.max_init_bytes, inline=local,
     )))  # fmt: skip
 

@@ -47,6 +47,12 @@ COMMIT_LATENCY = Histogram(
     "Ingest write -> durable (the shared durability barrier)",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+STORAGE_HEDGES = Counter(
+    "spillway_storage_hedges",
+    "Hedged storage writes: extra attempts started (hedged), extra attempts that answered first (won), "
+    "newest playlist versions rewritten after an older attempt ended late (repaired)",
+    ["backend", "event"],
+)
 ROOM_STATE = Gauge(
     "spillway_room_state", "1 for the room's broadcast state", ["room", "state"], multiprocess_mode="livemax"
 )
@@ -82,6 +88,9 @@ class Metrics:
 
     def storage_error(self, backend: str, op: str) -> None:
         STORAGE_ERRORS.labels(backend, op).inc()
+
+    def hedge(self, backend: str, event: str) -> None:
+        STORAGE_HEDGES.labels(backend, event).inc()
 
     def room_state(self, room: str, state: str, pending: int) -> None:
         RETRY_BACKLOG.labels(room).set(pending)

@@ -113,17 +113,32 @@ class FillerSlot:
     base_decode_time: int  # on the session's timeline (tfdt), so the session's init decodes it
 
 
-def filler_deadline(state: RoomState, rendition: str, policy: FillerPolicy) -> float | None:
-    """When the rendition's next slot turns late (epoch seconds), or None when it has nothing published."""
+def filler_deadline(
+    state: RoomState, rendition: str, policy: FillerPolicy, advanced_at: float | None = None
+) -> float | None:
+    """When the rendition's next slot turns late (epoch seconds), or None when it has nothing published.
+
+    The slot is late `deadline_segments` after the edge's PROGRAM-DATE-TIME end — or after the edge last
+    advanced (`advanced_at`, the owner's wall clock) if that comes first: a burst of buffered segments (a
+    host change's settle time, a drained spool) or an anchor pushed forward by filler puts the PDT end ahead
+    of the wall clock, and the edge must still not stand still for longer than the deadline.
+    """
     last = state.rendition(rendition).last
     session = state.sessions.get(last.session) if last else None
     if last is None or session is None:
         return None
-    return last.end_pdt + policy.deadline_segments * session.segment_seconds
+    deadline_s = policy.deadline_segments * session.segment_seconds
+    by_pdt = last.end_pdt + deadline_s
+    return by_pdt if advanced_at is None else min(by_pdt, advanced_at + deadline_s)
 
 
-def plan_fillers(state: RoomState, rendition: str, now: float, policy: FillerPolicy) -> list[FillerSlot]:
-    """The filler slots `rendition` needs now (none while its source keeps the edge within the deadline)."""
+def plan_fillers(
+    state: RoomState, rendition: str, now: float, policy: FillerPolicy, advanced_at: float | None = None
+) -> list[FillerSlot]:
+    """The filler slots `rendition` needs now (none while its source keeps the edge within the deadline).
+
+    `advanced_at`: when this owner last published on the rendition (see `filler_deadline`).
+    """
     rs = state.rendition(rendition)
     last = rs.last
     session = state.sessions.get(last.session) if last else None
@@ -133,9 +148,11 @@ def plan_fillers(state: RoomState, rendition: str, now: float, policy: FillerPol
         return []
     frames = math.ceil(session.segment_seconds * spec.sample_rate / AAC_FRAME_SAMPLES)
     duration_s = frames * AAC_FRAME_SAMPLES / init.timescale
-    count = fillers_due(last_end_pdt=last.end_pdt, now=now, segment_s=duration_s,
-                        deadline_s=policy.deadline_segments * session.segment_seconds,
+    deadline_s = policy.deadline_segments * session.segment_seconds
+    count = fillers_due(last_end_pdt=last.end_pdt, now=now, segment_s=duration_s, deadline_s=deadline_s,
                         max_count=policy.max_per_pass)  # fmt: skip
+    if count == 0 and advanced_at is not None and now - advanced_at >= deadline_s:
+        count = 1  # the PDT end runs ahead of the wall clock, but the edge has stood still too long
     anchor = session.anchor_pdt if session.anchor_pdt is not None else last.end_pdt
     slots = []
     for k in range(count):

@@ -113,6 +113,7 @@ class RoomPublisher:
         self.clock = clock
         self.io = io
         self._dirty: set[str] = set()
+        self._advanced: dict[str, float] = {}  # rendition -> when this owner last published on it (wall clock)
         self._started = False
 
     def _start(self) -> None:
@@ -149,6 +150,7 @@ class RoomPublisher:
             self.commit.barrier_blocking()  # every object named below is durable before any playlist names it
             self.playlists.add(new)
             self._dirty.update(p.rendition for p in new)
+            self._advanced.update((p.rendition, now) for p in new)
         result.published, result.fillers = len(decision.publications), len(fillers)
         self._write_playlists(result, final, decision.publications)
         with self.states.hold(self.room) as state:
@@ -156,7 +158,8 @@ class RoomPublisher:
             result.state = state.state
             result.status_changed |= state.state is not before
             if state.state is BroadcastState.LIVE and self.policy.filler is not None:
-                deadlines = [filler_deadline(state, r, self.policy.filler) for r in state.renditions]
+                deadlines = [filler_deadline(state, r, self.policy.filler, self._advanced.get(r))
+                             for r in state.renditions]  # fmt: skip
                 result.next_deadline = min((d for d in deadlines if d is not None), default=None)
         self._report(result)
         return result
@@ -202,8 +205,8 @@ class RoomPublisher:
         with self.states.hold(self.room) as state:
             if state.state is not BroadcastState.LIVE:
                 return []
-            slots = [s for r in state.renditions if r not in fresh for s in plan_fillers(state, r, now,
-                                                                                          self.policy.filler)]
+            slots = [s for r in state.renditions if r not in fresh
+                     for s in plan_fillers(state, r, now, self.policy.filler, self._advanced.get(r))]  # fmt: skip
         made: list[Publication] = []
         failed: set[str] = set()  # a rendition's fillers must stay contiguous: stop at its first failure
         for slot in slots:

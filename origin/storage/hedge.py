@@ -112,11 +112,14 @@ class HedgedStorage:
             with self._lock:
                 return lane.superseded(version)
 
-        def late(_: Future[None]) -> None:  # an attempt of `version` ended after put() returned
+        def late(attempt: Future[None]) -> None:  # an attempt of `version` ended after put() returned
             with self._lock:
                 repair = lane.needs_repair(version)
             if repair:
-                timer = threading.Timer(self.policy.repair_delay_s, self._repair, args=(key,))
+                # It landed (success): rewrite the newest at once. It failed or timed out: the store may still
+                # apply it a moment later, so rewrite a little later.
+                delay = 0.0 if attempt.exception() is None else self.policy.repair_delay_s
+                timer = threading.Timer(delay, self._repair, args=(key,))
                 timer.daemon = True
                 timer.start()
 

@@ -22,7 +22,14 @@ from origin.broadcast import fmp4, lifecycle
 from origin.broadcast.journal.base import Journal, Ownership
 from origin.broadcast.lifecycle import LifecyclePolicy
 from origin.broadcast.model import BroadcastState, Publication, RoomState
-from origin.broadcast.publish.filler import FillerBank, FillerError, FillerPolicy, filler_deadline, plan_fillers
+from origin.broadcast.publish.filler import (
+    FillerBank,
+    FillerError,
+    FillerPolicy,
+    filler_deadline,
+    filler_specs,
+    plan_fillers,
+)
 from origin.broadcast.publish.playlists import RoomPlaylists, Write
 from origin.broadcast.records import (
     AnchorSet,
@@ -157,6 +164,8 @@ class RoomPublisher:
             result.backlog = len(state.spooled)
             result.state = state.state
             result.status_changed |= state.state is not before
+            if state.state is BroadcastState.LIVE and self.filler is not None:
+                self.filler.warm(filler_specs(state))
             if state.state is BroadcastState.LIVE and self.policy.filler is not None:
                 deadlines = [filler_deadline(state, r, self.policy.filler, self._advanced.get(r))
                              for r in state.renditions]  # fmt: skip

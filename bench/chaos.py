@@ -26,7 +26,6 @@ import os
 import random
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,8 +35,7 @@ import m3u8
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.chaos import FAULTS, Durations, Fault, Stack, inject  # noqa: E402
-from tests.support.fault_proxy import FaultProxy  # noqa: E402
+from tests.support.chaos import FAULTS, RENDITIONS, Durations, Fault, inject, rtp_room  # noqa: E402
 from tests.support.hls_check import LiveListener, PlaylistWatcher, wait_for  # noqa: E402
 from tests.support.live_edge import (  # noqa: E402
     EdgeTracker,
@@ -47,15 +45,11 @@ from tests.support.live_edge import (  # noqa: E402
     longest_still,
     stalled_within,
 )
-from tests.support.moto_server import FAKE_AWS_ENV, moto_server  # noqa: E402
-from tests.support.origin_server import origin_server  # noqa: E402
-from tests.support.transcoder_proc import transcoder  # noqa: E402
-from tests.transcoder.rtp import RtpSender, free_rtp_port, sdp_for  # noqa: E402
+from tests.support.moto_server import FAKE_AWS_ENV  # noqa: E402
 
 ROOM = "chaos"
 TOKEN = "chaos-ingest-token-0123456789abcdef"
 BUCKET = "chaos"
-RENDITIONS = ("a48", "a64", "a128")
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
@@ -63,25 +57,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     os.environ.update(FAKE_AWS_ENV)
     events: list[Fault] = []
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spillway-chaos-")))
-        moto = stack.enter_context(moto_server(buckets=[BUCKET]))
-        proxy = stack.enter_context(FaultProxy(moto.endpoint_url, seed=args.seed))
-        env = {"SPILLWAY_STORAGE": "s3", "SPILLWAY_S3_BUCKET": BUCKET, "SPILLWAY_S3_ENDPOINT_URL": proxy.url,
-               "SPILLWAY_S3_ACL": "public-read"}  # fmt: skip
-        origin = stack.enter_context(origin_server(workers=2, env=env))
-        origin.create_room(ROOM, ingest_token=TOKEN)
-        port = free_rtp_port()
-        sdp = tmp / "room.sdp"
-        sdp.write_text(sdp_for(port))
-        sender = stack.enter_context(RtpSender(port))
-        tx = contextlib.ExitStack()
-        current = tx.enter_context(transcoder(origin=origin.base_url, room=ROOM, token=TOKEN,
-                                              source_args=("--sdp", str(sdp))))  # fmt: skip
-        s = Stack(room=ROOM, token=TOKEN, origin=origin, proxy=proxy, sender=sender, sdp=sdp, tx=tx, current=current)
-        read = f"{moto.endpoint_url}/{BUCKET}/rooms/{ROOM}"
-        live = [f"{read}/live/{r}.m3u8" for r in RENDITIONS]
-        urls = [f"{read}/master.m3u8", *live, *(f"{read}/replay/{r}.m3u8" for r in RENDITIONS)]
-        wait_for(lambda: httpx.get(f"{read}/master.m3u8").status_code == 200, timeout_s=60, what="the stream")
+        s = stack.enter_context(rtp_room(room=ROOM, token=TOKEN, bucket=BUCKET, seed=args.seed))
+        origin, proxy, read, live = s.origin, s.proxy, s.read, s.live
+        urls = s.playlists
         watcher = stack.enter_context(PlaylistWatcher(urls=lambda: urls))
         edge = stack.enter_context(EdgeTracker(urls=live))
         listener = LiveListener(f"{read}/master.m3u8", keep_pcm=False)

@@ -10,15 +10,22 @@ import contextlib
 import os
 import random
 import signal
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.fault_proxy import Delay, Drop, FaultProxy, Hang, Reply
-from tests.support.origin_server import OriginServer
-from tests.support.transcoder_proc import TranscoderProcess, transcoder
-from tests.transcoder.rtp import RtpSender
+import httpx
 
+from tests.support.fault_proxy import Delay, Drop, FaultProxy, Hang, Reply
+from tests.support.hls_check import wait_for
+from tests.support.moto_server import moto_server
+from tests.support.origin_server import OriginServer, origin_server
+from tests.support.transcoder_proc import TranscoderProcess, transcoder
+from tests.transcoder.rtp import RtpSender, free_rtp_port, sdp_for
+
+RENDITIONS = ("a48", "a64", "a128")
 FAULTS = ("source_drop", "host_change", "ffmpeg_kill", "worker_kill", "storage_faults")
 STORAGE_FAULTS = (Reply(status=503), Reply(status=500, forward_first=True), Hang(seconds=6.0), Delay(seconds=2.0),
                   Drop())  # fmt: skip
@@ -61,7 +68,42 @@ class Stack:
     sdp: Path
     tx: contextlib.ExitStack
     current: TranscoderProcess
+    read: str  # the room's objects as listeners read them (storage, straight)
     on_rtp: bool = True
+
+    @property
+    def live(self) -> list[str]:
+        return [f"{self.read}/live/{r}.m3u8" for r in RENDITIONS]
+
+    @property
+    def playlists(self) -> list[str]:
+        return [f"{self.read}/master.m3u8", *self.live, *(f"{self.read}/replay/{r}.m3u8" for r in RENDITIONS)]
+
+
+@contextlib.contextmanager
+def rtp_room(*, room: str, token: str, bucket: str, seed: int) -> Iterator[Stack]:
+    """An origin (2 workers, default settings) on S3 (moto) behind the fault proxy, and a room fed over RTP
+    through `spillway transcode --sdp` (default flags), playable. Needs fake AWS credentials in the environment."""
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spillway-chaos-")))
+        moto = stack.enter_context(moto_server(buckets=[bucket]))
+        proxy = stack.enter_context(FaultProxy(moto.endpoint_url, seed=seed))
+        env = {"SPILLWAY_STORAGE": "s3", "SPILLWAY_S3_BUCKET": bucket, "SPILLWAY_S3_ENDPOINT_URL": proxy.url,
+               "SPILLWAY_S3_ACL": "public-read"}  # fmt: skip
+        origin = stack.enter_context(origin_server(workers=2, env=env))
+        origin.create_room(room, ingest_token=token)
+        port = free_rtp_port()
+        sdp = tmp / "room.sdp"
+        sdp.write_text(sdp_for(port))
+        sender = stack.enter_context(RtpSender(port))
+        tx = contextlib.ExitStack()
+        first = tx.enter_context(transcoder(origin=origin.base_url, room=room, token=token,
+                                            source_args=("--sdp", str(sdp))))  # fmt: skip
+        s = Stack(room=room, token=token, origin=origin, proxy=proxy, sender=sender, sdp=sdp, tx=tx, current=first,
+                  read=f"{moto.endpoint_url}/{bucket}/rooms/{room}")  # fmt: skip
+        stack.callback(lambda: s.tx.close())  # the room's transcoder of the moment (a host change replaces it)
+        wait_for(lambda: httpx.get(f"{s.read}/master.m3u8").status_code == 200, timeout_s=60, what="the stream")
+        yield s
 
 
 def inject(kind: str, s: Stack, rng: random.Random, d: Durations) -> tuple[float, str]:

@@ -15,50 +15,28 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from pathlib import Path
 
 import httpx
 import m3u8
 import pytest
 
-from tests.support.chaos import FAULTS, Durations, Stack, inject
-from tests.support.fault_proxy import FaultProxy
+from tests.support.chaos import FAULTS, RENDITIONS, Durations, inject, rtp_room
 from tests.support.hls_check import LiveListener, PlaylistWatcher, wait_for
 from tests.support.live_edge import EdgeTracker
-from tests.support.moto_server import apply_fake_aws_env, moto_server
-from tests.support.origin_server import origin_server
-from tests.support.transcoder_proc import transcoder
-from tests.transcoder.rtp import RtpSender, free_rtp_port, sdp_for
+from tests.support.moto_server import apply_fake_aws_env
 
 ROOM = "never-dead-air"
 TOKEN = "never-dead-air-ingest-token-0123456789"
 BUCKET = "never-dead-air"
-RENDITIONS = ("a48", "a64", "a128")
 DURATIONS = Durations(drop_s=20.0, storage_faults_s=10.0)
 
 
-def test_a_room_over_rtp_rides_through_every_fault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_room_over_rtp_rides_through_every_fault(monkeypatch: pytest.MonkeyPatch) -> None:
     apply_fake_aws_env(monkeypatch)
     with contextlib.ExitStack() as stack:
-        moto = stack.enter_context(moto_server(buckets=[BUCKET]))
-        proxy = stack.enter_context(FaultProxy(moto.endpoint_url, seed=17))
-        env = {"SPILLWAY_STORAGE": "s3", "SPILLWAY_S3_BUCKET": BUCKET, "SPILLWAY_S3_ENDPOINT_URL": proxy.url,
-               "SPILLWAY_S3_ACL": "public-read"}  # fmt: skip
-        origin = stack.enter_context(origin_server(workers=2, env=env))
-        origin.create_room(ROOM, ingest_token=TOKEN)
-        port = free_rtp_port()
-        sdp = tmp_path / "room.sdp"
-        sdp.write_text(sdp_for(port))
-        sender = stack.enter_context(RtpSender(port))
-        tx = contextlib.ExitStack()
-        first = tx.enter_context(transcoder(origin=origin.base_url, room=ROOM, token=TOKEN,
-                                            source_args=("--sdp", str(sdp))))  # default flags  # fmt: skip
-        s = Stack(room=ROOM, token=TOKEN, origin=origin, proxy=proxy, sender=sender, sdp=sdp, tx=tx, current=first)
-        stack.callback(lambda: s.tx.close())  # the room's transcoder of the moment (a host change replaces it)
-        read = f"{moto.endpoint_url}/{BUCKET}/rooms/{ROOM}"
-        live = [f"{read}/live/{r}.m3u8" for r in RENDITIONS]
-        urls = [f"{read}/master.m3u8", *live, *(f"{read}/replay/{r}.m3u8" for r in RENDITIONS)]
-        wait_for(lambda: httpx.get(f"{read}/master.m3u8").status_code == 200, timeout_s=60, what="the stream")
+        s = stack.enter_context(rtp_room(room=ROOM, token=TOKEN, bucket=BUCKET, seed=17))
+        origin, read, live = s.origin, s.read, s.live
+        urls = s.playlists
         watcher = stack.enter_context(PlaylistWatcher(urls=lambda: urls))
         edge = stack.enter_context(EdgeTracker(urls=live))
         listener = LiveListener(f"{read}/master.m3u8", keep_pcm=False)
@@ -82,7 +60,7 @@ def test_a_room_over_rtp_rides_through_every_fault(tmp_path: Path, monkeypatch: 
         listener.finish(timeout_s=90)  # the player kept going to EXT-X-ENDLIST, no reload, exit 0
         metrics = httpx.get(f"{origin.base_url}/metrics").text
         replays = {r: m3u8.loads(httpx.get(f"{read}/replay/{r}.m3u8").text) for r in RENDITIONS}
-        faulted = proxy.faulted().get("PUT", 0)
+        faulted = s.proxy.faulted().get("PUT", 0)
 
     assert faulted >= 5, "the storage faults did not bite; the test would prove nothing"
     assert watcher.violations == [], watcher.violations[:5]

@@ -142,6 +142,7 @@ def summarize(
                    for ev in ("hedged", "won", "repaired")},
         "_timeline": {u.rsplit("/", 1)[1]: [(round(x.at - started, 2), x.msn, x.duration_s, x.uri.split("/")[-2:])
                                            for x in edge.seen[u]] for u in live},
+        "edge_polls_per_s": round(edge.polls / len(live) / (live_until - started), 1),
         "filler_segments": int(_counter(metrics, "spillway_filler_segments_total", f'room="{ROOM}"')),
     }
 

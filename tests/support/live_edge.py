@@ -36,13 +36,16 @@ class EdgeTracker:
     interval_s: float = 0.05
     seen: dict[str, list[Seen]] = field(default_factory=dict)
     errors: int = 0
+    polls: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
 
     def __enter__(self) -> EdgeTracker:
         self.seen = {u: [] for u in self.urls}
-        self._thread = threading.Thread(target=self._run, daemon=True, name="edge-tracker")
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, args=(u,), daemon=True, name="edge-tracker")
+                         for u in self.urls]  # fmt: skip
+        for t in self._threads:  # one poller per playlist: a slow GET of one does not blur the others' times
+            t.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -50,20 +53,19 @@ class EdgeTracker:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for t in self._threads:
+            t.join(timeout=10)
 
-    def _run(self) -> None:
+    def _run(self, url: str) -> None:
         with httpx.Client(timeout=5) as client:
             while not self._stop.is_set():
-                for url in self.urls:
-                    try:
-                        r = client.get(url)
-                    except httpx.HTTPError:
-                        self.errors += 1
-                        continue
+                try:
+                    r = client.get(url)
                     if r.status_code == 200:
                         self._note(url, r.text, time.monotonic())
+                except httpx.HTTPError:
+                    self.errors += 1
+                self.polls += 1
                 self._stop.wait(self.interval_s)
 
     def _note(self, url: str, text: str, now: float) -> None:

@@ -26,6 +26,7 @@ from origin.broadcast.publish.filler import (
     FillerBank,
     FillerError,
     FillerPolicy,
+    FillerSlot,
     filler_deadline,
     filler_specs,
     plan_fillers,
@@ -216,24 +217,34 @@ class RoomPublisher:
                 return []
             slots = [s for r in state.renditions if r not in fresh
                      for s in plan_fillers(state, r, now, self.policy.filler, self._advanced.get(r))]  # fmt: skip
+        filler = self.filler
+
+        def make(slot: FillerSlot) -> Publication:
+            p = slot.publication
+            template = filler.segment(channels=slot.channels, sample_rate=slot.sample_rate, bitrate=slot.bitrate,
+                                      frames=slot.frames)  # fmt: skip
+            data = fmp4.retime_segment(template, base_decode_time=slot.base_decode_time, sequence_number=p.msn)
+            key = layout.filler_segment(self.room, p.session, p.rendition, p.msn)
+            self.storage.put(key, data, headers_for(ObjectKind.SEGMENT), durable=False)
+            return dataclasses.replace(p, size=len(data))
+
+        # Renditions in parallel on remote storage: the edge must not wait for three writes in a row.
+        futures = [self.io.submit(make, slot) for slot in slots] if self.io is not None and len(slots) > 1 else []
         made: list[Publication] = []
         failed: set[str] = set()  # a rendition's fillers must stay contiguous: stop at its first failure
-        for slot in slots:
+        for i, slot in enumerate(slots):
             p = slot.publication
-            if p.rendition in failed:
+            if p.rendition in failed and not futures:
                 continue
             try:
-                template = self.filler.segment(channels=slot.channels, sample_rate=slot.sample_rate,
-                                               bitrate=slot.bitrate, frames=slot.frames)  # fmt: skip
-                data = fmp4.retime_segment(template, base_decode_time=slot.base_decode_time, sequence_number=p.msn)
-                key = layout.filler_segment(self.room, p.session, p.rendition, p.msn)
-                self.storage.put(key, data, headers_for(ObjectKind.SEGMENT), durable=False)
+                made_p = futures[i].result() if futures else make(slot)
             except (FillerError, StorageError) as exc:
                 self.metrics.storage_error(self.storage.name, "put")
                 log.warning("room=%s filler for %s failed: %s", self.room, p.rendition, exc)
                 failed.add(p.rendition)
                 continue
-            made.append(dataclasses.replace(p, size=len(data)))
+            if p.rendition not in failed:
+                made.append(made_p)
         if made:
             self.metrics.filler(self.room, len(made))
             log.warning("room=%s source late: %d filler segment(s) on %s", self.room, len(made),

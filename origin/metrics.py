@@ -73,6 +73,12 @@ INGEST_REASONS = ("invalid_request", "unauthorized", "forbidden", "not_found", "
 HLS_REASONS = ("full", "no_realtime", "sfu_unavailable")
 JOIN_ERRORS = ("invalid_request", "not_found", "conflict", "rate_limited", "unavailable", "internal")
 STORAGE_OPS = ("put",)
+STORAGE_HEDGES = Counter(
+    "spillway_storage_hedges",
+    "Hedged storage writes: extra attempts started (hedged), extra attempts that answered first (won), "
+    "newest playlist versions rewritten after an older attempt ended late (repaired)",
+    ["backend", "event"],
+)
 
 
 class Metrics:
@@ -153,6 +159,9 @@ class Metrics:
             STATUS_WRITES.inc(written)
         if failed:
             STATUS_FAILURES.inc(failed)
+
+    def hedge(self, backend: str, event: str) -> None:
+        STORAGE_HEDGES.labels(backend, event).inc()
 
 
 def render(extra: Iterable[Collector] = ()) -> tuple[bytes, str]:

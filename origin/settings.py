@@ -35,7 +35,10 @@ class Settings(BaseSettings):
     s3_region: str | None = None
     s3_endpoint_url: str | None = None
     s3_acl: str | None = Field(None, description="canned ACL for uploads, e.g. public-read (not with CloudFront OAC)")
-    s3_timeout_seconds: float = Field(2.0, gt=0, le=60, description="per-attempt read timeout of S3 requests")
+    s3_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="per-attempt read timeout of S3 requests (hedged writes race a slow one)"
+    )
+    hedge_writes: bool = Field(True, description="a slow remote storage write gets a second concurrent attempt")
 
     # Ingest and playlists
     max_segment_bytes: int = Field(8 * 1024 * 1024, ge=1024)

@@ -47,6 +47,7 @@ from origin.storage.base import Storage
 from origin.storage.factory import build_storage
 from origin.storage.filesystem import FilesystemStorage
 from origin.storage.group_commit import GroupCommit
+from origin.storage.hedge import HedgedStorage
 from origin.web import admin, errors, health, ingest, listeners
 from origin.web.client_address import client_address, parse_networks
 
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         region=settings.s3_region, endpoint_url=settings.s3_endpoint_url, acl=settings.s3_acl,
         timeout_s=settings.s3_timeout_seconds, on_error=m.storage_attempt_failed,
     )  # fmt: skip
+    if settings.hedge_writes and not isinstance(storage, FilesystemStorage):
+        storage = HedgedStorage(storage, metrics=m)  # one hung write must not hold a pass or an ingest answer
     states = RoomStates(journal)
     spool = Spool(Path(settings.state_dir) / "spool")
     commit = GroupCommit(_barrier(storage, journal), linger_s=COMMIT_LINGER_S)
@@ -159,6 +162,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         downloads.close()
         if io is not None:
             io.shutdown(wait=False)
+        if isinstance(storage, HedgedStorage):
+            storage.close()
 
     app = FastAPI(title="Spillway origin", version="0.2.0", lifespan=lifespan)
     app.state.settings = settings

@@ -22,7 +22,15 @@ from origin.broadcast import fmp4, lifecycle
 from origin.broadcast.journal.base import Journal, Ownership
 from origin.broadcast.lifecycle import LifecyclePolicy
 from origin.broadcast.model import BroadcastState, Publication, RoomState
-from origin.broadcast.publish.filler import FillerBank, FillerError, FillerPolicy, filler_deadline, plan_fillers
+from origin.broadcast.publish.filler import (
+    FillerBank,
+    FillerError,
+    FillerPolicy,
+    FillerSlot,
+    filler_deadline,
+    filler_specs,
+    plan_fillers,
+)
 from origin.broadcast.publish.playlists import RoomPlaylists, Write
 from origin.broadcast.records import (
     AnchorSet,
@@ -115,6 +123,7 @@ class RoomPublisher:
         self.clock = clock
         self.io = io
         self._dirty: set[str] = set()
+        self._advanced: dict[str, float] = {}  # rendition -> when this owner last published on it (wall clock)
         self._started = False
 
     def _start(self) -> None:
@@ -152,6 +161,7 @@ class RoomPublisher:
             # barrier this worker knows of, and fillers are written durably.
             self.playlists.add(new)
             self._dirty.update(p.rendition for p in new)
+            self._advanced.update((p.rendition, now) for p in new)
         result.published, result.fillers = len(decision.publications), len(fillers)
         result.needs_barrier = decision.needs_barrier
         self._write_playlists(result, final, decision.publications)
@@ -159,8 +169,11 @@ class RoomPublisher:
             result.backlog = len(state.spooled)
             result.state = state.state
             result.status_changed |= state.state is not before
+            if state.state is BroadcastState.LIVE and self.filler is not None:
+                self.filler.warm(filler_specs(state))
             if state.state is BroadcastState.LIVE and self.policy.filler is not None:
-                deadlines = [filler_deadline(state, r, self.policy.filler) for r in state.renditions]
+                deadlines = [filler_deadline(state, r, self.policy.filler, self._advanced.get(r))
+                             for r in state.renditions]  # fmt: skip
                 result.next_deadline = min((d for d in deadlines if d is not None), default=None)
         self._report(result)
         return result
@@ -207,26 +220,36 @@ class RoomPublisher:
         with self.states.hold(self.room) as state:
             if state.state is not BroadcastState.LIVE:
                 return []
-            slots = [s for r in state.renditions if r not in fresh for s in plan_fillers(state, r, now,
-                                                                                          self.policy.filler)]
+            slots = [s for r in state.renditions if r not in fresh
+                     for s in plan_fillers(state, r, now, self.policy.filler, self._advanced.get(r))]  # fmt: skip
+        filler = self.filler
+
+        def make(slot: FillerSlot) -> Publication:
+            p = slot.publication
+            template = filler.segment(channels=slot.channels, sample_rate=slot.sample_rate, bitrate=slot.bitrate,
+                                      frames=slot.frames)  # fmt: skip
+            data = fmp4.retime_segment(template, base_decode_time=slot.base_decode_time, sequence_number=p.msn)
+            key = layout.filler_segment(self.room, p.session, p.rendition, p.msn)
+            self.storage.put(key, data, headers_for(ObjectKind.SEGMENT))  # durable: named right away
+            return dataclasses.replace(p, size=len(data))
+
+        # Renditions in parallel on remote storage: the edge must not wait for three writes in a row.
+        futures = [self.io.submit(make, slot) for slot in slots] if self.io is not None and len(slots) > 1 else []
         made: list[Publication] = []
         failed: set[str] = set()  # a rendition's fillers must stay contiguous: stop at its first failure
-        for slot in slots:
+        for i, slot in enumerate(slots):
             p = slot.publication
-            if p.rendition in failed:
+            if p.rendition in failed and not futures:
                 continue
             try:
-                template = self.filler.segment(channels=slot.channels, sample_rate=slot.sample_rate,
-                                               bitrate=slot.bitrate, frames=slot.frames)  # fmt: skip
-                data = fmp4.retime_segment(template, base_decode_time=slot.base_decode_time, sequence_number=p.msn)
-                key = layout.filler_segment(self.room, p.session, p.rendition, p.msn)
-                self.storage.put(key, data, headers_for(ObjectKind.SEGMENT))  # durable: named right away
+                made_p = futures[i].result() if futures else make(slot)
             except (FillerError, StorageError) as exc:
                 self.metrics.storage_error(self.storage.name, "put")
                 log.warning("room=%s filler for %s failed: %s", self.room, p.rendition, exc)
                 failed.add(p.rendition)
                 continue
-            made.append(dataclasses.replace(p, size=len(data)))
+            if p.rendition not in failed:
+                made.append(made_p)
         if made:
             self.metrics.filler(self.room, len(made))
             log.warning("room=%s source late: %d filler segment(s) on %s", self.room, len(made),

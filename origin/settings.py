@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     max_retry_backlog: int = Field(
         3000, ge=10, description="objects per room waiting for storage before ingest answers 503"
     )
+    low_latency: bool = Field(
+        True, description="serve low-latency HLS (parts, blocking reload) for sessions that stream parts"
+    )
     fill_gaps: bool = Field(True, description="publish silence (or the slate) while a live room's source is gone")
     fill_deadline_segments: float = Field(
         1.4, ge=1.05, le=10.0, description="a live slot this many segments past the edge's end gets filler at once"

@@ -28,6 +28,7 @@ from origin.broadcast.lifecycle import LifecyclePolicy
 from origin.broadcast.model import BroadcastState
 from origin.broadcast.publish.doorbell import Doorbell
 from origin.broadcast.publish.filler import FillerBank, FillerPolicy
+from origin.broadcast.publish.lowlatency import Board, LowLatency
 from origin.broadcast.publish.playlists import RoomPlaylists
 from origin.broadcast.publish.room import PassResult, PublishPolicy, RoomPublisher
 from origin.broadcast.publish.scheduler import PublishScheduler
@@ -48,8 +49,9 @@ from origin.storage.factory import build_storage
 from origin.storage.filesystem import FilesystemStorage
 from origin.storage.group_commit import GroupCommit
 from origin.storage.hedge import HedgedStorage
-from origin.web import admin, errors, health, ingest, listeners
+from origin.web import admin, errors, health, ingest, listeners, live
 from origin.web.client_address import client_address, parse_networks
+from origin.web.live import Waiters
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +120,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )  # fmt: skip
     io = None if isinstance(storage, FilesystemStorage) else ThreadPoolExecutor(REMOTE_WRITE_CONCURRENCY, "storage")
 
+    board = Board(Path(settings.state_dir) / "ll")  # low-latency playlists, shared by the host's workers
+    waiters = Waiters()
+
     def make_publisher(room: str, ownership: Ownership) -> RoomPublisher:
         playlists = RoomPlaylists(room, journal.room_dir(room) / "dvr",
                                   live_window_segments=policy.live_window_segments,
                                   event_interval_s=policy.event_interval_s)  # fmt: skip
+        low_latency = (LowLatency(room, board, live_window_segments=policy.live_window_segments)
+                       if settings.low_latency else None)  # fmt: skip
         return RoomPublisher(room=room, ownership=ownership, journal=journal, states=states, storage=storage,
                              spool=spool, commit=commit, playlists=playlists, filler=filler, policy=policy,
-                             metrics=m, clock=wall_clock, io=io)  # fmt: skip
+                             metrics=m, clock=wall_clock, io=io, low_latency=low_latency)  # fmt: skip
 
     downloads = ReplayDownloads(storage=storage, states=states, state_dir=settings.state_dir,
                                 on_done=lambda room: admission.publisher.note_change(room, wall_clock()))  # fmt: skip
@@ -135,6 +142,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             admission.publisher.note_change(room, wall_clock())
         if result.state is BroadcastState.ENDED:
             downloads.request(room)
+        if result.low_latency_changed:
+            doorbell.ring_playlist(room)
 
     local = isinstance(storage, FilesystemStorage)
     scheduler = PublishScheduler(journal=journal, states=states, make_publisher=make_publisher, clock=wall_clock,
@@ -142,7 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                  housekeeping=Retention(states=states, retention_s=settings.state_retention_seconds,
                                                         clock=wall_clock, room_dir=journal.room_dir).sweep)  # fmt: skip
     doorbell = Doorbell(Path(settings.state_dir) / "workers", on_ring=scheduler.request,
-                        on_durable=commit.note_durable)  # fmt: skip
+                        on_durable=commit.note_durable, on_playlist=waiters.notify)  # fmt: skip
     trusted = parse_networks(settings.trusted_proxies)
 
     def client_of(request: Request) -> str:
@@ -190,6 +199,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sampler = RoomSampler(states=states, stats=stats, seats=AdmissionSeats(admission.rooms, admission.backend),
                           clock=wall_clock, signature=journal_signature(journal), max_rooms=settings.metrics_max_rooms)
     app.include_router(health.build_router(storage, [RoomCollector(sampler)]))
+    if settings.low_latency:  # before the storage read path: the origin answers live playlists itself
+        app.include_router(live.build_router(board=board, storage=storage, waiters=waiters, clock=wall_clock))
     if isinstance(storage, FilesystemStorage):
         from origin.storage.serve import build_storage_router
 

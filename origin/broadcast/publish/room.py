@@ -31,6 +31,7 @@ from origin.broadcast.publish.filler import (
     filler_specs,
     plan_fillers,
 )
+from origin.broadcast.publish.lowlatency import LowLatency, attach_parts
 from origin.broadcast.publish.playlists import RoomPlaylists, Write
 from origin.broadcast.records import (
     AnchorSet,
@@ -78,6 +79,7 @@ class PassResult:
     backlog: int = 0
     next_deadline: float | None = None  # when the next filler slot turns late: run a pass then
     needs_barrier: bool = False  # segments wait only for a durability barrier: run one, then pass again
+    low_latency_changed: bool = False  # new LL playlist versions on the board: wake the blocked reloads
     status_changed: bool = False  # the broadcast changed state or became playable: re-publish status.json
     error: str | None = None
 
@@ -108,6 +110,7 @@ class RoomPublisher:
         metrics: Metrics,
         clock: Callable[[], float],
         io: Executor | None = None,
+        low_latency: LowLatency | None = None,
     ) -> None:
         self.room = room
         self.ownership = ownership
@@ -122,6 +125,7 @@ class RoomPublisher:
         self.metrics = metrics
         self.clock = clock
         self.io = io
+        self.low_latency = low_latency
         self._dirty: set[str] = set()
         self._advanced: dict[str, float] = {}  # rendition -> when this owner last published on it (wall clock)
         self._started = False
@@ -166,6 +170,13 @@ class RoomPublisher:
         result.needs_barrier = decision.needs_barrier
         self._write_playlists(result, final, decision.publications)
         with self.states.hold(self.room) as state:
+            if self.low_latency is not None:
+                if final or state.state is BroadcastState.ENDED:
+                    self.low_latency.clear()  # the standard playlists in storage carry the end
+                    result.low_latency_changed = True
+                else:
+                    windows = {n: list(rs.tail) for n, rs in state.renditions.items()}
+                    result.low_latency_changed = self.low_latency.update(state, windows)
             result.backlog = len(state.spooled)
             result.state = state.state
             result.status_changed |= state.state is not before
@@ -208,8 +219,9 @@ class RoomPublisher:
                 out.records.append(Quarantined(session=session, rendition=name, idx=idx, reason=reason))
                 self.metrics.quarantined(self.room)
             if plan.publications:
-                out.publications.extend(plan.publications)
-                out.records.append(Published(publications=tuple(plan.publications)))
+                pubs = attach_parts(state, plan.publications)  # low latency: the parts they were received in
+                out.publications.extend(pubs)
+                out.records.append(Published(publications=tuple(pubs)))
         return out
 
     def _fill(self, now: float, decision: _Decision) -> list[Publication]:

@@ -20,6 +20,7 @@ from origin.errors import ValidationError
 
 _INIT_BOXES = frozenset({b"ftyp", b"moov", b"free", b"skip", b"uuid"})
 _PART_BOXES = frozenset({b"styp", b"prft", b"emsg", b"moof", b"mdat", b"free", b"skip"})
+_DROPPED = frozenset({b"mfra"})  # ffmpeg's random-access index at the end of the stream: not media
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +60,8 @@ class FragmentStream:
         return out
 
     def _box(self, kind: bytes, box: bytes) -> list[Piece]:
+        if kind in _DROPPED and self._have_init and not self._pending:
+            return []
         allowed = _PART_BOXES if self._have_init else _INIT_BOXES
         if kind not in allowed:
             where = "after the init" if self._have_init else "before moov (the init comes first)"

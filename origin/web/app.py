@@ -43,7 +43,7 @@ from origin.storage.base import Storage
 from origin.storage.factory import build_storage
 from origin.storage.filesystem import FilesystemStorage
 from origin.storage.group_commit import GroupCommit
-from origin.web import admin, errors, health, ingest, listeners
+from origin.web import admin, errors, health, ingest, listeners, openapi
 from origin.web.client_address import client_address, parse_networks
 
 log = logging.getLogger(__name__)
@@ -133,11 +133,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if io is not None:
             io.shutdown(wait=False)
 
-    app = FastAPI(title="Spillway origin", version="0.2.0", lifespan=lifespan)
+    # No trailing-slash redirects: Starlette builds their Location from the request's Host header.
+    app = FastAPI(title="Spillway origin", version="0.2.0", lifespan=lifespan, redirect_slashes=False)
     app.state.settings = settings
     app.state.storage = storage
     app.state.scheduler = scheduler
     errors.install(app)
+    openapi.install(app)
     tokens = ingest.RoomTokens(admission.rooms, wall_clock)
     app.include_router(ingest.build_router(ingest.IngestDeps(
         service=service, tokens=tokens, commit=commit, ring=doorbell.ring, metrics=m,
@@ -148,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scheduler.forget(room)
         tokens.forget(room)
 
-    control = BroadcastControl(states=states, ingest=service, spool=spool, storage=storage)
+    control = BroadcastControl(states=states, ingest=service, spool=spool, storage=storage, exclusive=downloads.held)
     app.include_router(admin.build_router(admin.AdminDeps(
         admission=seats, broadcasts=control, on_deleted=on_deleted, ring=doorbell.ring,
         admin_token=settings.admin_token.get_secret_value(), public_base_url=settings.public_base_url,

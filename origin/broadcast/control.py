@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from origin.broadcast.ingest import IngestService
 from origin.broadcast.model import BroadcastState
@@ -20,8 +23,12 @@ log = logging.getLogger(__name__)
 class BroadcastControl:
     """Blocking calls (journal, storage): the admin routes run them in a thread."""
 
-    def __init__(self, *, states: RoomStates, ingest: IngestService, spool: Spool, storage: Storage) -> None:
+    def __init__(
+        self, *, states: RoomStates, ingest: IngestService, spool: Spool, storage: Storage,
+        exclusive: Callable[[str], AbstractContextManager[object]] = lambda _room: contextlib.nullcontext(),
+    ) -> None:  # fmt: skip
         self.states = states
+        self.exclusive = exclusive  # held while deleting: keeps the replay download builder out
         self.ingest = ingest
         self.spool = spool
         self.storage = storage
@@ -43,6 +50,10 @@ class BroadcastControl:
 
         Refused (409) while the broadcast is live or ending: end it first, so no publisher is writing.
         """
+        with self.exclusive(room):
+            return self._delete(room)
+
+    def _delete(self, room: str) -> int:
         journal = self.states.journal
         if journal.exists(room):
             with self.states.hold(room) as state:

@@ -99,7 +99,7 @@ def test_allow_lists_every_method_of_the_path(origin: OriginServer, document: di
     assert {m.strip() for m in r.headers["Allow"].split(",")} - {"HEAD"} == documented
 
 
-def test_schemathesis_finds_nothing(origin: OriginServer) -> None:
+def test_schemathesis_finds_nothing(origin: OriginServer, tmp_path: Path) -> None:
     log = LogWatch(origin.log_path)
     cli = Path(sys.executable).with_name("schemathesis")
     env = {**os.environ, "SPILLWAY_TEST_ADMIN_TOKEN": ADMIN_TOKEN, "SPILLWAY_TEST_INGEST_TOKEN": token_for(ROOM),
@@ -107,7 +107,7 @@ def test_schemathesis_finds_nothing(origin: OriginServer) -> None:
     argv = [str(cli), "--config-file", str(CONFIG), "run", f"{origin.base_url}/openapi.json", "--checks", "all",
             "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--workers", "1", "--request-timeout", "10",
             "--max-failures", "10"]  # fmt: skip
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=240, check=False)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240, check=False)
     assert proc.returncode == 0, proc.stdout[-12000:] + proc.stderr[-2000:]
     assert " failed" not in proc.stdout.rsplit("SUMMARY", 1)[-1], proc.stdout[-4000:]
     log.assert_clean()

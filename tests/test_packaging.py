@@ -13,7 +13,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
@@ -25,7 +24,7 @@ import httpx
 import pytest
 
 from tests.support.net import free_port
-from tests.support.origin_server import ADMIN_TOKEN
+from tests.support.origin_server import ADMIN_TOKEN, stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER_COPIES = ("pyproject.toml", "README.md", "transcoder", "origin")  # the Dockerfile's COPY lines
@@ -82,13 +81,7 @@ def running(argv: list[str], *, env: dict[str, str], cwd: Path, ready_url: str) 
             time.sleep(0.2)
         yield proc
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
         log.close()
 
 

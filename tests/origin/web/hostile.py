@@ -93,7 +93,7 @@ class LogWatch:
 
     def assert_clean(self) -> None:
         text = self.new_text()
-        bad = [line for line in text.splitlines() if "Traceback" in line or " ERROR " in line]
+        bad = [line for line in text.splitlines() if "Traceback" in line or "[ERROR]" in line or " ERROR " in line]
         assert not bad, "origin logged errors:\n" + text[-4000:]
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     from origin import demo, server
     from origin.admission.sfu import cli as sfu_cli
+    from origin.edge import cli as edge_cli
     from origin.ops import status_cli
     from transcoder import cli as transcoder_cli
 
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(sub)
     sfu_cli.add_parser(sub)  # spillway sfu speaker --room ID
     status_cli.add_parser(sub)  # spillway status: every room at a glance
+    edge_cli.add_parser(sub)  # spillway edge render|run
     return parser
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from origin.broadcast.ingest import IngestService
 from origin.broadcast.model import BroadcastState
@@ -26,10 +28,12 @@ class BroadcastControl:
     def __init__(
         self, *, states: RoomStates, ingest: IngestService, spool: Spool, storage: Storage,
         stats: StatsStore | None = None, clock: Callable[[], float] = wall_clock,
+        exclusive: Callable[[str], AbstractContextManager[object]] = lambda _room: contextlib.nullcontext(),
     ) -> None:  # fmt: skip
         self.states = states
         self.stats = stats
         self.clock = clock
+        self.exclusive = exclusive  # held while deleting: keeps the replay download builder out
         self.ingest = ingest
         self.spool = spool
         self.storage = storage
@@ -52,6 +56,10 @@ class BroadcastControl:
 
         Refused (409) while the broadcast is live or ending: end it first, so no publisher is writing.
         """
+        with self.exclusive(room):
+            return self._delete(room)
+
+    def _delete(self, room: str) -> int:
         journal = self.states.journal
         if journal.exists(room):
             with self.states.hold(room) as state:

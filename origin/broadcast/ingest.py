@@ -141,8 +141,11 @@ def check_object(
             raise StateError(f"{obj.session}/{obj.rendition}/{obj.idx} was already published; names are immutable",
                              room=room)  # fmt: skip
         pending = rs.pending.get(obj.session, {}).get(obj.idx)
-        if pending is not None and pending.size == obj.size:
-            return False
+        if pending is not None:
+            if pending.size == obj.size:
+                return False
+            raise StateError(f"{obj.session}/{obj.rendition}/{obj.idx} is already stored; names are immutable",
+                             room=room)  # fmt: skip
     _check_timeline(session.segment_seconds, session.first_base.get(obj.rendition), highest,
                     session.max_end_ticks.get(obj.rendition), obj, timescale, room)  # fmt: skip
     return True

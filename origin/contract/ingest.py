@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from origin.contract.ids import RENDITION_SCHEMA
+from origin.contract.numbers import Integer, IntegralLiteral
 
 SEGMENT_SECONDS_MIN = 0.2
 SEGMENT_SECONDS_MAX = 10.0
@@ -42,15 +43,15 @@ INDEX_LOOKAHEAD_MAX = 64
 class RenditionBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(pattern=RENDITION_SCHEMA)
-    bitrate: int = Field(ge=BITRATE_MIN_BPS, le=BITRATE_MAX_BPS, description="nominal bits per second")
-    channels: Literal[1, 2]
-    sample_rate: Literal[44_100, 48_000]
+    bitrate: Integer = Field(ge=BITRATE_MIN_BPS, le=BITRATE_MAX_BPS, description="nominal bits per second")
+    channels: Annotated[Literal[1, 2], IntegralLiteral]
+    sample_rate: Annotated[Literal[44_100, 48_000], IntegralLiteral]
 
 
 class StartBody(BaseModel):
     """Opens an ingest session and declares its ladder (one ffmpeg run = one session)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     segment_seconds: float = Field(ge=SEGMENT_SECONDS_MIN, le=SEGMENT_SECONDS_MAX)
     renditions: list[RenditionBody] = Field(min_length=1, max_length=RENDITIONS_MAX)
     part_seconds: float | None = Field(
@@ -70,5 +71,5 @@ EndReason = Literal["eos", "signal", "crash"]
 
 
 class EndBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     reason: EndReason = "eos"

@@ -1,6 +1,6 @@
 """The nginx edge config as data (pure): template text + typed parameters → config text.
 
-The template (cdn-config/nginx/edge.conf.template) holds the nginx logic; this module holds every value
+The template (origin/edge/templates/edge.conf.template) holds the nginx logic; this module holds every value
 that varies — listen address, upstreams, storage path, cache dir, CORS origins, process limits — and the
 TTLs, taken from origin.contract.cache_policy (the only place they live). Each value is validated so that nothing a
 caller passes can break out of its directive (no whitespace, quotes, `;`, `{`, `}` or `$`), and rendering

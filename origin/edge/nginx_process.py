@@ -43,7 +43,7 @@ from origin.edge.nginx_config import (
 
 logger = logging.getLogger(__name__)
 
-TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "cdn-config" / "nginx" / "edge.conf.template"
+TEMPLATE_PATH = Path(__file__).with_name("templates") / "edge.conf.template"  # package data: works from a wheel
 NGINX_CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
 STDERR_TAIL_CHARS = 4000
 UNPRIVILEGED_USER = "nobody"

@@ -129,12 +129,12 @@ def remux_argv(*, concat_list: Path, output: Path, ffmpeg_bin: str = "ffmpeg") -
 
 
 @contextlib.contextmanager
-def _flock(path: Path) -> Iterator[bool]:
-    """Hold an exclusive, non-blocking flock on `path` while inside; yields False when another holder has it."""
+def _flock(path: Path, *, wait: bool = False) -> Iterator[bool]:
+    """Hold an exclusive flock on `path` while inside; yields False when another holder has it (unless `wait`)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return
@@ -199,6 +199,16 @@ class ReplayDownloads:
                     self.request(room)
         except Exception:  # a thread boundary: log it, the next start tries again
             log.exception("replay download recovery failed")
+
+    @contextlib.contextmanager
+    def held(self, room: str) -> Iterator[None]:
+        """Wait for a build of the room's download in progress (in any worker) and keep new ones out while
+        inside: deleting a room must not race a remux that uploads replay.m4a and journals it afterwards."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with _flock(self.dir / f"{ids.room_id(room)}.lock", wait=True):
+            yield
+        with self._lock:
+            self._requested.discard(room)  # a room made again under the same id gets its own download
 
     def _run_logged(self, room: str) -> None:
         try:

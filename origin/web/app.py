@@ -49,7 +49,7 @@ from origin.storage.factory import build_storage
 from origin.storage.filesystem import FilesystemStorage
 from origin.storage.group_commit import GroupCommit
 from origin.storage.hedge import HedgedStorage
-from origin.web import admin, errors, health, ingest, listeners, live
+from origin.web import admin, errors, health, ingest, listeners, live, openapi
 from origin.web.client_address import client_address, parse_networks
 from origin.web.live import Waiters
 
@@ -174,11 +174,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if isinstance(storage, HedgedStorage):
             storage.close()
 
-    app = FastAPI(title="Spillway origin", version="0.2.0", lifespan=lifespan)
+    # No trailing-slash redirects: Starlette builds their Location from the request's Host header.
+    app = FastAPI(title="Spillway origin", version="0.2.0", lifespan=lifespan, redirect_slashes=False)
     app.state.settings = settings
     app.state.storage = storage
     app.state.scheduler = scheduler
     errors.install(app, on_error=lambda request, status: _count_ingest_refusal(m, request, status))
+    openapi.install(app)
     tokens = ingest.RoomTokens(admission.rooms, wall_clock)
     app.include_router(ingest.build_router(ingest.IngestDeps(
         service=service, parts=PartIngest(service), tokens=tokens, commit=commit, ring=doorbell.ring, metrics=m,
@@ -189,7 +191,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scheduler.forget(room)
         tokens.forget(room)
 
-    control = BroadcastControl(states=states, ingest=service, spool=spool, storage=storage, stats=stats)
+    control = BroadcastControl(states=states, ingest=service, spool=spool, storage=storage, stats=stats,
+                               exclusive=downloads.held)  # fmt: skip
     app.include_router(admin.build_router(admin.AdminDeps(
         admission=seats, broadcasts=control, on_deleted=on_deleted, ring=lambda room: doorbell.ring(room),
         admin_token=settings.admin_token.get_secret_value(), public_base_url=settings.public_base_url,

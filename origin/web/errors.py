@@ -10,8 +10,10 @@ Request validation (a bad body, query or path value) is always 400, never FastAP
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import re
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
@@ -111,12 +113,33 @@ def install(app: FastAPI, *, on_error: ErrorHook | None = None) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return seen(request, error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {})))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request, headers.get("Allow", ""))
+        return seen(request, error_response(exc.status_code, str(exc.detail), headers=headers))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return seen(request, error_response(500, "internal error"))
+
+
+def allowed_methods(request: Request, starlette_allow: str) -> str:
+    """Every method served at this path. Starlette's own 405 names only the first matching route's methods
+    (`Allow: PUT` for /v1/rooms/{room}, which has GET and DELETE too): add what the OpenAPI document lists
+    for the path template that matches (every route with siblings at its path is documented)."""
+    methods = {m.strip().upper() for m in starlette_allow.split(",") if m.strip()}
+    for template, ops in request.app.openapi().get("paths", {}).items():
+        if _template_regex(template).fullmatch(request.url.path):
+            methods |= {m.upper() for m in ops}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+@functools.lru_cache(maxsize=256)
+def _template_regex(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^}/]+\\\}", "[^/]+", re.escape(template)))
 
 
 # OpenAPI: the error responses every route may give (merged into each route's `responses`).

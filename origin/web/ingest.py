@@ -34,7 +34,7 @@ from origin.errors import ForbiddenError
 from origin.metrics import Metrics
 from origin.rooms import Room, RoomRegistry
 from origin.storage.group_commit import GroupCommit
-from origin.web import errors
+from origin.web import errors, openapi
 from origin.web.auth import bearer_token, read_capped
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ RoomPath = Annotated[str, Path(pattern=ids.ROOM_ID_SCHEMA, max_length=64)]
 SessionPath = Annotated[str, Path(pattern=ids.SESSION_ID_SCHEMA, max_length=64)]
 RenditionPath = Annotated[str, Path(pattern=ids.RENDITION_SCHEMA, max_length=32)]
 NamePath = Annotated[str, Path(pattern=ids.OBJECT_NAME_SCHEMA, max_length=40)]
-AuthHeader = Annotated[str | None, Header(description="Bearer <room ingest token>")]
+AuthHeader = Annotated[str | None, Header(include_in_schema=False)]  # documented as the IngestToken scheme
 
 
 class RoomTokens:
@@ -93,14 +93,12 @@ class IngestDeps:
     inline: bool = False
 
 
-_BINARY_BODY = {"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string",
-                                                                                      "format": "binary"}}}}}
+_OBJECT_BODY = openapi.binary_body(
+    "init: an fMP4 init segment (≤ SPILLWAY_MAX_INIT_BYTES); NNNNNN.m4s: a media segment (≤"
+    " SPILLWAY_MAX_SEGMENT_BYTES); *.m3u8: ffmpeg's playlist, dropped. Bytes that are not the fMP4 the session"
+    " declared are refused with 400: that is more than a schema can say."
+)
 _ERRORS = errors.responses(400, 401, 403, 404, 409, 413, 429, 503)
-
-
-def _json_body(model: type[StartBody] | type[EndBody], required: bool) -> dict[str, object]:
-    schema = model.model_json_schema()
-    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
 
 
 def build_router(deps: IngestDeps) -> APIRouter:
@@ -115,7 +113,7 @@ def build_router(deps: IngestDeps) -> APIRouter:
             deps.ring(room, deps.commit.durable_before)
 
     @router.post("/{room}/{session}/start", status_code=201, responses=_ERRORS,
-                 openapi_extra=_json_body(StartBody, True))  # fmt: skip
+                 openapi_extra=openapi.json_body(StartBody))  # fmt: skip
     async def start(
         room: RoomPath, session: SessionPath, request: Request, authorization: AuthHeader = None
     ) -> dict[str, object]:
@@ -128,7 +126,7 @@ def build_router(deps: IngestDeps) -> APIRouter:
             deps.metrics.session_started(room)
         return {"room": room, "session": session, "created": created}
 
-    @router.post("/{room}/{session}/end", responses=_ERRORS, openapi_extra=_json_body(EndBody, False))
+    @router.post("/{room}/{session}/end", responses=_ERRORS, openapi_extra=openapi.json_body(EndBody, required=False))
     async def end(
         room: RoomPath, session: SessionPath, request: Request, authorization: AuthHeader = None
     ) -> dict[str, object]:
@@ -202,7 +200,7 @@ def build_router(deps: IngestDeps) -> APIRouter:
     router.add_route("/ingest/{room}/{session}/{rendition}/stream.mp4", put_stream, methods=["PUT"])
     router.add_route("/ingest/{room}/{session}/{rendition}/{name}", put_object, methods=["PUT"])
 
-    @router.put("/{room}/{session}/{rendition}/{name}", status_code=201, openapi_extra=_BINARY_BODY,
+    @router.put("/{room}/{session}/{rendition}/{name}", status_code=201, openapi_extra=_OBJECT_BODY,
                 responses={204: {"description": "ffmpeg's own playlist: read and dropped"}, **_ERRORS})  # fmt: skip
     async def put_object_documented(
         room: RoomPath, session: SessionPath, rendition: RenditionPath, name: NamePath,

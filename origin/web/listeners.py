@@ -113,7 +113,8 @@ def build_router(deps: AdmissionDeps, svc: AdmissionService, client_of: ClientOf
     router.add_route("/v1/rooms/{room}/listeners", join, methods=["POST"])
 
     @router.post("/v1/rooms/{room}/listeners", status_code=201, summary="Join: a real-time seat or HLS",
-                 responses={200: {"description": "HLS: the room is full or has no real-time seats"},
+                 responses={200: {"description": "HLS: the room is full or has no real-time seats",
+                                 "content": {"application/json": {}}},
                             **errors.responses(400, 404, 409, 429, 503)})  # fmt: skip
     async def join_documented(room: RoomPath) -> dict[str, object]:  # pragma: no cover - never routed
         raise AssertionError("served by the plain route above")

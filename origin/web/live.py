@@ -16,8 +16,9 @@ import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from origin.broadcast.playlist_ll import Edge, edge_of
@@ -26,11 +27,16 @@ from origin.contract import ids, layout
 from origin.contract.cache_policy import LIVE_PLAYLIST_MAX_AGE_S, PLAYLIST_CONTENT_TYPE, ObjectKind, headers_for
 from origin.errors import NotFoundError, UnavailableError, ValidationError
 from origin.storage.base import Storage
+from origin.storage.filesystem import FilesystemStorage
+from origin.storage.serve import serve
+from origin.web import errors
+
+RoomPath = Annotated[str, Path(pattern=ids.ROOM_ID_SCHEMA, max_length=64)]
+RenditionPath = Annotated[str, Path(pattern=ids.RENDITION_SCHEMA, max_length=32)]
 
 HOLD_TARGET_DURATIONS = 3
 MAX_AHEAD_MSN = 2
 _TARGET = re.compile(r"^#EXT-X-TARGETDURATION:(\d+)$", re.M)
-_UINT = re.compile(r"^[0-9]{1,10}$")
 
 
 @dataclass(kw_only=True)
@@ -51,15 +57,6 @@ class Waiters:
             ev.set()
 
 
-def _param(request: Request, name: str) -> int | None:
-    value = request.query_params.get(name)
-    if value is None:
-        return None
-    if not _UINT.fullmatch(value):
-        raise ValidationError(f"{name} must be a non-negative integer, got {value[:20]!r}")
-    return int(value)
-
-
 def satisfied(edge: Edge, msn: int, part: int | None) -> bool:
     if edge.last_msn >= msn:
         return True
@@ -70,7 +67,13 @@ def build_router(*, board: Board, storage: Storage, waiters: Waiters, clock: Cal
     router = APIRouter(tags=["listeners"])
     cache = {"Cache-Control": f"public, max-age={LIVE_PLAYLIST_MAX_AGE_S}"}
 
-    async def standard(room: str, rendition: str) -> Response:
+    async def standard(room: str, rendition: str, request: Request) -> Response:
+        """A room without parts: the stored playlist (with conditional requests when the storage is local)."""
+        if isinstance(storage, FilesystemStorage):
+            answer = await serve(storage, request, f"{room}/live/{rendition}.m3u8")
+            if answer.status_code == 404:  # the one error shape (the storage read path answers text)
+                raise NotFoundError(f"no live playlist for {room}/{rendition}", room=room)
+            return answer
         key = layout.live_playlist(room, rendition)
         try:
             body = await run_in_threadpool(storage.get, key)
@@ -79,22 +82,23 @@ def build_router(*, board: Board, storage: Storage, waiters: Waiters, clock: Cal
         headers = headers_for(ObjectKind.LIVE_PLAYLIST)
         return Response(body, media_type=headers.content_type, headers={"Cache-Control": headers.cache_control})
 
-    @router.get("/rooms/{room}/live/{rendition}.m3u8", responses={400: {}, 404: {}, 503: {}})
-    async def live_playlist(room: str, rendition: str, request: Request) -> Response:
+    @router.api_route("/rooms/{room}/live/{rendition}.m3u8", methods=["GET", "HEAD"], response_class=Response,
+                      responses={200: {"content": {PLAYLIST_CONTENT_TYPE: {}}, "description": "the media playlist"},
+                                 **errors.responses(400, 404, 503)})  # fmt: skip
+    async def live_playlist(
+        room: RoomPath, rendition: RenditionPath, request: Request,
+        _HLS_msn: Annotated[int | None, Query(ge=0)] = None, _HLS_part: Annotated[int | None, Query(ge=0)] = None,
+        _HLS_skip: Annotated[Literal["YES", "v2"] | None, Query()] = None,
+    ) -> Response:  # fmt: skip
         """The room's live media playlist; low-latency rooms answer blocking reloads."""
-        ids.room_id(room)
-        ids.rendition_name(rendition)
-        msn, part = _param(request, "_HLS_msn"), _param(request, "_HLS_part")
-        skip_arg = request.query_params.get("_HLS_skip")
-        if skip_arg not in (None, "YES", "v2"):
-            raise ValidationError("_HLS_skip must be YES or v2")
+        msn, part, skip_arg = _HLS_msn, _HLS_part, _HLS_skip
         if part is not None and msn is None:
             raise ValidationError("_HLS_part needs _HLS_msn")
         skip = skip_arg is not None
         event = waiters.event(room)  # taken before the read: a ring in between is not missed
         text = board.read(room, rendition, skip=skip)
         if text is None:
-            return await standard(room, rendition)
+            return await standard(room, rendition, request)
         if msn is not None:
             edge = edge_of(text)
             if msn > edge.last_msn + MAX_AHEAD_MSN:
@@ -111,7 +115,7 @@ def build_router(*, board: Board, storage: Storage, waiters: Waiters, clock: Cal
                 event = waiters.event(room)
                 fresh = board.read(room, rendition, skip=skip)
                 if fresh is None:  # the broadcast ended: the standard playlist has the end
-                    return await standard(room, rendition)
+                    return await standard(room, rendition, request)
                 text, edge = fresh, edge_of(fresh)
         return Response(text, media_type=PLAYLIST_CONTENT_TYPE, headers=cache)
 

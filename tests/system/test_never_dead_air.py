@@ -65,8 +65,9 @@ def test_a_room_over_rtp_rides_through_every_fault(monkeypatch: pytest.MonkeyPat
     assert faulted >= 5, "the storage faults did not bite; the test would prove nothing"
     assert watcher.violations == [], watcher.violations[:5]
     assert watcher.sequence_regressions == [], watcher.sequence_regressions[:5]
+    # The fleet counter (no room label: docs/operations.md); this origin carries one room.
     received = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                   if line.startswith(f'spillway_segments_received_total{{room="{ROOM}"}}'))  # fmt: skip
+                   if line.startswith("spillway_segments_received_total "))  # fmt: skip
     in_replay = sum(1 for p in replays.values() for seg in p.segments if "/fill-" not in seg.uri)
     assert in_replay == received > 0, "a received segment is missing from the replay"
     for rendition, replay in replays.items():

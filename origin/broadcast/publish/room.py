@@ -155,6 +155,10 @@ class RoomPublisher:
             self.journal.append(self.room, expired)
             with self.states.hold(self.room) as state:
                 final = state.state is BroadcastState.ENDING and not state.spooled
+                if final:
+                    # The last pass publishes everything received: make all of it known durable first (once
+                    # per broadcast, so blocking here is fine).
+                    self.commit.barrier_blocking()
                 decision = self._decide(state, now, final)
             self.journal.append(self.room, decision.records)
         fillers = self._fill(now, decision) if not final else []

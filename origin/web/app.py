@@ -202,8 +202,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sampler = RoomSampler(states=states, stats=stats, seats=AdmissionSeats(admission.rooms, admission.backend),
                           clock=wall_clock, signature=journal_signature(journal), max_rooms=settings.metrics_max_rooms)
     app.include_router(health.build_router(storage, [RoomCollector(sampler)]))
-    if settings.low_latency:  # before the storage read path: the origin answers live playlists itself
-        app.include_router(live.build_router(board=board, storage=storage, waiters=waiters, clock=wall_clock))
+    # Before the storage read path: the origin answers live playlists itself (blocking reloads for LL rooms).
+    app.include_router(live.build_router(board=board, storage=storage, waiters=waiters, clock=wall_clock))
     if isinstance(storage, FilesystemStorage):
         from origin.storage.serve import build_storage_router
 

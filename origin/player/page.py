@@ -34,7 +34,6 @@ PROVIDER_NAME = "Spillway"
 # the end from the playlist's EXT-X-ENDLIST) and not at all in replay once the download link is known.
 STATUS_POLL_S = {"waiting": 3.0, "live": 5.0, "replay": 5.0}
 LIVE_SYNC_DURATION_COUNT = 3  # hls.js: start/keep this many target durations behind the live edge
-LIVE_MAX_LATENCY_DURATION_COUNT = 8  # hls.js: further behind than this, jump forward
 CROSSFADE_MS = 300  # HLS ↔ WebRTC switch: both play, one fades out as the other fades in
 SEAT_RETRY_AFTER_ERROR_S = 15.0  # after an SFU failure (ICE, refusal, sfu_unavailable), stay on HLS this long
 MAX_LIVE_SYNC_PLAYBACK_RATE = 1.05  # hls.js: catch up by playing ≤5% faster (pitch preserved) instead of jumping
@@ -136,8 +135,9 @@ def player_config(page: EmbedPage) -> dict[str, object]:
         "hlsConfig": {
             "enableWorker": False,  # fMP4 audio needs no transmuxing; no blob: worker for the CSP to allow
             "lowLatencyMode": True,  # parts and blocking reload when the room streams them (LL-HLS)
-            "liveSyncDurationCount": LIVE_SYNC_DURATION_COUNT,
-            "liveMaxLatencyDurationCount": LIVE_MAX_LATENCY_DURATION_COUNT,
+            # No liveSyncDurationCount (nor liveMaxLatencyDurationCount, which hls.js refuses without it): set at
+            # all, hls.js would use it instead of a low-latency room's PART-HOLD-BACK. Its default, 3 target
+            # durations, is what standard rooms get (LIVE_SYNC_DURATION_COUNT); playing up to 5 % faster catches up.
             "maxLiveSyncPlaybackRate": MAX_LIVE_SYNC_PLAYBACK_RATE,
             "backBufferLength": 30,
         },

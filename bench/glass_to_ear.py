@@ -84,7 +84,9 @@ PROBE = """() => {
 }"""
 STATE = """() => { const h = window.spillway && window.spillway.hls;
   return {beeps: window.__beeps || [], pdt: h && h.playingDate ? h.playingDate.getTime() : null,
-          latency: h ? h.latency : null}; }"""
+          latency: h ? h.latency : null, target: h ? h.targetLatency : null, stalls: window.__stalls || 0}; }"""
+COUNT_STALLS = """() => { window.__stalls = 0;
+  window.spillway.audio.addEventListener('waiting', () => { window.__stalls += 1; }); }"""
 
 
 @dataclass(kw_only=True)
@@ -182,6 +184,7 @@ def _listen(base: str, seconds: float, emissions: Emissions) -> dict[str, Any]:
             page.wait_for_function(PROBE, timeout=30_000)
             page.click("#play")
             page.wait_for_function("() => window.spillway.audio.currentTime > 0.5", timeout=30_000)
+            page.evaluate(COUNT_STALLS)
             pages.append(page)
             time.sleep(0.35)
         time.sleep(WARMUP_S)
@@ -196,8 +199,13 @@ def _listen(base: str, seconds: float, emissions: Emissions) -> dict[str, Any]:
                     pdt.append(time.time() - st["pdt"] / 1000)
                 if st["latency"] is not None:
                     latency.append(float(st["latency"]))
+        listeners = []
         for page in pages:
-            heard += [b / 1000 for b in page.evaluate(STATE)["beeps"]]
+            st = page.evaluate(STATE)
+            mine = [b / 1000 - emissions.emitted(b / 1000) for b in st["beeps"]]
+            heard += [b / 1000 for b in st["beeps"]]
+            listeners.append({"median_s": round(statistics.median(mine), 3) if mine else None,
+                              "stalls_after_warmup": st["stalls"], "target_latency_s": st["target"]})  # fmt: skip
     g2e = [h - emissions.emitted(h) for h in heard]
     return {
         "beeps_heard": len(g2e),
@@ -205,6 +213,7 @@ def _listen(base: str, seconds: float, emissions: Emissions) -> dict[str, Any]:
                            "p95": round(_pct(g2e, 0.95), 3), "max": round(max(g2e), 3) if g2e else None},
         "pdt_delay_s": {"median": round(statistics.median(pdt), 3) if pdt else None, "p95": round(_pct(pdt, 0.95), 3)},
         "hls_latency_s": {"median": round(statistics.median(latency), 3) if latency else None},
+        "listeners": listeners,
         "samples": [round(x, 3) for x in g2e],
     }  # fmt: skip
 

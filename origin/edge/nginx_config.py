@@ -42,6 +42,45 @@ DEFAULT_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"  # Debian/Ubuntu ca-certi
 DEFAULT_STATUS_PORT = 8090  # stub_status server (loopback) read by prometheus-nginx-exporter
 
 
+# Storage response headers a listener never sees: cookies, Vary (the edge sets its own), storage's CORS (the edge
+# answers CORS), and S3's x-amz-* metadata.
+STORAGE_HIDDEN_HEADERS = (
+    "Set-Cookie",
+    "Vary",
+    "Access-Control-Allow-Origin",
+    "Access-Control-Allow-Methods",
+    "Access-Control-Allow-Headers",
+    "Access-Control-Expose-Headers",
+    "Access-Control-Max-Age",
+    "Access-Control-Allow-Credentials",
+    "x-amz-request-id",
+    "x-amz-id-2",
+    "x-amz-version-id",
+    "x-amz-server-side-encryption",
+    "x-amz-expiration",
+    "x-amz-storage-class",
+    "x-amz-replication-status",
+    "x-amz-restore",
+    "x-amz-delete-marker",
+    "x-amz-checksum-crc32",
+    "x-amz-checksum-crc32c",
+    "x-amz-checksum-crc64nvme",
+    "x-amz-checksum-sha1",
+    "x-amz-checksum-sha256",
+    "x-amz-checksum-type",
+    "x-amz-website-redirect-location",
+    "x-amz-bucket-region",
+    "x-amz-object-lock-mode",
+    "x-amz-object-lock-retain-until-date",
+    "x-amz-object-lock-legal-hold",
+    "x-amz-tagging-count",
+    "x-amz-mp-parts-count",
+    "x-amz-sdk-checksum-algorithm",
+    "x-amz-content-sha256",
+    "x-amzn-requestid",
+)
+
+
 def _check_host(host: str, what: str) -> str:
     if not (_HOSTNAME.fullmatch(host) or _IPV6_LITERAL.fullmatch(host)):
         raise EdgeConfigError(f"invalid {what} host {host[:80]!r}")
@@ -219,6 +258,13 @@ def _cors_map_entries(allowed_origins: tuple[str, ...]) -> str:
     return "\n".join(lines) if lines else f"{indent}# no embed origins allowed"
 
 
+def _storage_response_directives() -> str:
+    indent = "\n" + " " * 12
+    ignore = ("proxy_ignore_headers Set-Cookie Vary X-Accel-Expires X-Accel-Redirect X-Accel-Limit-Rate"
+              + indent + "                     X-Accel-Buffering X-Accel-Charset;")  # fmt: skip
+    return indent.join([ignore, *(f"proxy_hide_header {name};" for name in STORAGE_HIDDEN_HEADERS)])
+
+
 def _storage_tls_directives(params: EdgeParams) -> str:
     if params.storage.upstream.scheme != "https":
         return "# storage is plain http: no TLS settings"
@@ -260,6 +306,7 @@ def template_values(params: EdgeParams) -> dict[str, str]:
         "status_listen_address": f"{params.status_host}:{params.status_port}",
         "storage_host_header": params.storage.upstream.host_header,
         "storage_tls_directives": _storage_tls_directives(params),
+        "storage_response_directives": _storage_response_directives(),
         "storage_scheme": params.storage.upstream.scheme,
         "storage_path_prefix": params.storage.path_prefix,
         "live_playlist_max_age_s": str(cache_policy.LIVE_PLAYLIST_MAX_AGE_S),

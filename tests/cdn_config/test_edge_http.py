@@ -134,9 +134,26 @@ def test_playlists_and_json_are_gzipped_segments_are_not(rig: EdgeRig, room: Pub
 
 
 def test_query_strings_do_not_fragment_the_cache(rig: EdgeRig, room: Published) -> None:
-    bodies = {_get(rig, f"{room.live_playlist}?_HLS_msn={n}&token=x{n}").content for n in range(5)}
-    assert len(bodies) == 1
-    assert len(rig.upstream_hits(room.live_playlist)) == 1
+    keys = (room.live_playlist, room.segments[0])
+    for key in keys:
+        bodies = {_get(rig, f"{key}?token=x{n}&_HLS_msnx={n}&_hls_MSN=").content for n in range(5)}
+        assert len(bodies) == 1
+    assert len(rig.upstream_hits(room.segments[0])) == 1
+    # A live playlist asks the origin first: one request for the five, whatever else the query held.
+    assert len(rig.upstream_hits(room.live_playlist)) <= 2  # the origin (and storage when it does not know it)
+
+
+def test_live_playlists_are_keyed_on_the_ll_directives_alone(origin_rig: EdgeRig, counting_store: CountingStore,
+                                                             hls_stream: HlsStream) -> None:
+    room = publish(counting_store, hls_stream, room=fresh_room("ll-key"))
+    queries = ["_HLS_msn=7&_HLS_part=2", "_HLS_part=2&x=1&_HLS_msn=7", "_HLS_msn=7&_HLS_part=2&utm=z",
+               "_HLS_msn=7&_HLS_part=2&_HLS_skip=YES", "_HLS_skip=YES&_HLS_msn=7&_HLS_part=2", "_HLS_msn=8"]
+    for q in queries:
+        assert _get(origin_rig, f"{room.live_playlist}?{q}").status_code == 200
+    seen = sorted(r.path for r in counting_store.requests(path=f"/{room.live_playlist}"))
+    base = f"/{room.live_playlist}"
+    assert seen == sorted([f"{base}?_HLS_msn=7&_HLS_part=2&", f"{base}?_HLS_msn=7&_HLS_part=2&_HLS_skip=YES",
+                           f"{base}?_HLS_msn=8&"])  # fmt: skip
 
 
 def test_other_methods_are_refused_before_storage(rig: EdgeRig, room: Published) -> None:
@@ -172,16 +189,16 @@ def test_origin_api_paths_pass_through(rig: EdgeRig, counting_store: CountingSto
 def test_storage_gets_no_client_headers_cookies_or_query(origin_rig: EdgeRig, counting_store: CountingStore,
                                                          hls_stream: HlsStream) -> None:
     room = publish(counting_store, hls_stream, room=fresh_room("hdr"))
-    resp = httpx.get(
-        f"{origin_rig.url}/{room.live_playlist}?session=abc",
-        headers={"Cookie": "sid=secret", "Authorization": "Bearer t", "X-Custom": "1", "If-None-Match": '"x"'},
-        timeout=10,
-    )
-    assert resp.status_code == 200
-    (seen,) = counting_store.requests(path=f"/{room.live_playlist}")
-    assert seen.path == f"/{room.live_playlist}"
-    assert set(seen.headers) == {"Host"}
-    assert seen.headers["Host"] == counting_store.url.removeprefix("http://")
+    for key in (room.live_playlist, room.segments[0], room.status):
+        resp = httpx.get(
+            f"{origin_rig.url}/{key}?session=abc",
+            headers={"Cookie": "sid=secret", "Authorization": "Bearer t", "X-Custom": "1", "If-None-Match": '"x"'},
+            timeout=10,
+        )
+        assert resp.status_code == 200
+        (seen,) = counting_store.requests(path=f"/{key}")
+        assert seen.path == f"/{key}"
+        assert set(seen.headers) == {"Host"}, key  # the live playlist went to the origin: Host only, too
 
 
 def test_private_bucket_403_becomes_a_short_cached_404(hls_stream: HlsStream) -> None:

@@ -47,12 +47,18 @@ def _valid_by_location(config: str) -> dict[str, list[tuple[list[int], int]]]:
 def test_rendered_nginx_ttls_come_from_cache_policy(storage_kind: str) -> None:
     found = _valid_by_location(_rendered(storage_kind))
     (live,) = [v for k, v in found.items() if "m3u8|json" in k]
-    (media,) = [v for k, v in found.items() if "m3u8" not in k]
-    for entries, ok_ttl in ((live, cache_policy.LIVE_PLAYLIST_MAX_AGE_S), (media, cache_policy.SEGMENT_MAX_AGE_S)):
+    (ll,) = [v for k, v in found.items() if "/live/" in k]
+    fallback = found["@spillway_live_storage"]
+    (media,) = [v for k, v in found.items() if "m3u8" not in k and not k.startswith("@")]
+    playlist_s, segment_s = cache_policy.LIVE_PLAYLIST_MAX_AGE_S, cache_policy.SEGMENT_MAX_AGE_S
+    for entries, ok_ttl in ((live, playlist_s), (fallback, playlist_s), (media, segment_s)):
         assert ([200], ok_ttl) in entries
         errors = [(codes, s) for codes, s in entries if codes != [200]]
         assert errors and all(s == cache_policy.ERROR_MAX_AGE_S for _, s in errors)
         assert {404, 403, 500, 502, 503, 504} <= {c for codes, _ in errors for c in codes}
+    # The origin's low-latency answers: the playlist TTL; its refusals (400, 404, 503 after a hold) the error TTL.
+    assert ([200], cache_policy.LIVE_PLAYLIST_MAX_AGE_S) in ll
+    assert [(codes, s) for codes, s in ll if codes != [200]] == [([400, 404, 503], cache_policy.ERROR_MAX_AGE_S)]
 
 
 def test_rendered_nginx_error_answer_uses_the_error_ttl() -> None:

@@ -20,6 +20,7 @@ from origin import metrics
 from origin.admission.setup import build_admission, build_service
 from origin.admission.sfu.factory import connect_origins as sfu_connect_urls
 from origin.broadcast.control import BroadcastControl
+from origin.broadcast.events import EventService
 from origin.broadcast.ingest import IngestLimits, IngestService
 from origin.broadcast.ingest_parts import PartIngest
 from origin.broadcast.journal.base import Ownership
@@ -191,12 +192,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scheduler.forget(room)
         tokens.forget(room)
 
+    events = EventService(journal=journal, states=states, clock=wall_clock, ring=lambda room: doorbell.ring(room))
     control = BroadcastControl(states=states, ingest=service, spool=spool, storage=storage, stats=stats,
                                exclusive=downloads.held)  # fmt: skip
     app.include_router(admin.build_router(admin.AdminDeps(
         admission=seats, broadcasts=control, on_deleted=on_deleted, ring=lambda room: doorbell.ring(room),
         admin_token=settings.admin_token.get_secret_value(), public_base_url=settings.public_base_url,
-        clock=wall_clock,
+        clock=wall_clock, events=events,
     )))  # fmt: skip
     app.include_router(listeners.build_router(admission, seats, client_of))
     sampler = RoomSampler(states=states, stats=stats, seats=AdmissionSeats(admission.rooms, admission.backend),

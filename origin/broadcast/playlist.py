@@ -174,13 +174,17 @@ def render_media_playlist(
     return str(header.dumps()) + "\n".join(body) + "\n" + tail
 
 
-def render_master_playlist(renditions: Sequence[RenditionEntry]) -> str:
-    """Master playlist (RFC 8216 §4.3.4.2): one EXT-X-STREAM-INF per rendition, lowest bandwidth first."""
+def render_master_playlist(renditions: Sequence[RenditionEntry], session_data: Mapping[str, str] | None = None) -> str:
+    """Master playlist (RFC 8216 §4.3.4.2): one EXT-X-STREAM-INF per rendition, lowest bandwidth first.
+
+    `session_data`: DATA-ID → URI of a JSON document (EXT-X-SESSION-DATA, §4.3.4.4), e.g. the chapters."""
     if not renditions:
         raise ValueError("a master playlist needs at least one rendition")
     master = m3u8.M3U8()
     master.version = PLAYLIST_VERSION
     master.is_independent_segments = True
+    for data_id, uri in (session_data or {}).items():
+        master.session_data.append(m3u8.model.SessionData(data_id, uri=uri))
     for r in sorted(renditions, key=lambda r: r.bandwidth_bps):
         master.add_playlist(
             m3u8.Playlist(

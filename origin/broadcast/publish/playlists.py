@@ -8,6 +8,7 @@ journal. Pure apart from the DVR files.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from origin.broadcast.playlist import (
 from origin.broadcast.timed import Cue, Timeline
 from origin.contract import ids, layout
 from origin.contract.cache_policy import ObjectKind
+from origin.replay import chapters
 
 # The latest valid PROGRAM-DATE-TIME (datetime's range); ingest bounds decode times far below it.
 _MAX_PDT = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
@@ -76,12 +78,14 @@ class _Rendition:
     dvr: TextIO | None = None  # kept open: one write per publication
     tags: DvrTags = field(default_factory=DvrTags)  # EXT-X-DATERANGE lines appended with the segments
     cues_fed: int = 0
+    timeline: list[tuple[float, float]] = field(default_factory=list)  # (PDT, duration) of every segment
 
     def add(self, seg: PublishedSegment) -> None:
         previous = self.window[-1] if self.window else None
         if previous is not None and seg.media_sequence != previous.media_sequence + 1:
             raise ValueError(f"{self.name}: media sequence {previous.media_sequence} -> {seg.media_sequence}")
         self.window.append(seg)
+        self.timeline.append((_start(seg), seg.duration_s))
         self.write(self.tags.before(_end(seg)) + self.texts.text(seg, previous) + "\n")
         if self.dvr_first_msn is None:
             self.dvr_first_msn = seg.media_sequence
@@ -158,7 +162,20 @@ class RoomPlaylists:
                 kind = ObjectKind.REPLAY_PLAYLIST if final else ObjectKind.EVENT_PLAYLIST
                 writes.append(Write(key=layout.replay_playlist(self.room, name), text=self._dvr(r, target, final),
                                     kind=kind))  # fmt: skip
+        if final:
+            writes.extend(self._chapters(state.timed))
         return writes
+
+    def _chapters(self, timed: Timeline) -> list[Write]:
+        """The replay's chapters (before the replay master that links them), on the longest rendition's clock."""
+        longest = max(self._renditions.values(), key=lambda r: len(r.timeline), default=None)
+        if longest is None or not longest.timeline:
+            return []
+        clock = chapters.MediaClock(longest.timeline)
+        found = chapters.build(timed.events.values(), clock)
+        doc = json.dumps(chapters.to_json(found, duration_s=clock.duration_s), ensure_ascii=False, indent=1)
+        return [Write(key=layout.chapters_vtt(self.room), text=chapters.to_webvtt(found), kind=ObjectKind.CHAPTERS_VTT),
+                Write(key=layout.chapters_json(self.room), text=doc + "\n", kind=ObjectKind.CHAPTERS_JSON)]  # fmt: skip
 
     def written(self, writes: Iterable[Write], now: float) -> None:
         """The writes are in storage: the DVR playlists among them are not due again for an interval."""
@@ -202,7 +219,8 @@ class RoomPlaylists:
         return [
             Write(key=layout.master_playlist(self.room), text=render_master_playlist(live),
                   kind=ObjectKind.MASTER_PLAYLIST),
-            Write(key=layout.replay_master(self.room), text=render_master_playlist(replay), kind=replay_kind),
+            Write(key=layout.replay_master(self.room), kind=replay_kind, text=render_master_playlist(
+                replay, {chapters.SESSION_DATA_ID: layout.CHAPTERS_JSON_URI} if final else None)),
         ]  # fmt: skip
 
     def renditions(self) -> Sequence[str]:

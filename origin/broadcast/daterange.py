@@ -52,19 +52,24 @@ def _quoted(value: str) -> str:
 
 def tag(event: TimedEvent) -> str:
     """The EXT-X-DATERANGE line of `event` as known now."""
+    return str(m3u8.model.DateRange(**fields(event)).dumps())
+
+
+def fields(event: TimedEvent) -> dict[str, object]:
+    """The attributes of `event`'s tag, as m3u8's DateRange (and Segment(dateranges=…)) takes them."""
     start = _ms(event.start)
-    fields: dict[str, object] = {"id": event.id, "start_date": iso_date(start), "class": CLASSES[event.kind]}
+    out: dict[str, object] = {"id": event.id, "start_date": iso_date(start), "class": CLASSES[event.kind]}
     if event.kind is EventKind.CHAPTER:
-        fields["end_on_next"] = "YES"
+        out["end_on_next"] = "YES"
     elif event.kind is EventKind.TEXT:
-        fields["end_date"] = iso_date(start)  # an instant: END-DATE = START-DATE, duration 0
+        out["end_date"] = iso_date(start)  # an instant: END-DATE = START-DATE, duration 0
     elif event.end is not None:
         end = max(start, _ms(event.end))
-        fields["end_date"] = iso_date(end)
-        fields["duration"] = (end - start) / 1000  # m3u8 leaves out a duration of 0; END-DATE says it
+        out["end_date"] = iso_date(end)
+        out["duration"] = (end - start) / 1000  # m3u8 leaves out a duration of 0; END-DATE says it
     attr, key = _VALUE_ATTRS[event.kind]
-    fields[attr] = _quoted(str(getattr(event, key)))
-    return str(m3u8.model.DateRange(**fields).dumps())
+    out[attr] = _quoted(str(getattr(event, key)))
+    return out
 
 
 def _effective_end(event: TimedEvent, next_chapter: Mapping[str, float]) -> float:
@@ -79,19 +84,28 @@ def window_tags(timeline: Timeline, segments: Sequence[tuple[int, float, float]]
     """Tag lines to put before each segment of a live window, by media sequence.
 
     `segments`: (media sequence, PDT start, PDT end) in playlist order."""
+    by_msn = window_fields(timeline, segments)
+    return {msn: "".join(str(m3u8.model.DateRange(**f).dumps()) + "\n" for f in found) for msn, found in by_msn.items()}
+
+
+Attrs = dict[str, object]
+
+
+def window_fields(timeline: Timeline, segments: Sequence[tuple[int, float, float]]) -> dict[int, list[Attrs]]:
+    """`window_tags` as attributes (the low-latency renderer builds its segments with the m3u8 library)."""
     if not segments or not timeline.events:
         return {}
     first, last_end = segments[0][1], segments[-1][2]
     ends = [s[2] for s in segments]
     chapters = timeline.chapters()
     next_chapter = {a.id: b.start for a, b in itertools.pairwise(chapters)}
-    out: dict[int, list[str]] = {}
+    out: dict[int, list[Attrs]] = {}
     for event in timeline.events.values():
         if event.start >= last_end or _effective_end(event, next_chapter) < first:
             continue
         msn = segments[min(bisect.bisect_right(ends, event.start), len(segments) - 1)][0]
-        out.setdefault(msn, []).append(tag(event))
-    return {msn: "\n".join(lines) + "\n" for msn, lines in out.items()}
+        out.setdefault(msn, []).append(fields(event))
+    return out
 
 
 class DvrTags:

@@ -37,6 +37,7 @@ LIVE_SYNC_DURATION_COUNT = 3  # hls.js: start/keep this many target durations be
 LIVE_MAX_LATENCY_DURATION_COUNT = 8  # hls.js: further behind than this, jump forward
 CROSSFADE_MS = 300  # HLS ↔ WebRTC switch: both play, one fades out as the other fades in
 SEAT_RETRY_AFTER_ERROR_S = 15.0  # after an SFU failure (ICE, refusal, sfu_unavailable), stay on HLS this long
+SPEAKER_SETTLE_MS = 800  # "Now speaking" changes (and is announced) only once the new set held this long
 MAX_LIVE_SYNC_PLAYBACK_RATE = 1.05  # hls.js: catch up by playing ≤5% faster (pitch preserved) instead of jumping
 
 
@@ -52,6 +53,7 @@ class EmbedPage:
     status_url: str
     hls_url: str
     replay_url: str
+    chapters_url: str
     stylesheet_url: str
     hls_js_url: str
     player_js_url: str
@@ -102,6 +104,7 @@ def embed_page(
         status_url=f"{public_base_url}/{layout.status(room.id)}",
         hls_url=f"{public_base_url}/{layout.master_playlist(room.id)}",
         replay_url=f"{public_base_url}/{layout.replay_master(room.id)}",
+        chapters_url=f"{public_base_url}/{layout.chapters_json(room.id)}",
         stylesheet_url=assets.stylesheet,
         hls_js_url=assets.hls_js,
         player_js_url=assets.player_js,
@@ -124,6 +127,8 @@ def player_config(page: EmbedPage) -> dict[str, object]:
         "statusUrl": page.status_url,
         "hlsUrl": page.hls_url,
         "replayUrl": page.replay_url,
+        "chaptersUrl": page.chapters_url,
+        "speakerSettleMs": SPEAKER_SETTLE_MS,
         "statusPollSeconds": dict(STATUS_POLL_S),
         "realtime": None
         if page.realtime is None

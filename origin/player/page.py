@@ -216,7 +216,8 @@ def content_security_policy(
         "style-src 'self'",
         "img-src 'self' data:",
         f"connect-src {connect}",
-        f"media-src 'self' {media} blob:",
+        # data: for hls.js's metadata <track> (src "data:,WEBVTT"), which carries the timed-metadata cues.
+        f"media-src 'self' {media} blob: data:",
         "base-uri 'none'",
         "form-action 'none'",
         f"frame-ancestors {frame_ancestors(embed_origins)}",

@@ -354,6 +354,16 @@
       var ev = spillwayEvent(c);
       if (ev && ev.kind === "speaker") edges.push({ at: c.startTime, ev: ev });
     }
+    // hls.js's parsed EXT-X-DATERANGEs too: in Chromium it can lose the cues it adds before its metadata
+    // <track> has loaded (hls.js 1.7.4), so the playlist's ranges are read from the level details as well.
+    var details = player.hls && player.hls.latestLevelDetails;
+    var ranges = (details && details.dateRanges) || {};
+    Object.keys(ranges).forEach(function (id) {
+      var d = ranges[id];
+      if (d.class !== "org.spillway.speaker" || !d.attr["X-SPEAKER"]) return;
+      var end = d.duration === null ? Infinity : d.startTime + d.duration;
+      if (d.startTime <= t && t < end) names[d.attr["X-SPEAKER"]] = true;
+    });
     edges.sort(function (a, b) { return a.at - b.at; });
     var inband = {};
     edges.forEach(function (e) {

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from origin.broadcast import fmp4
+from origin.broadcast import fmp4, inband
 from origin.broadcast.journal.base import Journal
 from origin.broadcast.model import INIT_INDEX, BroadcastState, EndReason, RenditionSpec, RoomState, StoredObject
 from origin.broadcast.records import EndRequested, ObjectStored, Record, SessionEnded, SessionStarted
@@ -281,10 +281,13 @@ class IngestService:
         obj, info = self._inspect(room, session, rendition, what, body, init=init, segment_s=segment_s)
         if info is not None and spec is not None:
             _check_init(info, spec, room)
+        timescale = init.timescale if init is not None else spec.sample_rate if spec is not None else 0
         with self.states.hold(room) as state:
             if not check_object(state, obj, segment_init=init, now=obj.received_at, limits=self.limits):
                 return Receipt(stored=False, segment=not obj.is_init)
-        obj = self._store(room, obj, body)
+            # Speaker turns, chapters, texts due in this segment: ID3 in emsg boxes before its moof.
+            obj, metadata = inband.for_segment(state, obj, timescale=timescale, now=self.clock())
+        obj = self._store(room, obj, inband.prepend(body, metadata))
 
         # "Received" is when it is recorded: the publisher compares it with the durability barriers it knows of.
         obj = dataclasses.replace(obj, received_at=self.clock())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from origin.broadcast import timed
 from origin.broadcast.model import BroadcastState, EndReason, RoomState, Session, StoredObject, StoredPart
 from origin.broadcast.records import (
     AnchorSet,
@@ -28,6 +29,7 @@ from origin.broadcast.records import (
     SessionEnded,
     SessionStarted,
     StateChanged,
+    TimedEventRecorded,
 )
 
 
@@ -94,6 +96,8 @@ def apply(state: RoomState, record: Record) -> None:
             state.master = renditions
         case DownloadBuilt(size=size):
             state.download_bytes = size
+        case TimedEventRecorded(event=event):
+            timed.fold(state.timed, event)
         case _:  # pragma: no cover - the Record union is exhaustive
             raise TypeError(f"unknown record {record!r}")
 
@@ -139,6 +143,9 @@ def _stored(state: RoomState, record: ObjectStored) -> None:
             session.max_index[obj.rendition] = obj.idx
             session.max_end_ticks[obj.rendition] = obj.base_ticks + obj.duration_ticks
         session.first_base.setdefault(obj.rendition, (obj.idx, obj.base_ticks))
+        rs = state.rendition(obj.rendition)
+        if obj.cue_count and obj.cue_until >= rs.carried[1]:
+            rs.carried = (obj.cue_count, obj.cue_until)
     _replace_stored(state, obj)
 
 

@@ -11,6 +11,8 @@ import enum
 from collections import deque
 from dataclasses import dataclass, field
 
+from origin.broadcast.timed import Timeline
+
 INIT_INDEX = -1  # StoredObject.idx of a rendition's init segment
 TAIL_SEGMENTS = 64  # publications kept in memory per rendition (the live window needs far fewer)
 
@@ -53,6 +55,11 @@ class StoredObject:
     base_ticks: int = 0  # media segments: tfdt of the first sample
     timescale: int = 0  # init segments: mdhd timescale
     track_id: int = 0  # init segments: the audio track's id, which every media segment must carry
+    # Media segments: `size` is the transcoder's body (what a repeat is compared with); the stored object also
+    # carries the in-band timed metadata (emsg) prepended at ingest: every cue of index < cue_count that
+    # starts before cue_until (PDT) has been carried by this rendition (inband.py).
+    cue_count: int = 0
+    cue_until: float = 0.0
 
     @property
     def is_init(self) -> bool:
@@ -129,6 +136,7 @@ class RenditionState:
     last_real_idx: dict[str, int] = field(default_factory=dict)  # session -> last published transcoder index
     parts: dict[tuple[str, int], list[StoredPart]] = field(default_factory=dict)  # (session, idx) -> parts so far
     longest_part_s: float = 0.0
+    carried: tuple[int, float] = (0, 0.0)  # in-band metadata: (cue_count, cue_until) of the newest segment stored
     published: int = 0
     discontinuities: int = 0  # EXT-X-DISCONTINUITY tags over everything published
     longest_s: float = 0.0
@@ -157,6 +165,7 @@ class RoomState:
     master: tuple[str, ...] = ()  # renditions named by the last master playlist written
     download_bytes: int | None = None  # the replay .m4a, once built
     quarantined: int = 0
+    timed: Timeline = field(default_factory=Timeline)  # speaker turns, chapters, texts (timed.py)
     records: int = 0  # journal records applied
 
     def session_list(self) -> list[Session]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -135,12 +135,14 @@ def render_media_playlist(
     discontinuity_sequence: int,
     ended: bool,
     texts: SegmentTexts | None = None,
+    tags: Mapping[int, str] | None = None,
 ) -> str:
     """A media playlist (RFC 8216 §4.3.3).
 
     `discontinuity_sequence` counts EXT-X-DISCONTINUITY tags of segments before the first one listed
     (§4.3.3.3), so it stays right as tagged segments scroll out of a live window. `texts` carries the
-    rendered segments from one version to the next (a fresh cache renders the same text).
+    rendered segments from one version to the next (a fresh cache renders the same text). `tags`: lines put
+    before a segment's block, by media sequence (EXT-X-DATERANGE), never cached with it.
     """
     if not segments:
         raise ValueError("a media playlist needs at least one segment")
@@ -164,19 +166,25 @@ def render_media_playlist(
         header.playlist_type = "vod"
     texts = texts or SegmentTexts()
     body = [texts.text(seg, prev) for prev, seg in zip((None, *segments), segments, strict=False)]
+    if tags:
+        body = [tags.get(seg.media_sequence, "") + text for seg, text in zip(segments, body, strict=True)]
     tail = "#EXT-X-ENDLIST\n" if ended or kind is MediaPlaylistKind.VOD else ""
     # An M3U8 without segments dumps exactly the header lines (ending in a newline); the segment blocks and
     # the end tag follow as m3u8's own dumps() would join them.
     return str(header.dumps()) + "\n".join(body) + "\n" + tail
 
 
-def render_master_playlist(renditions: Sequence[RenditionEntry]) -> str:
-    """Master playlist (RFC 8216 §4.3.4.2): one EXT-X-STREAM-INF per rendition, lowest bandwidth first."""
+def render_master_playlist(renditions: Sequence[RenditionEntry], session_data: Mapping[str, str] | None = None) -> str:
+    """Master playlist (RFC 8216 §4.3.4.2): one EXT-X-STREAM-INF per rendition, lowest bandwidth first.
+
+    `session_data`: DATA-ID → URI of a JSON document (EXT-X-SESSION-DATA, §4.3.4.4), e.g. the chapters."""
     if not renditions:
         raise ValueError("a master playlist needs at least one rendition")
     master = m3u8.M3U8()
     master.version = PLAYLIST_VERSION
     master.is_independent_segments = True
+    for data_id, uri in (session_data or {}).items():
+        master.session_data.append(m3u8.model.SessionData(data_id, uri=uri))
     for r in sorted(renditions, key=lambda r: r.bandwidth_bps):
         master.add_playlist(
             m3u8.Playlist(

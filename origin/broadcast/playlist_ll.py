@@ -13,7 +13,7 @@ Standard clients ignore the LL tags and read the same segments as from the stand
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import m3u8
@@ -64,6 +64,7 @@ def render_ll_playlist(
     discontinuity_sequence: int,
     reports: Sequence[RenditionReport] = (),
     skip: bool = False,
+    dateranges: Mapping[int, Sequence[Mapping[str, object]]] | None = None,
 ) -> str:
     if not window and open_segment is None:
         raise ValueError("a low-latency playlist needs a segment or a part")
@@ -86,13 +87,19 @@ def render_ll_playlist(
     # Parts for the segments that end within 3 target durations of the playlist's end.
     parts_from = _parts_from(window, MIN_WINDOW_TARGET_DURATIONS * target_duration)
     previous: PublishedSegment | None = None
+    # EXT-X-DATERANGE by media sequence; those of skipped segments go before the first one listed (no
+    # CAN-SKIP-DATERANGES: a delta update keeps every date range).
+    ranges = {msn: list(found) for msn, found in (dateranges or {}).items()}
+    if skipped and len(window) > skipped:
+        first = window[skipped].media_sequence
+        ranges[first] = [r for s in window[: skipped + 1] for r in ranges.pop(s.media_sequence, [])]
     for i, seg in enumerate(window[skipped:], start=skipped):
         stamp = previous is None or seg.discontinuity
         parts = _parts(seg.parts) if i >= parts_from else []
         playlist.segments.append(m3u8.Segment(
             uri=seg.uri, duration=round(seg.duration_s, 6), discontinuity=seg.discontinuity,
             program_date_time=seg.program_date_time if stamp else None, init_section={"uri": seg.init_uri},
-            parts=parts or None,
+            parts=parts or None, dateranges=ranges.get(seg.media_sequence) or None,
         ))  # fmt: skip
         previous = seg
     if open_segment is not None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from origin.broadcast.model import BroadcastState, EndReason, Publication, RenditionSpec, StoredObject, StoredPart
+from origin.broadcast.timed import EventKind, TimedEvent
 from origin.errors import OriginError
 
 
@@ -103,6 +104,13 @@ class DownloadBuilt:
     size: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class TimedEventRecorded:
+    """A speaker turn, chapter or text opened; or (same id, `end` set) a turn closed."""
+
+    event: TimedEvent
+
+
 Record = (
     SessionStarted
     | ObjectStored
@@ -117,6 +125,7 @@ Record = (
     | Quarantined
     | MasterWritten
     | DownloadBuilt
+    | TimedEventRecorded
 )
 
 
@@ -131,8 +140,9 @@ def _publication(p: Publication) -> list[Any]:
 def _fields(record: Record) -> list[Any]:
     match record:
         case ObjectStored(obj=o):
-            return ["o", o.session, o.rendition, o.idx, o.size, o.received_at, int(o.spooled), o.duration_ticks,
-                    o.base_ticks, o.timescale, o.track_id]  # fmt: skip
+            out = ["o", o.session, o.rendition, o.idx, o.size, o.received_at, int(o.spooled), o.duration_ticks,
+                   o.base_ticks, o.timescale, o.track_id]  # fmt: skip
+            return [*out, o.cue_count, o.cue_until] if o.cue_count else out
         case Published(publications=pubs):
             return ["p", [_publication(p) for p in pubs]]
         case SessionStarted():
@@ -159,6 +169,8 @@ def _fields(record: Record) -> list[Any]:
             return ["m", list(record.renditions)]
         case DownloadBuilt():
             return ["d", record.size]
+        case TimedEventRecorded(event=e):
+            return ["t", e.kind.value, e.id, e.start, e.end, e.speaker, e.title, e.text]
 
 
 def encode(record: Record) -> bytes:
@@ -180,7 +192,8 @@ def _decode(f: list[Any]) -> Record:
     kind = f[0]
     if kind == "o":
         obj = StoredObject(session=f[1], rendition=f[2], idx=f[3], size=f[4], received_at=f[5], spooled=bool(f[6]),
-                           duration_ticks=f[7], base_ticks=f[8], timescale=f[9], track_id=f[10])  # fmt: skip
+                           duration_ticks=f[7], base_ticks=f[8], timescale=f[9], track_id=f[10],
+                           cue_count=f[11] if len(f) > 12 else 0, cue_until=f[12] if len(f) > 12 else 0.0)  # fmt: skip
         return ObjectStored(obj=obj)
     if kind == "p":
         return Published(publications=tuple(_decode_publication(p) for p in f[1]))
@@ -209,6 +222,10 @@ def _decode(f: list[Any]) -> Record:
         return MasterWritten(renditions=tuple(f[1]))
     if kind == "d":
         return DownloadBuilt(size=f[1])
+    if kind == "t":
+        return TimedEventRecorded(event=TimedEvent(kind=EventKind(f[1]), id=f[2], start=float(f[3]),
+                                                   end=None if f[4] is None else float(f[4]), speaker=f[5],
+                                                   title=f[6], text=f[7]))  # fmt: skip
     raise JournalError(f"unknown journal record kind {kind!r}")
 
 

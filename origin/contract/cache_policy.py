@@ -24,6 +24,7 @@ PLAYER_ASSET_MAX_AGE_S = SEGMENT_MAX_AGE_S  # /static/player/{digest}/…: conte
 MP4_CONTENT_TYPE = "audio/mp4"
 PLAYLIST_CONTENT_TYPE = "application/vnd.apple.mpegurl"
 JSON_CONTENT_TYPE = "application/json"
+VTT_CONTENT_TYPE = "text/vtt; charset=utf-8"
 
 
 class ObjectKind(enum.Enum):
@@ -35,6 +36,8 @@ class ObjectKind(enum.Enum):
     REPLAY_PLAYLIST = "replay_playlist"  # the same URL once final (VOD + ENDLIST)
     STATUS = "status"
     DOWNLOAD = "download"
+    CHAPTERS_VTT = "chapters_vtt"  # the replay's chapters, written once at the end: cached like the VOD replay
+    CHAPTERS_JSON = "chapters_json"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +71,12 @@ _HEADERS: dict[ObjectKind, ObjectHeaders] = {
     ),
     ObjectKind.STATUS: ObjectHeaders(content_type=JSON_CONTENT_TYPE, cache_control=_public(STATUS_MAX_AGE_S)),
     ObjectKind.DOWNLOAD: ObjectHeaders(content_type=MP4_CONTENT_TYPE, cache_control=_public(DOWNLOAD_MAX_AGE_S)),
+    ObjectKind.CHAPTERS_VTT: ObjectHeaders(
+        content_type=VTT_CONTENT_TYPE, cache_control=_public(REPLAY_PLAYLIST_MAX_AGE_S)
+    ),
+    ObjectKind.CHAPTERS_JSON: ObjectHeaders(
+        content_type=JSON_CONTENT_TYPE, cache_control=_public(REPLAY_PLAYLIST_MAX_AGE_S)
+    ),
 }
 
 

@@ -11,6 +11,8 @@ rooms/{room}/media/{session}/{rendition}/fill-{msn:09d}.m4s silence/slate while 
 rooms/{room}/media/{session}/{rendition}/fill-{msn:09d}.p{k}.m4s  its parts
 rooms/{room}/status.json                     room status for clients (admission, player)
 rooms/{room}/replay.m4a                      whole-broadcast download after the end
+rooms/{room}/chapters.vtt                    the replay's chapters (WebVTT), written at the end
+rooms/{room}/chapters.json                   the same as JSON, for pages (linked from replay.m3u8)
 """
 
 from __future__ import annotations
@@ -76,6 +78,17 @@ def status(room: str) -> str:
 
 def replay_download(room: str) -> str:
     return f"{room_prefix(room)}/replay.m4a"
+
+
+def chapters_vtt(room: str) -> str:
+    return f"{room_prefix(room)}/chapters.vtt"
+
+
+def chapters_json(room: str) -> str:
+    return f"{room_prefix(room)}/chapters.json"
+
+
+CHAPTERS_JSON_URI = "chapters.json"  # relative to the replay master
 
 
 # -- URIs inside playlists (relative, so a playlist works under any CDN host and prefix) ---------------------

@@ -36,6 +36,7 @@ STATUS_POLL_S = {"waiting": 3.0, "live": 5.0, "replay": 5.0}
 LIVE_SYNC_DURATION_COUNT = 3  # hls.js: start/keep this many target durations behind the live edge
 CROSSFADE_MS = 300  # HLS ↔ WebRTC switch: both play, one fades out as the other fades in
 SEAT_RETRY_AFTER_ERROR_S = 15.0  # after an SFU failure (ICE, refusal, sfu_unavailable), stay on HLS this long
+SPEAKER_SETTLE_MS = 800  # "Now speaking" changes (and is announced) only once the new set held this long
 MAX_LIVE_SYNC_PLAYBACK_RATE = 1.05  # hls.js: catch up by playing ≤5% faster (pitch preserved) instead of jumping
 
 
@@ -51,6 +52,7 @@ class EmbedPage:
     status_url: str
     hls_url: str
     replay_url: str
+    chapters_url: str
     stylesheet_url: str
     hls_js_url: str
     player_js_url: str
@@ -101,6 +103,7 @@ def embed_page(
         status_url=f"{public_base_url}/{layout.status(room.id)}",
         hls_url=f"{public_base_url}/{layout.master_playlist(room.id)}",
         replay_url=f"{public_base_url}/{layout.replay_master(room.id)}",
+        chapters_url=f"{public_base_url}/{layout.chapters_json(room.id)}",
         stylesheet_url=assets.stylesheet,
         hls_js_url=assets.hls_js,
         player_js_url=assets.player_js,
@@ -123,6 +126,8 @@ def player_config(page: EmbedPage) -> dict[str, object]:
         "statusUrl": page.status_url,
         "hlsUrl": page.hls_url,
         "replayUrl": page.replay_url,
+        "chaptersUrl": page.chapters_url,
+        "speakerSettleMs": SPEAKER_SETTLE_MS,
         "statusPollSeconds": dict(STATUS_POLL_S),
         "realtime": None
         if page.realtime is None
@@ -211,7 +216,8 @@ def content_security_policy(
         "style-src 'self'",
         "img-src 'self' data:",
         f"connect-src {connect}",
-        f"media-src 'self' {media} blob:",
+        # data: for hls.js's metadata <track> (src "data:,WEBVTT"), which carries the timed-metadata cues.
+        f"media-src 'self' {media} blob: data:",
         "base-uri 'none'",
         "form-action 'none'",
         f"frame-ancestors {frame_ancestors(embed_origins)}",

@@ -5,6 +5,7 @@
     GET    /v1/rooms/{room}          one room with its live figures
     DELETE /v1/rooms/{room}          the room, its state and every object it published (409 while on air)
     POST   /v1/rooms/{room}/end      end the broadcast: the replay becomes VOD at the same URL
+    POST   /v1/rooms/{room}/events   a timed event: speaker on/off, chapter, text (docs/metadata.md)
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ from starlette.concurrency import run_in_threadpool
 from origin.admission import status
 from origin.admission.models import MAX_BODY_BYTES, RoomBody
 from origin.admission.service import AdmissionService, RoomSpec, RoomView
+from origin.broadcast.events import event_json
+from origin.broadcast.timed import EventRequest, TimedEvent
 from origin.broadcast.view import BroadcastSummary
 from origin.contract import ids, layout
+from origin.contract.events import BODY_MAX_BYTES as EVENT_BODY_MAX_BYTES
+from origin.contract.events import EventBody
 from origin.errors import NotFoundError
 from origin.web import errors, openapi
 from origin.web.auth import check_bearer, read_capped
@@ -43,6 +48,12 @@ class Broadcasts(Protocol):
     def delete(self, room: str) -> int: ...
 
 
+class Events(Protocol):
+    """origin.broadcast.events.EventService. Blocking."""
+
+    def record(self, room: str, request: EventRequest) -> tuple[TimedEvent, bool]: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class AdminDeps:
     admission: AdmissionService
@@ -52,6 +63,7 @@ class AdminDeps:
     admin_token: str
     public_base_url: str
     clock: Callable[[], float]
+    events: Events | None = None
 
 
 def room_json(view: RoomView, deps: AdminDeps) -> dict[str, object]:
@@ -135,5 +147,18 @@ def build_router(deps: AdminDeps) -> APIRouter:
         deps.ring(room)
         return {"room": room, "ending": ending,
                 "replay_url": f"{deps.public_base_url}/{layout.replay_master(room)}"}  # fmt: skip
+
+    same = {"description": "a turn already under way for this speaker", "content": {"application/json": {}}}
+
+    @router.post("/{room}/events", status_code=201, responses={200: same, **errors.responses(404, 409, 413, 429)},
+                 openapi_extra=openapi.json_body(EventBody))  # fmt: skip
+    async def post_event(room: RoomPath, request: Request) -> JSONResponse:
+        """Record a timed event of the live broadcast: in its playlists (EXT-X-DATERANGE), in its segments
+        (ID3 in emsg) and in the replay's chapters. `at` (epoch seconds) defaults to now."""
+        body = EventBody.model_validate_json(await read_capped(request, EVENT_BODY_MAX_BYTES, "event body"))
+        if deps.events is None or await run_in_threadpool(svc.rooms.get, room) is None:
+            raise NotFoundError(f"unknown room {room!r}", room=room)
+        event, created = await asyncio.to_thread(deps.events.record, room, body.request())
+        return JSONResponse(event_json(event), status_code=201 if created else 200)
 
     return router

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -19,7 +20,10 @@ from fastapi import FastAPI, Request
 from origin import metrics
 from origin.admission.setup import build_admission, build_service
 from origin.admission.sfu.factory import connect_origins as sfu_connect_urls
+from origin.admission.sfu.factory import room_keys as sfu_room_keys
+from origin.admission.sfu.talk import JanusTalkWatcher
 from origin.broadcast.control import BroadcastControl
+from origin.broadcast.events import EventService
 from origin.broadcast.ingest import IngestLimits, IngestService
 from origin.broadcast.ingest_parts import PartIngest
 from origin.broadcast.journal.base import Ownership
@@ -164,7 +168,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         doorbell.open(asyncio.get_running_loop())
         scheduler.start()
         downloads.recover()
+        talk = asyncio.get_running_loop().create_task(talk_watcher.run()) if talk_watcher is not None else None
         yield
+        if talk is not None:
+            talk.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await talk
         await scheduler.stop()
         doorbell.close()
         commit.close()
@@ -191,12 +200,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scheduler.forget(room)
         tokens.forget(room)
 
+    events = EventService(journal=journal, states=states, clock=wall_clock, ring=lambda room: doorbell.ring(room))
+    # Janus: the rooms this worker publishes get an observer whose talking events become speaker turns.
+    talk_watcher = JanusTalkWatcher(
+        url=settings.janus_url, room_keys=sfu_room_keys(settings), rooms=lambda: list(scheduler.owned),
+        record=events.record, clock=wall_clock, timeout_s=settings.janus_timeout_seconds,
+    ) if settings.sfu == "janus" else None  # fmt: skip
     control = BroadcastControl(states=states, ingest=service, spool=spool, storage=storage, stats=stats,
                                exclusive=downloads.held)  # fmt: skip
     app.include_router(admin.build_router(admin.AdminDeps(
         admission=seats, broadcasts=control, on_deleted=on_deleted, ring=lambda room: doorbell.ring(room),
         admin_token=settings.admin_token.get_secret_value(), public_base_url=settings.public_base_url,
-        clock=wall_clock,
+        clock=wall_clock, events=events,
     )))  # fmt: skip
     app.include_router(listeners.build_router(admission, seats, client_of))
     sampler = RoomSampler(states=states, stats=stats, seats=AdmissionSeats(admission.rooms, admission.backend),

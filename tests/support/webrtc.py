@@ -81,9 +81,12 @@ Janus.init({debug: false, dependencies: Janus.useDefaultDependencies({adapter: {
 function join(slot) {
   speaker.slot = slot;
   speaker.handle.send({message: {request: "join", room: cfg.room, id: cfg.ids[slot], token: cfg.token,
-    display: "speaker", muted: false}});
+    display: cfg.display || "speaker", muted: false}});
 }
 window.setMuted = m => speaker.handle.send({message: {request: "configure", muted: m}});
+// Silence at the microphone (the track sends level 127): Janus then says "stopped-talking" (a muted participant
+// is not measured at all).
+window.setTalking = on => on ? speaker.handle.unmuteAudio() : speaker.handle.muteAudio();
 </script></body></html>"""
 
 
@@ -92,9 +95,9 @@ class SpeakerSite:
     base_url: str
     pages: dict[str, bytes] = field(default_factory=dict)
 
-    def add(self, path: str, *, url: str, room: int, token: str, ids: tuple[int, ...]) -> str:
+    def add(self, path: str, *, url: str, room: int, token: str, ids: tuple[int, ...], display: str = "speaker") -> str:
         """A speaker page joining AudioBridge `room` at Janus `url` in the first free speaker slot of `ids`."""
-        doc = json.dumps({"url": url, "room": room, "token": token, "ids": list(ids)})
+        doc = json.dumps({"url": url, "room": room, "token": token, "ids": list(ids), "display": display})
         self.pages[path] = SPEAKER_PAGE.replace("%CONFIG%", doc).encode()
         return self.base_url + path
 

@@ -27,6 +27,7 @@ from origin.admission.sfu.naming import (
     room_from_description,
 )
 from origin.admission.sfu.reconcile import Observed, Plan, desired_state, plan
+from origin.admission.sfu.talk import TALK_LEVEL_DBOV, TALK_PACKETS
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,10 @@ class AudioBridge:
             "is_private": True,
             "allowed": allowed,
             "sampling_rate": SAMPLING_RATE_HZ,
-            "audiolevel_event": False,
+            # Talking events for the origin's observer (talk.py): who speaks becomes the stream's metadata.
+            "audiolevel_event": True,
+            "audio_active_packets": TALK_PACKETS,
+            "audio_level_average": TALK_LEVEL_DBOV,
         }
         if self._admin_key:
             body["admin_key"] = self._admin_key

@@ -79,6 +79,10 @@ class RoomKeys:
     def speaker_token(self, room: str) -> str:
         return SPEAKER_TOKEN_PREFIX + _b64(_mac(self.key, "speaker-token", room))
 
+    def observer_id(self, room: str) -> int:
+        """The origin's silent participant that listens to the room's talking events (talk.py)."""
+        return _id52(_mac(self.key, "observer-id", room)) or 2
+
     def speaker_ids(self, room: str) -> tuple[int, ...]:
         """SPEAKER_SLOTS distinct participant ids in [1, 2^52) for the room's speakers."""
         ids: list[int] = []

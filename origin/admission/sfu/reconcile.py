@@ -48,7 +48,8 @@ def desired_state(room: str, leases: Iterable[str], *, room_keys: RoomKeys, seat
     return Desired(
         tokens=frozenset([room_keys.speaker_token(room), *(seat_keys.join_token(room, lease) for lease in leases)]),
         participants=frozenset(
-            [*room_keys.speaker_ids(room), *(seat_keys.participant_id(room, lease) for lease in leases)]
+            [*room_keys.speaker_ids(room), room_keys.observer_id(room),
+             *(seat_keys.participant_id(room, lease) for lease in leases)]
         ),
     )
 

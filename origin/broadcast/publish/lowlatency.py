@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from origin.broadcast.daterange import window_fields
 from origin.broadcast.model import Publication, RoomState, StoredPart
 from origin.broadcast.playlist import PublishedSegment, live_window, target_duration_s
 from origin.broadcast.playlist_ll import OpenSegment, RenditionReport, part_target_s, render_ll_playlist
@@ -158,7 +159,9 @@ class LowLatency:
         return render_ll_playlist(
             window, open_segment, target_duration=target, part_target=part_target_s(longest_part or 0.2),
             discontinuity_sequence=rs.discontinuities - sum(s.discontinuity for s in window), reports=reports,
-            skip=skip,
+            skip=skip, dateranges=window_fields(state.timed, [(s.media_sequence, s.program_date_time.timestamp(),
+                                                               s.program_date_time.timestamp() + s.duration_s)
+                                                              for s in window]),
         )  # fmt: skip
 
     @staticmethod

@@ -8,6 +8,7 @@ journal. Pure apart from the DVR files.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import TextIO
 
 import m3u8
 
+from origin.broadcast.daterange import DvrTags, window_tags
 from origin.broadcast.model import TAIL_SEGMENTS, Publication, RoomState
 from origin.broadcast.playlist import (
     PLAYLIST_VERSION,
@@ -29,8 +31,10 @@ from origin.broadcast.playlist import (
     render_media_playlist,
     target_duration_s,
 )
+from origin.broadcast.timed import Cue, Timeline
 from origin.contract import ids, layout
 from origin.contract.cache_policy import ObjectKind
+from origin.replay import chapters
 
 # The latest valid PROGRAM-DATE-TIME (datetime's range); ingest bounds decode times far below it.
 _MAX_PDT = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
@@ -55,6 +59,14 @@ def published_segment(p: Publication) -> PublishedSegment:
     )
 
 
+def _start(seg: PublishedSegment) -> float:
+    return seg.program_date_time.timestamp()
+
+
+def _end(seg: PublishedSegment) -> float:
+    return seg.program_date_time.timestamp() + seg.duration_s
+
+
 @dataclass(kw_only=True)
 class _Rendition:
     name: str
@@ -64,18 +76,25 @@ class _Rendition:
     dvr_first_msn: int | None = None
     event_written_at: float = 0.0
     dvr: TextIO | None = None  # kept open: one write per publication
+    tags: DvrTags = field(default_factory=DvrTags)  # EXT-X-DATERANGE lines appended with the segments
+    cues_fed: int = 0
+    timeline: list[tuple[float, float]] = field(default_factory=list)  # (PDT, duration) of every segment
 
     def add(self, seg: PublishedSegment) -> None:
         previous = self.window[-1] if self.window else None
         if previous is not None and seg.media_sequence != previous.media_sequence + 1:
             raise ValueError(f"{self.name}: media sequence {previous.media_sequence} -> {seg.media_sequence}")
         self.window.append(seg)
-        if self.dvr is None:
-            self.dvr = open(self.dvr_path, "a")  # noqa: SIM115 - closed by RoomPlaylists.close/rebuild
-        self.dvr.write(self.texts.text(seg, previous) + "\n")
-        self.dvr.flush()
+        self.timeline.append((_start(seg), seg.duration_s))
+        self.write(self.tags.before(_end(seg)) + self.texts.text(seg, previous) + "\n")
         if self.dvr_first_msn is None:
             self.dvr_first_msn = seg.media_sequence
+
+    def write(self, text: str) -> None:
+        if self.dvr is None:
+            self.dvr = open(self.dvr_path, "a")  # noqa: SIM115 - closed by RoomPlaylists.close/rebuild
+        self.dvr.write(text)
+        self.dvr.flush()
 
 
 class RoomPlaylists:
@@ -85,6 +104,7 @@ class RoomPlaylists:
         self.live_window_segments = live_window_segments
         self.event_interval_s = event_interval_s
         self._renditions: dict[str, _Rendition] = {}
+        self._cues: list[Cue] = []  # the broadcast's timed-event cues, mirrored from the room state
 
     def _rendition(self, name: str) -> _Rendition:
         r = self._renditions.get(name)
@@ -94,21 +114,33 @@ class RoomPlaylists:
             r = self._renditions[name] = _Rendition(name=name, dvr_path=path)
         return r
 
-    def rebuild(self, publications: Iterable[Publication]) -> None:
+    def rebuild(self, publications: Iterable[Publication], timed: Timeline | None = None) -> None:
         """Start over from every publication of the broadcast (a new owner, or after a restart)."""
         self.close()
+        self._cues = []
         if self.dvr_dir.exists():
             for stale in self.dvr_dir.glob("*.m3u8-body"):
                 stale.unlink()
+        if timed is not None:
+            self.sync_cues(timed)
         self.add(publications)
+
+    def sync_cues(self, timed: Timeline) -> None:
+        """Take the cues recorded since the last call (call with the room state held)."""
+        self._cues.extend(timed.cues[len(self._cues) :])
 
     def add(self, publications: Iterable[Publication]) -> None:
         for p in publications:
-            self._rendition(p.rendition).add(published_segment(p))
+            r = self._rendition(p.rendition)
+            if r.cues_fed < len(self._cues):
+                r.tags.feed(self._cues[r.cues_fed :])
+                r.cues_fed = len(self._cues)
+            r.add(published_segment(p))
 
     def media_writes(self, state: RoomState, renditions: Iterable[str], *, now: float, final: bool) -> list[Write]:
         """Live playlists of `renditions`, and their DVR playlists when due (always when final)."""
         writes: list[Write] = []
+        self.sync_cues(state.timed)
         for name in sorted(renditions):
             r = self._renditions.get(name)
             if r is None or not r.window:
@@ -123,13 +155,27 @@ class RoomPlaylists:
                 discontinuity_sequence=state.rendition(name).discontinuities - in_window,
                 ended=final,
                 texts=r.texts,
+                tags=window_tags(state.timed, [(s.media_sequence, _start(s), _end(s)) for s in window]),
             )
             writes.append(Write(key=layout.live_playlist(self.room, name), text=live, kind=ObjectKind.LIVE_PLAYLIST))
             if final or now - r.event_written_at >= self.event_interval_s:
                 kind = ObjectKind.REPLAY_PLAYLIST if final else ObjectKind.EVENT_PLAYLIST
                 writes.append(Write(key=layout.replay_playlist(self.room, name), text=self._dvr(r, target, final),
                                     kind=kind))  # fmt: skip
+        if final:
+            writes.extend(self._chapters(state.timed))
         return writes
+
+    def _chapters(self, timed: Timeline) -> list[Write]:
+        """The replay's chapters (before the replay master that links them), on the longest rendition's clock."""
+        longest = max(self._renditions.values(), key=lambda r: len(r.timeline), default=None)
+        if longest is None or not longest.timeline:
+            return []
+        clock = chapters.MediaClock(longest.timeline)
+        found = chapters.build(timed.events.values(), clock)
+        doc = json.dumps(chapters.to_json(found, duration_s=clock.duration_s), ensure_ascii=False, indent=1)
+        return [Write(key=layout.chapters_vtt(self.room), text=chapters.to_webvtt(found), kind=ObjectKind.CHAPTERS_VTT),
+                Write(key=layout.chapters_json(self.room), text=doc + "\n", kind=ObjectKind.CHAPTERS_JSON)]  # fmt: skip
 
     def written(self, writes: Iterable[Write], now: float) -> None:
         """The writes are in storage: the DVR playlists among them are not due again for an interval."""
@@ -146,6 +192,10 @@ class RoomPlaylists:
         header.media_sequence = r.dvr_first_msn or None
         header.is_independent_segments = True
         header.playlist_type = "vod" if final else "event"
+        if final:  # the events recorded since the last segment, and the turns that ended meanwhile
+            r.tags.feed(self._cues[r.cues_fed :])
+            r.cues_fed = len(self._cues)
+            r.write(r.tags.before(_end(r.window[-1])))
         body = r.dvr_path.read_text()
         return str(header.dumps()) + body + ("#EXT-X-ENDLIST\n" if final else "")
 
@@ -169,7 +219,8 @@ class RoomPlaylists:
         return [
             Write(key=layout.master_playlist(self.room), text=render_master_playlist(live),
                   kind=ObjectKind.MASTER_PLAYLIST),
-            Write(key=layout.replay_master(self.room), text=render_master_playlist(replay), kind=replay_kind),
+            Write(key=layout.replay_master(self.room), kind=replay_kind, text=render_master_playlist(
+                replay, {chapters.SESSION_DATA_ID: layout.CHAPTERS_JSON_URI} if final else None)),
         ]  # fmt: skip
 
     def renditions(self) -> Sequence[str]:

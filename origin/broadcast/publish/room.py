@@ -133,7 +133,9 @@ class RoomPublisher:
     def _start(self) -> None:
         """A new owner: rebuild the DVR bodies from every publication, and rewrite every playlist once."""
         records, _ = self.journal.read(self.room, 0)
-        self.playlists.rebuild(p for r in records if isinstance(r, Published) for p in r.publications)
+        with self.states.hold(self.room) as state:
+            timed = state.timed
+        self.playlists.rebuild((p for r in records if isinstance(r, Published) for p in r.publications), timed)
         self._dirty = set(self.playlists.renditions())
         self._started = True
 
@@ -167,6 +169,8 @@ class RoomPublisher:
         if new:
             # Every object named below is durable: the plan took only segments recorded before the newest
             # barrier this worker knows of, and fillers are written durably.
+            with self.states.hold(self.room) as state:
+                self.playlists.sync_cues(state.timed)  # timed events go before the segments they fall in
             self.playlists.add(new)
             self._dirty.update(p.rendition for p in new)
             self._advanced.update((p.rendition, now) for p in new)

@@ -30,6 +30,9 @@
   var titleEl = $("room-title");
   var hostEl = $("room-host");
   var hostName = $("room-host-name");
+  var speakingEl = $("speaking");
+  var chaptersEl = $("chapters");
+  var chapterList = $("chapter-list");
 
   var REPLAY_SWITCH_FALLBACK_MS = 30000; // a live listener hears the tail first; switch anyway after this
   var BEHIND_MARGIN_S = 3; // "Go live" shows when this much further behind than the target delay
@@ -47,7 +50,10 @@
     seat: null, // the SpillwayRealtime controller (tests: seat.pc(), seat.lease())
     seatResults: [], // every tryJoin outcome, oldest first: "realtime" | "hls:<reason>"
     seatEnds: [], // why seats that were up ended: kicked, ice, lease_ended, …
-    seatTimings: [] // performance.now() per attempt: asked, granted, track, live (bench/sfu.py)
+    seatTimings: [], // performance.now() per attempt: asked, granted, track, live (bench/sfu.py)
+    speakers: [], // who "Now speaking" shows (from the stream's timed metadata)
+    speakerLog: [], // every change: {at: media time, names}
+    chapters: [] // the replay's chapters (chapters.json)
   };
   window.spillway = player;
 
@@ -305,6 +311,7 @@
     seekRow.hidden = false;
     playBtn.disabled = false;
     setMessage("The broadcast has ended. Listen to the replay.");
+    loadChapters();
   }
 
   function updateSeek() {
@@ -316,6 +323,149 @@
     var label = formatTime(+seek.value) + " of " + formatTime(d);
     seek.setAttribute("aria-valuetext", label);
     timeEl.textContent = formatTime(+seek.value) + " / " + formatTime(d);
+  }
+
+  // -- timed metadata: who is speaking, chapters -----------------------------------------------------------
+  // hls.js puts EXT-X-DATERANGE (one cue per X- attribute, type com.apple.quicktime.HLS) and in-band ID3/emsg
+  // (TXXX org.spillway.event = the cue as JSON) on a hidden "metadata" text track. The DATERANGE cue of a turn
+  // lasts the turn; the in-band cues are edges (start, end) applied in time order.
+
+  var shownKey = "";
+  var pendingKey = null;
+  var pendingTimer = null;
+
+  function spillwayEvent(cue) {
+    var v = cue.value;
+    if (!v || v.key !== "TXXX" || v.info !== "org.spillway.event") return null;
+    try { return JSON.parse(v.data); } catch (e) { return null; }
+  }
+
+  function currentSpeakers(track, t) {
+    var names = {};
+    var edges = [];
+    var cues = track.cues || [];
+    for (var i = 0; i < cues.length; i++) {
+      var c = cues[i];
+      if (c.startTime > t) continue;
+      if (c.value && c.value.key === "X-SPEAKER") {
+        if (c.endTime > t) names[c.value.data] = true;
+        continue;
+      }
+      var ev = spillwayEvent(c);
+      if (ev && ev.kind === "speaker") edges.push({ at: c.startTime, ev: ev });
+    }
+    // hls.js's parsed EXT-X-DATERANGEs too: in Chromium it can lose the cues it adds before its metadata
+    // <track> has loaded (hls.js 1.7.4), so the playlist's ranges are read from the level details as well.
+    var details = player.hls && player.hls.latestLevelDetails;
+    var ranges = (details && details.dateRanges) || {};
+    Object.keys(ranges).forEach(function (id) {
+      var d = ranges[id];
+      if (d.class !== "org.spillway.speaker" || !d.attr["X-SPEAKER"]) return;
+      var end = d.duration === null ? Infinity : d.startTime + d.duration;
+      if (d.startTime <= t && t < end) names[d.attr["X-SPEAKER"]] = true;
+    });
+    edges.sort(function (a, b) { return a.at - b.at; });
+    var inband = {};
+    edges.forEach(function (e) {
+      if (e.ev.edge === "start") inband[e.ev.id] = e.ev.speaker;
+      else delete inband[e.ev.id];
+    });
+    Object.keys(inband).forEach(function (id) { names[inband[id]] = true; });
+    return Object.keys(names).sort();
+  }
+
+  function speakingText(names) {
+    if (!names.length) return "";
+    var list = names.length === 1 ? names[0]
+      : names.slice(0, -1).join(", ") + " and " + names[names.length - 1];
+    return "Now speaking: " + list;
+  }
+
+  function showSpeakers(names) {
+    // The element is a polite live region: its text changes only when the set of speakers does, once the
+    // new set has held for a moment, so a screen reader announces turns, not every flicker of detection.
+    var key = names.join("\n");
+    if (key === shownKey) {
+      pendingKey = null;
+      if (pendingTimer !== null) { window.clearTimeout(pendingTimer); pendingTimer = null; }
+      return;
+    }
+    if (key === pendingKey) return;
+    pendingKey = key;
+    if (pendingTimer !== null) window.clearTimeout(pendingTimer);
+    pendingTimer = window.setTimeout(function () {
+      pendingTimer = null;
+      pendingKey = null;
+      shownKey = key;
+      player.speakers = names;
+      player.speakerLog.push({ at: audio.currentTime, names: names });
+      speakingEl.textContent = speakingText(names);
+      speakingEl.hidden = !names.length;
+    }, cfg.speakerSettleMs);
+  }
+
+  function metadataTrack() {
+    for (var i = 0; i < audio.textTracks.length; i++) {
+      if (audio.textTracks[i].kind === "metadata") return audio.textTracks[i];
+    }
+    return null;
+  }
+
+  function updateSpeakers() {
+    var track = metadataTrack();
+    if (player.transport === "webrtc") { showSpeakers([]); return; } // the room itself: no stream metadata
+    if (track) showSpeakers(currentSpeakers(track, audio.currentTime));
+  }
+
+  audio.textTracks.addEventListener("addtrack", function (e) {
+    if (e.track.kind !== "metadata") return;
+    if (e.track.mode === "disabled") e.track.mode = "hidden";
+    e.track.addEventListener("cuechange", updateSpeakers);
+  });
+
+  function chapterButton(ch) {
+    var li = document.createElement("li");
+    var b = document.createElement("button");
+    b.type = "button";
+    var at = document.createElement("span");
+    at.className = "at";
+    at.textContent = formatTime(ch.start);
+    b.appendChild(at);
+    b.appendChild(document.createTextNode(ch.title));
+    b.setAttribute("aria-label", ch.title + ", at " + formatTime(ch.start));
+    b.addEventListener("click", function () {
+      audio.currentTime = ch.start;
+      updateSeek();
+      play();
+    });
+    li.appendChild(b);
+    return li;
+  }
+
+  function markChapter() {
+    var buttons = chapterList.querySelectorAll("button");
+    var t = audio.currentTime;
+    player.chapters.forEach(function (ch, i) {
+      var on = t >= ch.start && t < ch.end;
+      if ((buttons[i].getAttribute("aria-current") === "true") !== on) {
+        if (on) buttons[i].setAttribute("aria-current", "true");
+        else buttons[i].removeAttribute("aria-current");
+      }
+    });
+  }
+
+  function loadChapters() {
+    window.fetch(cfg.chaptersUrl, { credentials: "omit" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (doc) {
+        var list = doc && Array.isArray(doc.chapters) ? doc.chapters : [];
+        player.chapters = list.filter(function (c) {
+          return c && typeof c.title === "string" && isFinite(c.start) && isFinite(c.end);
+        });
+        chapterList.textContent = "";
+        player.chapters.forEach(function (ch) { chapterList.appendChild(chapterButton(ch)); });
+        chaptersEl.hidden = !player.chapters.length;
+      }, function () { /* no chapters: the list stays hidden */ });
   }
 
   // -- status.json -----------------------------------------------------------------------------------------
@@ -471,7 +621,13 @@
     }
   });
   audio.addEventListener("durationchange", updateSeek);
-  audio.addEventListener("timeupdate", function () { if (player.mode === "replay") updateSeek(); });
+  audio.addEventListener("timeupdate", function () {
+    if (player.mode === "replay") {
+      updateSeek();
+      if (player.chapters.length) markChapter();
+    }
+    updateSpeakers(); // in-band edges: the speaker set can change without a cue entering or leaving
+  });
 
   function showDelay() {
     if (player.mode !== "live") return;

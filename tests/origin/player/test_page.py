@@ -97,7 +97,7 @@ def test_csp_allows_the_cdn_for_media_and_nothing_inline() -> None:
     assert directives["default-src"] == "'none'"
     assert directives["script-src"] == "'self'"
     assert directives["connect-src"] == "'self' https://cdn.example:8443"
-    assert directives["media-src"] == "'self' https://cdn.example:8443 blob:"
+    assert directives["media-src"] == "'self' https://cdn.example:8443 blob: data:"
     assert directives["frame-ancestors"] == "'self' https://a.example"
     assert "unsafe" not in csp
 

@@ -17,7 +17,8 @@ def _desired(leases: list[str]) -> frozenset[str]:
 def test_desired_state_is_the_speaker_plus_every_live_lease() -> None:
     d = desired_state("r", LEASES, room_keys=ROOM_KEYS, seat_keys=SEAT_KEYS)
     assert d.tokens == {ROOM_KEYS.speaker_token("r"), *(SEAT_KEYS.join_token("r", lease) for lease in LEASES)}
-    assert d.participants == {*ROOM_KEYS.speaker_ids("r"), *(SEAT_KEYS.participant_id("r", lease) for lease in LEASES)}
+    assert d.participants == {*ROOM_KEYS.speaker_ids("r"), ROOM_KEYS.observer_id("r"),
+                              *(SEAT_KEYS.participant_id("r", lease) for lease in LEASES)}  # fmt: skip
 
 
 def test_a_missing_room_is_created() -> None:

@@ -73,10 +73,11 @@ def target_duration_s(max_segment_duration_s: float, nominal_segment_s: float) -
 
 
 def live_window(
-    tail: Sequence[PublishedSegment], *, min_segments: int, target_duration: int
+    tail: Sequence[PublishedSegment], *, min_segments: int, target_duration: int, min_seconds: float = 0.0
 ) -> Sequence[PublishedSegment]:
-    """The newest segments covering ≥ `min_segments` and ≥ three target durations (RFC 8216 §6.2.2)."""
-    needed_s = MIN_WINDOW_TARGET_DURATIONS * target_duration
+    """The newest segments covering ≥ `min_segments`, ≥ `min_seconds` and ≥ three target durations (RFC 8216
+    §6.2.2)."""
+    needed_s = max(MIN_WINDOW_TARGET_DURATIONS * target_duration, min_seconds)
     count = 0
     covered = 0.0
     for seg in reversed(tail):

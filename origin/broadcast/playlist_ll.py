@@ -24,6 +24,7 @@ from origin.broadcast.playlist import MIN_WINDOW_TARGET_DURATIONS, PublishedSegm
 LL_PLAYLIST_VERSION = 9  # EXT-X-SKIP needs 9; EXT-X-PART and PRELOAD-HINT are fine with it
 PART_HOLD_BACK_PARTS = 3.0
 SKIP_TARGET_DURATIONS = 6  # CAN-SKIP-UNTIL, the spec's minimum
+LL_WINDOW_TARGET_DURATIONS = 2 * SKIP_TARGET_DURATIONS  # the LL live window: a delta update skips half
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -134,3 +134,23 @@ def test_cors_policy_allows_the_embed_origins_parameter(template: dict[str, Any]
 def test_outputs_the_listener_base_url(template: dict[str, Any]) -> None:
     value = template["Outputs"]["ListenerBaseUrl"]["Value"]["Fn::If"]
     assert value[2] == {"Fn::Sub": "https://${Distribution.DomainName}"}
+
+
+def test_live_media_playlists_go_to_the_origin_keyed_on_the_ll_directives(template: dict[str, Any]) -> None:
+    dist = _distribution(template)
+    patterns = [b["PathPattern"] for b in dist["CacheBehaviors"]]
+    assert patterns.index("/rooms/*/live/*.m3u8") < patterns.index("/rooms/*.m3u8")  # first match wins
+    live = _behaviours(template)["/rooms/*/live/*.m3u8"]
+    (group,) = [g for g in dist["OriginGroups"]["Items"] if g["Id"] == live["TargetOriginId"]]
+    assert [m["OriginId"] for m in group["Members"]["Items"]] == ["origin-service", "media-bucket"]
+    # Storage answers when the origin is unreachable or does not know the room; a hold's 503 reaches the player.
+    assert group["FailoverCriteria"]["StatusCodes"]["Items"] == [404, 502, 504]
+    policy = template["Resources"][live["CachePolicyId"]["Ref"]]["Properties"]["CachePolicyConfig"]
+    params = policy["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert params["QueryStringsConfig"] == {"QueryStringBehavior": "whitelist",
+                                            "QueryStrings": ["_HLS_msn", "_HLS_part", "_HLS_skip"]}  # fmt: skip
+    assert params["CookiesConfig"] == {"CookieBehavior": "none"}
+    assert params["HeadersConfig"] == {"HeaderBehavior": "none"}
+    assert policy["MaxTTL"] == {"Ref": "LivePlaylistMaxAgeSeconds"}
+    (api,) = [o for o in dist["Origins"] if o["Id"] == "origin-service"]
+    assert api["CustomOriginConfig"]["OriginReadTimeout"] > 3 * 4  # a held reload: 3 target durations of ≤ 4 s

@@ -11,9 +11,19 @@ import pytest
 from origin.contract.cache_policy import ERROR_MAX_AGE_S, ObjectKind, headers_for
 from origin.edge.nginx_config import s3_storage
 from origin.edge.nginx_process import EdgeOptions, run_edge
-from tests.cdn_config.conftest import ALLOWED_ORIGIN, OTHER_ALLOWED_ORIGIN, EdgeRig, fresh_room
+from tests.cdn_config.conftest import (
+    ALLOWED_ORIGIN,
+    BUCKET,
+    OTHER_ALLOWED_ORIGIN,
+    S3_PREFIX,
+    EdgeRig,
+    fresh_room,
+    s3_putter,
+)
 from tests.cdn_config.stream import HlsStream, Published, publish
 from tests.cdn_config.upstream import CountingStore
+from tests.support.moto_server import MotoServer
+from tests.support.net import free_port
 
 NO_GZIP = {"Accept-Encoding": "identity"}
 
@@ -220,3 +230,19 @@ def test_private_bucket_403_becomes_a_short_cached_404(hls_stream: HlsStream) ->
                 time.sleep(0.05)
         assert not edge.prefix.exists()
         assert edge.proc.poll() is not None
+
+
+def test_live_playlists_come_from_storage_when_the_origin_is_down(moto: MotoServer, hls_stream: HlsStream) -> None:
+    """The live location asks the origin first (blocking reload); an origin that cannot answer (connection
+    refused: 502) must not take the room off the air while storage holds the playlist."""
+    storage = s3_storage(endpoint_url=moto.endpoint_url, bucket=BUCKET, prefix=S3_PREFIX)
+    putter = s3_putter(moto)
+    dead_origin = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with run_edge(EdgeOptions(origin_url=dead_origin, storage=storage)) as edge:
+        room = publish(putter, hls_stream, room=fresh_room("origin-down"))
+        stored = putter.get(room.live_playlist)
+        for query in ("", "?_HLS_msn=3&_HLS_part=1", "?_HLS_skip=YES"):
+            resp = httpx.get(f"{edge.base_url}/{room.live_playlist}{query}", timeout=10)
+            assert resp.status_code == 200, (query, resp.status_code, resp.text[:200])
+            assert resp.content == stored, query
+            assert resp.headers["cache-control"] == headers_for(ObjectKind.LIVE_PLAYLIST).cache_control

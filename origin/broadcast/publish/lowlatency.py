@@ -17,7 +17,13 @@ from pathlib import Path
 from origin.broadcast.daterange import window_fields
 from origin.broadcast.model import Publication, RoomState, StoredPart
 from origin.broadcast.playlist import PublishedSegment, live_window, target_duration_s
-from origin.broadcast.playlist_ll import OpenSegment, RenditionReport, part_target_s, render_ll_playlist
+from origin.broadcast.playlist_ll import (
+    LL_WINDOW_TARGET_DURATIONS,
+    OpenSegment,
+    RenditionReport,
+    part_target_s,
+    render_ll_playlist,
+)
 from origin.broadcast.publish.playlists import published_segment
 from origin.contract import ids, layout
 from origin.storage.filesystem import rewrite_small
@@ -144,7 +150,10 @@ class LowLatency:
         rs = state.rendition(name)
         target = target_duration_s(rs.longest_s, state.nominal_segment_s)
         segments = [_segment_parts(published_segment(p), p) for p in tail]
-        window = live_window(segments, min_segments=self.live_window_segments, target_duration=target)
+        # Twice CAN-SKIP-UNTIL: a delta update (what LL clients reload ~5 times a second) then skips half the
+        # window; a window as short as the standard one would have nothing older than the skip boundary.
+        window = live_window(segments, min_segments=self.live_window_segments, target_duration=target,
+                             min_seconds=LL_WINDOW_TARGET_DURATIONS * target)  # fmt: skip
         opened = open_parts(state, name)
         open_segment = None
         if opened is not None or window:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import shutil
 
 from origin.broadcast.ingest import IngestService
 from origin.broadcast.model import BroadcastState
-from origin.broadcast.spool import Spool
+from origin.broadcast.spool import SpoolStore
 from origin.broadcast.states import RoomStates
 from origin.broadcast.view import BroadcastSummary, summarize
 from origin.contract import layout
@@ -20,7 +19,7 @@ log = logging.getLogger(__name__)
 class BroadcastControl:
     """Blocking calls (journal, storage): the admin routes run them in a thread."""
 
-    def __init__(self, *, states: RoomStates, ingest: IngestService, spool: Spool, storage: Storage) -> None:
+    def __init__(self, *, states: RoomStates, ingest: IngestService, spool: SpoolStore, storage: Storage) -> None:
         self.states = states
         self.ingest = ingest
         self.spool = spool
@@ -53,7 +52,7 @@ class BroadcastControl:
         for key in keys:
             self.storage.delete(key)
         journal.delete(room)
-        shutil.rmtree(self.spool.path(layout.room_prefix(room)), ignore_errors=True)
+        self.spool.delete_room(room)
         self.states.forget(room)
         log.info("room=%s deleted: state and %d stored objects", room, len(keys))
         return len(keys)

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from origin.admission.api import AdmissionDeps, build_service  # noqa: E402
+
 from origin.admission.backend import AdmissionBackend  # noqa: E402
 from origin.admission.publisher import StatusPublisher  # noqa: E402
 from origin.admission.redis_backend import RedisAdmission, RedisRoomRegistry, connect  # noqa: E402
@@ -50,8 +51,8 @@ from origin.admission.status import IdleBroadcastView  # noqa: E402
 from origin.edge.nginx_process import EdgeOptions, run_edge  # noqa: E402
 from origin.rooms import Room, RoomRegistry  # noqa: E402
 from origin.storage.filesystem import FilesystemStorage  # noqa: E402
-from tests.origin.admission.conftest import run_redis  # noqa: E402
 from tests.support.origin_server import ADMIN_TOKEN, origin_server  # noqa: E402
+from tests.support.redis_server import run_redis  # noqa: E402
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SEAT_SECRET = "bench-seat-secret-0123456789abcdef0123"

@@ -1,15 +1,15 @@
 """`create_app(settings)`: the origin's FastAPI application, wired from settings.
 
-    settings → storage, journal (+ room states, spool, group commit) → services (ingest, publishing,
-    admission, replay download) → routers (ingest, admin, listeners, health, player, storage read path)
+    settings → storage, coordination (journal, spool, group commit, claims, doorbell: one host or a fleet,
+    origin/coordination.py) → services (ingest, publishing, admission, replay download) → routers (ingest,
+    admin, listeners, health, player, storage read path)
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,47 +22,30 @@ from origin.admission.sfu.factory import connect_origins as sfu_connect_urls
 from origin.broadcast.control import BroadcastControl
 from origin.broadcast.ingest import IngestLimits, IngestService
 from origin.broadcast.journal.base import Ownership
-from origin.broadcast.journal.files import FileJournal
 from origin.broadcast.lifecycle import LifecyclePolicy
 from origin.broadcast.model import BroadcastState
-from origin.broadcast.publish.doorbell import Doorbell
 from origin.broadcast.publish.filler import FillerBank, FillerPolicy
 from origin.broadcast.publish.playlists import RoomPlaylists
 from origin.broadcast.publish.room import PassResult, PublishPolicy, RoomPublisher
 from origin.broadcast.publish.scheduler import PublishScheduler
 from origin.broadcast.retention import Retention
-from origin.broadcast.spool import Spool
 from origin.broadcast.states import RoomStates
 from origin.broadcast.view import ListenerView
 from origin.clock import wall_clock
+from origin.coordination import build_coordination
 from origin.player import PlayerDeps
 from origin.player import build_router as build_player_router
 from origin.player.page import Realtime
 from origin.replay.download import ReplayDownloads
 from origin.settings import Settings
-from origin.storage.base import Storage
 from origin.storage.factory import build_storage
 from origin.storage.filesystem import FilesystemStorage
-from origin.storage.group_commit import GroupCommit
 from origin.web import admin, errors, health, ingest, listeners
 from origin.web.client_address import client_address, parse_networks
 
 log = logging.getLogger(__name__)
 
 REMOTE_WRITE_CONCURRENCY = 16
-COMMIT_LINGER_S = 0.004  # a 201 waits this much longer, so concurrent PUTs share one durability barrier
-
-
-def _barrier(storage: Storage, journal: FileJournal) -> Callable[[], None]:
-    """The group commit's sync: one syncfs per filesystem involved (state and storage may share one)."""
-    same_fs = isinstance(storage, FilesystemStorage) and os.stat(storage.root).st_dev == os.stat(journal.root).st_dev
-
-    def sync() -> None:
-        journal.sync()
-        if not same_fs:
-            storage.sync()
-
-    return sync
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -73,10 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         region=settings.s3_region, endpoint_url=settings.s3_endpoint_url, acl=settings.s3_acl,
         timeout_s=settings.s3_timeout_seconds, on_error=lambda backend, kind: m.storage_error(backend, kind),
     )  # fmt: skip
-    journal = FileJournal(settings.state_dir)
+    coord = build_coordination(settings, storage)
+    journal, spool, commit = coord.journal, coord.spool, coord.commit
     states = RoomStates(journal)
-    spool = Spool(Path(settings.state_dir) / "spool")
-    commit = GroupCommit(_barrier(storage, journal), linger_s=COMMIT_LINGER_S)
     service = IngestService(
         journal=journal, states=states, storage=storage, spool=spool, metrics=m, clock=wall_clock,
         limits=IngestLimits(max_backlog=settings.max_retry_backlog,
@@ -95,15 +77,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     io = None if isinstance(storage, FilesystemStorage) else ThreadPoolExecutor(REMOTE_WRITE_CONCURRENCY, "storage")
 
     def make_publisher(room: str, ownership: Ownership) -> RoomPublisher:
-        playlists = RoomPlaylists(room, journal.room_dir(room) / "dvr",
+        playlists = RoomPlaylists(room, coord.room_dir(room) / "dvr",
                                   live_window_segments=policy.live_window_segments,
                                   event_interval_s=policy.event_interval_s)  # fmt: skip
-        return RoomPublisher(room=room, ownership=ownership, journal=journal, states=states, storage=storage,
+        return RoomPublisher(room=room, ownership=ownership, journal=journal, states=states,
+                             storage=coord.publisher_storage(ownership),
                              spool=spool, commit=commit, playlists=playlists, filler=filler, policy=policy,
                              metrics=m, clock=wall_clock, io=io)  # fmt: skip
 
     downloads = ReplayDownloads(storage=storage, states=states, state_dir=settings.state_dir,
-                                on_done=lambda room: admission.publisher.note_change(room, wall_clock()))  # fmt: skip
+                                on_done=lambda room: admission.publisher.note_change(room, wall_clock()),
+                                claim=coord.download_claim)  # fmt: skip
 
     def on_result(room: str, result: PassResult) -> None:
         if result.status_changed:
@@ -113,12 +97,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             downloads.request(room)
 
     local = isinstance(storage, FilesystemStorage)
+    retention = Retention(states=states, retention_s=settings.state_retention_seconds, clock=wall_clock,
+                          room_dir=coord.room_dir)  # fmt: skip
+
+    def housekeeping() -> None:
+        retention.sweep()
+        downloads.recover()  # an instance that died mid-build leaves a room without its download
+
     scheduler = PublishScheduler(journal=journal, states=states, make_publisher=make_publisher, clock=wall_clock,
-                                 on_result=on_result, inline=local,
-                                 housekeeping=Retention(states=states, retention_s=settings.state_retention_seconds,
-                                                        clock=wall_clock, room_dir=journal.room_dir).sweep)  # fmt: skip
-    doorbell = Doorbell(Path(settings.state_dir) / "workers", on_ring=scheduler.request,
-                        on_durable=commit.note_durable)  # fmt: skip
+                                 on_result=on_result, inline=local, housekeeping=housekeeping,
+                                 claims=coord.claims)  # fmt: skip
+    doorbell = coord.make_bell(scheduler.request, commit.note_durable, lambda room: room in scheduler.owned)
     trusted = parse_networks(settings.trusted_proxies)
 
     def client_of(request: Request) -> str:
@@ -134,8 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await scheduler.stop()
         doorbell.close()
-        commit.close()
         downloads.close()
+        coord.close()
         if io is not None:
             io.shutdown(wait=False)
 
@@ -161,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         clock=wall_clock,
     )))  # fmt: skip
     app.include_router(listeners.build_router(admission, seats, client_of))
-    app.include_router(health.build_router(storage))
+    app.include_router(health.build_router(storage, checks=coord.checks))
     if isinstance(storage, FilesystemStorage):
         from origin.storage.serve import build_storage_router
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -13,7 +14,7 @@ from origin.storage.base import Storage
 from origin.web import errors
 
 
-def build_router(storage: Storage) -> APIRouter:
+def build_router(storage: Storage, checks: Sequence[Callable[[], None]] = ()) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
@@ -23,9 +24,11 @@ def build_router(storage: Storage) -> APIRouter:
 
     @router.get("/readyz", responses={503: {"model": errors.ErrorBody, "description": "storage unreachable"}})
     async def readyz() -> Response:
-        """Storage is reachable and writable."""
+        """Storage is reachable and writable (and, in a fleet, Redis answers)."""
         try:
             await asyncio.to_thread(storage.check)
+            for check in checks:
+                await asyncio.to_thread(check)
         except StorageError as exc:
             return errors.error_response(503, str(exc))
         return JSONResponse({"status": "ready", "storage": storage.name})

@@ -109,13 +109,22 @@ class Doorbell:
             except OSError as exc:
                 log.warning("doorbell read failed: %s", exc)
                 return
-            room, _, stamp = data.decode("ascii", errors="replace").partition(" ")
-            if not ids.ROOM_ID_PATTERN.fullmatch(room):
+            ring = parse_ring(data)
+            if ring is None:
                 continue
-            try:
-                durable = float(stamp)
-            except ValueError:
-                durable = 0.0
-            if durable > 0 and durable == durable:  # not NaN
+            room, durable = ring
+            if durable > 0:
                 self.on_durable(durable)
             self.on_ring(room)
+
+
+def parse_ring(data: bytes) -> tuple[str, float] | None:
+    """`{room} {durable_before}` → (room, durable_before; 0 when absent or not a number), None if no room id."""
+    room, _, stamp = data.decode("ascii", errors="replace").partition(" ")
+    if not ids.ROOM_ID_PATTERN.fullmatch(room):
+        return None
+    try:
+        durable = float(stamp)
+    except ValueError:
+        durable = 0.0
+    return room, durable if durable == durable else 0.0  # NaN: none

@@ -130,6 +130,9 @@ class RoomPublisher:
                 self.journal.append(self.room, records, fence=self.ownership)
 
     def run(self) -> PassResult:
+        with self.states.hold(self.room) as state:
+            if state.state is BroadcastState.ENDED:  # taken after its end (a late ring): its playlists are final
+                return PassResult(state=BroadcastState.ENDED)
         if not self._started:
             self._start()
         result = PassResult()

@@ -136,7 +136,7 @@ def _fleet(settings: Settings, storage: Storage) -> Coordination:
     return Coordination(
         journal=journal, spool=RedisSpool(client, max_bytes=settings.redis_spool_max_bytes), commit=commit,
         room_dir=lambda room: local / room, publisher_storage=fenced, make_bell=bell,
-        claims=Claims(journal, wall_clock, in_thread=True, backoff_s=FLEET_CLAIM_BACKOFF_S),
+        claims=Claims(journal, wall_clock, in_thread=True, backoff_s=FLEET_CLAIM_BACKOFF_S, hints=journal),
         download_claim=lambda room: _lease_claim(journal, room), checks=[ping],
         closers=[commit.close, journal.close, client.close],
     )  # fmt: skip

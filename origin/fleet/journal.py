@@ -170,6 +170,11 @@ class RedisJournal:
         self._elsewhere.pop(room, None)
         return ownership
 
+    def lease_remaining(self, room: str) -> float | None:
+        """Seconds until the lease this process last found on the room runs out (None: it knows of none)."""
+        until = self._elsewhere.get(room)
+        return None if until is None else max(0.0, until - time.monotonic())
+
     def note_released(self, room: str) -> None:
         """This process released the room: it may be taken again at once."""
         self._elsewhere.pop(room, None)

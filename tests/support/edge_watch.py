@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import posixpath
+import re
 import time
 from dataclasses import dataclass, field
 
 import aiohttp
 import m3u8
+
+_OWNER = re.compile(r"^# spillway-owner (\d+)$", re.MULTILINE)  # origin/fleet/fencing.py
 
 
 @dataclass(kw_only=True)
@@ -25,6 +28,7 @@ class Track:
     last_msn: int = -1
     last_edge: str = ""
     advances: list[float] = field(default_factory=list)  # monotonic times the live edge moved
+    owners: list[tuple[float, int]] = field(default_factory=list)  # (first seen, owner token) per new owner
     regressions: list[str] = field(default_factory=list)
     dangling: list[str] = field(default_factory=list)
 
@@ -72,6 +76,9 @@ class EdgeWatch:
                     self._present.add(target)
                 else:
                     track.dangling.append(f"{key} names {target} ({r.status})")
+        mark = _OWNER.search(text)
+        if mark is not None and (not track.owners or track.owners[-1][1] != int(mark.group(1))):
+            track.owners.append((seen_at, int(mark.group(1))))
         edge = playlist.segments[-1].uri if playlist.segments else ""
         if edge != track.last_edge:
             track.last_edge = edge

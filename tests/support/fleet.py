@@ -95,6 +95,7 @@ class Fleet:
     redis_port: int
     env: dict[str, str]
     instances: list[Instance]
+    redis_durable: bool = True
     redis: RedisServer | None = None
     _redis_stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
@@ -112,7 +113,8 @@ class Fleet:
     # -- Redis ------------------------------------------------------------------------------------------
 
     def start_redis(self) -> None:
-        self.redis = self._redis_stack.enter_context(run_redis(self.redis_dir, durable=True, port=self.redis_port))
+        self.redis = self._redis_stack.enter_context(run_redis(self.redis_dir, durable=self.redis_durable,
+                                                               port=self.redis_port))  # fmt: skip
 
     def stop_redis(self, *, crash: bool = False) -> None:
         """SIGTERM (a restart: Redis shuts down cleanly) or SIGKILL (a crash); the data directory stays."""
@@ -213,8 +215,9 @@ def _nginx(ports: list[int], directory: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def fleet(*, instances: int = 3, workers: int = 1, lease_s: float = 3.0, extra_env: dict[str, str] | None = None
-          ) -> Iterator[Fleet]:  # fmt: skip
+def fleet(*, instances: int = 3, workers: int = 1, lease_s: float = 3.0, extra_env: dict[str, str] | None = None,
+          redis_durable: bool = True, redis_replica: bool = False) -> Iterator[Fleet]:  # fmt: skip
+    """`redis_replica`: a replica of the Redis server runs too (for SPILLWAY_REDIS_WAIT_REPLICAS)."""
     saved = {k: os.environ.get(k) for k in FAKE_AWS_ENV}
     os.environ.update(FAKE_AWS_ENV)  # the origins (and boto3 here) use fake credentials against moto
     with contextlib.ExitStack() as stack:
@@ -226,8 +229,15 @@ def fleet(*, instances: int = 3, workers: int = 1, lease_s: float = 3.0, extra_e
         (tmp / "redis").mkdir()
         f = Fleet(lb_url=lb_url, moto=moto, redis_dir=tmp / "redis", redis_port=free_port(), env={}, instances=[
             Instance(index=i, port=p, state_dir=tmp / f"instance-{i}") for i, p in enumerate(ports)])  # fmt: skip
+        f.redis_durable = redis_durable
         f.start_redis()
         stack.callback(f.stop_redis)
+        if redis_replica:
+            (tmp / "replica").mkdir()
+            replica = stack.enter_context(run_redis(tmp / "replica", durable=redis_durable, replica_of=f.redis_port))
+            with replica.client() as client:
+                in_sync = wait_until(lambda: client.info("replication").get("master_link_status") == "up", 20)
+            assert in_sync, "the Redis replica did not sync"
         f.env = {
             **FAKE_AWS_ENV, "SPILLWAY_WORKERS": str(workers), "SPILLWAY_COORDINATION": "redis",
             "SPILLWAY_STORAGE": "s3", "SPILLWAY_S3_BUCKET": BUCKET, "SPILLWAY_S3_ENDPOINT_URL": moto.endpoint_url,

@@ -1,7 +1,8 @@
 """A private redis-server on a free loopback port, for tests and benchmarks (stopped and waited for after).
 
 `durable=True` runs it as a fleet needs it (origin/fleet/durability.py): append-only file, fsync before every
-reply. `port` reuses a port, to restart a server on its own data (`directory`).
+reply. `port` reuses a port, to restart a server on its own data (`directory`); `replica_of` makes it a
+replica of the server on that port.
 """
 
 from __future__ import annotations
@@ -39,9 +40,12 @@ def redis_binary() -> str:
 
 
 @contextlib.contextmanager
-def run_redis(directory: Path, *, durable: bool = False, port: int | None = None) -> Iterator[RedisServer]:
+def run_redis(directory: Path, *, durable: bool = False, port: int | None = None, replica_of: int | None = None
+              ) -> Iterator[RedisServer]:  # fmt: skip
     port = port or free_port()
     persistence = ["--appendonly", "yes", "--appendfsync", "always"] if durable else ["--appendonly", "no"]
+    if replica_of is not None:
+        persistence += ["--replicaof", "127.0.0.1", str(replica_of)]
     argv = [
         redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", *persistence,
         "--dir", str(directory), "--protected-mode", "yes", "--loglevel", "warning", "--daemonize", "no",

@@ -63,6 +63,7 @@ class PublishScheduler:
         self.housekeeping = housekeeping  # run in a thread every HOUSEKEEPING_INTERVAL_S (retention)
         self.shards = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"pass{i}") for i in range(PASS_SHARDS)]
         self.claims = claims or Claims(journal, clock)
+        self.claims.on_due = self.request
         self.owned: dict[str, RoomPublisher] = {}
         self._running: set[str] = set()
         self._again: set[str] = set()
@@ -83,6 +84,7 @@ class PublishScheduler:
                 await self._maintenance
         for timer in self._timers.values():
             timer.cancel()
+        self.claims.close()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=10)
         for publisher in self.owned.values():

@@ -222,7 +222,7 @@ def fleet(*, instances: int = 3, workers: int = 1, lease_s: float = 3.0, extra_e
     os.environ.update(FAKE_AWS_ENV)  # the origins (and boto3 here) use fake credentials against moto
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spillway-fleet-")))
-        moto = stack.enter_context(moto_server(buckets=[BUCKET]))
+        moto = stack.enter_context(moto_server(buckets=[BUCKET], atomic_puts=True))
         moto.client().put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         ports = [free_port() for _ in range(instances)]
         lb_url = stack.enter_context(_nginx(ports, tmp / "nginx"))

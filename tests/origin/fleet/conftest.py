@@ -18,7 +18,7 @@ _buckets = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def moto() -> Iterator[MotoServer]:
-    with moto_server() as server:
+    with moto_server(atomic_puts=True) as server:
         yield server
 
 

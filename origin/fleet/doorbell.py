@@ -20,7 +20,7 @@ from collections.abc import Callable
 import redis
 
 from origin.broadcast.publish.doorbell import parse_ring
-from origin.fleet.keys import ring_channel, room_keys
+from origin.fleet.keys import fleet_keys, room_keys
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ class RedisDoorbell:
         self.on_ring = on_ring
         self.on_durable = on_durable
         self.owns = owns
-        self.channel = ring_channel(prefix, worker)
+        self.ring_prefix = fleet_keys(prefix).ring_prefix
+        self.channel = self.ring_prefix + worker
         self._ring = client.register_script(_RING)
         self._outbox: queue.SimpleQueue[tuple[str, float] | None] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -94,10 +95,10 @@ class RedisDoorbell:
             self._publish(batch)
 
     def _publish(self, batch: dict[str, float]) -> None:
-        prefix = ring_channel(self.prefix, "")
         pipe = self.client.pipeline(transaction=False)
         for room, stamp in batch.items():
-            self._ring(keys=[room_keys(self.prefix, room).owner], args=[prefix, f"{room} {stamp:.6f}", self.worker],
+            message = f"{room} {stamp:.6f}"
+            self._ring(keys=[room_keys(self.prefix, room).owner], args=[self.ring_prefix, message, self.worker],
                        client=pipe)  # fmt: skip
         try:
             pipe.execute()

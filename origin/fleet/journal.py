@@ -8,8 +8,11 @@ room's newest epoch (OwnershipLostError otherwise). Records are durable as Redis
 persistence, plus the barrier in durability.py.
 
 `locked` is a short lock across instances: SET NX PX with a random token, polled while another holder has
-it (they hold it for a few round trips), released with a compare-and-delete. `try_own` hands out leases
-(lease.py); a room found owned elsewhere is not asked again until that owner's lease would run out.
+it (they hold it for a few round trips), released with a compare-and-delete. Taking it also reads the
+journal's length: every append happens under the lock, so while it is held this process knows the length,
+and a read from there costs no round trip (each one costs an fsync wait with `appendfsync always`).
+`try_own` hands out leases (lease.py); a room found owned elsewhere is not asked again until that owner's
+lease would run out.
 """
 
 from __future__ import annotations
@@ -17,23 +20,28 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
 import redis
 
-from origin.broadcast.journal.base import Ownership
+from origin.broadcast.journal.base import Ownership, RoomLocks
 from origin.broadcast.records import JournalError, Record, decode, encode
 from origin.errors import OwnershipLostError, UnavailableError
-from origin.fleet.keys import DEFAULT_PREFIX, journals_key, redis_errors, room_keys
+from origin.fleet.keys import DEFAULT_PREFIX, fleet_keys, redis_errors, room_keys
 from origin.fleet.lease import LeaseKeeper, RedisOwnership
 
 log = logging.getLogger(__name__)
 
 LOCK_TTL_S = 2.0  # a holder paused longer than this loses the lock (its append is refused)
 LOCK_WAIT_S = 5.0  # waiting longer than this for a room's lock answers 503
-_POLL_FIRST_S, _POLL_MAX_S = 0.0005, 0.01
+_POLL_FIRST_S, _POLL_MAX_S = 0.0005, 0.002
+
+# KEYS: lock, journal. ARGV: token, ttl ms. Returns the journal's length once the lock is ours, else -1.
+_LOCK = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('LLEN', KEYS[2]) end
+return -1
+"""
 
 # KEYS: journal, lock, epoch. ARGV: lock token or '', fence token or '', records... Returns the new length,
 # -1 when the lock is no longer ours, -2 when the fence token is not the room's newest epoch.
@@ -68,6 +76,7 @@ class RedisJournal:
         self.client = client
         self.prefix = prefix
         self.worker = worker
+        self._journals = fleet_keys(prefix).journals
         self.leases = LeaseKeeper(client, prefix=prefix, worker=worker, lease_s=lease_s, on_release=self.note_released)
         self._sync = sync
         self._lock_ttl_ms = int(lock_ttl_s * 1000)
@@ -75,21 +84,24 @@ class RedisJournal:
         self._append = client.register_script(_APPEND)
         self._replace = client.register_script(_REPLACE)
         self._unlock = client.register_script(_UNLOCK)
-        self._guard = threading.Lock()
-        self._room_locks: dict[str, threading.Lock] = {}
+        self._lock = client.register_script(_LOCK)
+        self._room_lock = RoomLocks()
         self._held: dict[str, str] = {}  # room -> token of the journal lock this process holds
+        self._length: dict[str, int] = {}  # room -> its journal's length, while this process holds the lock
         self._indexed: set[str] = set()  # rooms this process knows are in the journals set
         self._elsewhere: dict[str, float] = {}  # room -> monotonic time its current owner's lease runs out
 
     def rooms(self) -> list[str]:
         with redis_errors("rooms", "(all)"):
-            return sorted(m.decode() for m in self.client.smembers(journals_key(self.prefix)))
+            return sorted(m.decode() for m in self.client.smembers(self._journals))
 
     def exists(self, room: str) -> bool:
         with redis_errors("exists", room):
             return bool(self.client.exists(room_keys(self.prefix, room).journal))
 
     def read(self, room: str, offset: int) -> tuple[list[Record], int]:
+        if room in self._held and self._length.get(room) == offset:
+            return [], offset  # nobody else can append while we hold the lock
         with redis_errors("read", room):
             raw = self.client.lrange(room_keys(self.prefix, room).journal, offset, -1)
         records: list[Record] = []
@@ -109,8 +121,10 @@ class RedisJournal:
         with redis_errors("append", room):
             length = int(self._append(keys=[keys.journal, keys.lock, keys.epoch],
                                       args=[self._held.get(room, ""), fence_arg, *lines]))  # fmt: skip
+            if length > 0 and room in self._held:
+                self._length[room] = length
             if length > 0 and room not in self._indexed:
-                self.client.sadd(journals_key(self.prefix), room)
+                self.client.sadd(self._journals, room)
                 self._indexed.add(room)
         self._refused(room, length, fence)
 
@@ -124,37 +138,33 @@ class RedisJournal:
                 self.leases.superseded(fence)
             raise OwnershipLostError(f"owner token {token} superseded: append refused", room=room)
 
-    def _room_lock(self, room: str) -> threading.Lock:
-        with self._guard:
-            lock = self._room_locks.get(room)
-            if lock is None:
-                lock = self._room_locks[room] = threading.Lock()
-            return lock
-
     @contextlib.contextmanager
     def locked(self, room: str) -> Iterator[None]:
         # The thread lock first: this process's threads queue locally instead of polling Redis.
         with self._room_lock(room):
-            key = room_keys(self.prefix, room).lock
-            token = self._acquire(room, key)
+            keys = room_keys(self.prefix, room)
+            token, self._length[room] = self._acquire(room, keys.lock, keys.journal)
             self._held[room] = token
             try:
                 yield
             finally:
                 del self._held[room]
+                self._length.pop(room, None)
                 try:
-                    self._unlock(keys=[key], args=[token])
+                    self._unlock(keys=[keys.lock], args=[token])
                 except redis.RedisError as exc:  # it expires by itself
                     log.warning("room=%s journal unlock failed (expires in %d ms): %s", room, self._lock_ttl_ms, exc)
 
-    def _acquire(self, room: str, key: str) -> str:
+    def _acquire(self, room: str, lock: str, journal: str) -> tuple[str, int]:
+        """(the lock's token, the journal's length)."""
         token = secrets.token_hex(8)
         deadline = time.monotonic() + self._lock_wait_s
         delay = _POLL_FIRST_S
         while True:
             with redis_errors("lock", room):
-                if self.client.set(key, token, nx=True, px=self._lock_ttl_ms):
-                    return token
+                length = int(self._lock(keys=[lock, journal], args=[token, self._lock_ttl_ms]))
+            if length >= 0:
+                return token, length
             if time.monotonic() >= deadline:
                 raise UnavailableError(f"room journal busy for {self._lock_wait_s:g} s", room=room)
             time.sleep(delay)
@@ -195,7 +205,7 @@ class RedisJournal:
         with redis_errors("delete", room):
             pipe = self.client.pipeline(transaction=False)
             pipe.delete(keys.journal, keys.lock, keys.owner)  # the epoch stays: tokens keep growing
-            pipe.srem(journals_key(self.prefix), room)
+            pipe.srem(self._journals, room)
             pipe.execute()
         self._indexed.discard(room)
         self._elsewhere.pop(room, None)

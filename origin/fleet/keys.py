@@ -35,17 +35,15 @@ def room_keys(prefix: str, room: str) -> RoomKeys:
                     spool=f"{base}:spool")  # fmt: skip
 
 
-def journals_key(prefix: str) -> str:
-    """The set of rooms that have a journal (Journal.rooms)."""
-    return f"{prefix}journals"
+@dataclass(frozen=True, kw_only=True)
+class FleetKeys:
+    journals: str  # set: the rooms that have a journal (Journal.rooms)
+    spool_bytes: str  # counter: bytes spooled fleet-wide
+    ring_prefix: str  # + a worker's name: the channel its doorbell listens on
 
 
-def spool_bytes_key(prefix: str) -> str:
-    return f"{prefix}spool-bytes"
-
-
-def ring_channel(prefix: str, worker: str) -> str:
-    return f"{prefix}ring:{worker}"
+def fleet_keys(prefix: str) -> FleetKeys:
+    return FleetKeys(journals=f"{prefix}journals", spool_bytes=f"{prefix}spool-bytes", ring_prefix=f"{prefix}ring:")
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import redis
 
 from origin.contract.cache_policy import ObjectHeaders
 from origin.errors import UnavailableError
-from origin.fleet.keys import DEFAULT_PREFIX, redis_errors, room_keys, spool_bytes_key
+from origin.fleet.keys import DEFAULT_PREFIX, fleet_keys, redis_errors, room_keys
 from origin.storage.base import Storage
 from origin.storage.filesystem import validate_key
 
@@ -58,7 +58,7 @@ class RedisSpool:
         self._put = client.register_script(_PUT)
         self._delete = client.register_script(_DELETE)
         self._delete_all = client.register_script(_DELETE_ALL)
-        self._total = spool_bytes_key(prefix)
+        self._total = fleet_keys(prefix).spool_bytes
 
     def _hash(self, key: str) -> tuple[str, str]:
         room = _room_of(key)

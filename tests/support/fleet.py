@@ -166,6 +166,13 @@ class Fleet:
                     out[room] = by_pid[pid]
         return out
 
+    def busiest(self) -> tuple[int, list[str]]:
+        """The running instance that owns the most rooms, and those rooms."""
+        owners = self.owners()
+        alive = [i.index for i in self.instances if i.server is not None]
+        index = max(alive, key=lambda i: sum(1 for o in owners.values() if o == i))
+        return index, sorted(r for r, o in owners.items() if o == index)
+
     def tokens(self) -> dict[str, int]:
         """room -> its current fencing token (epoch)."""
         with self.client() as client:

@@ -122,9 +122,8 @@ def test_an_instance_killed_with_its_disk_loses_no_room_and_no_segment(media: Me
         victim: dict[str, object] = {}
 
         def kill_the_busiest_owner() -> None:
-            owners = f.owners()
-            index = max(range(3), key=lambda i: sum(1 for o in owners.values() if o == i))
-            victim.update(index=index, rooms=sorted(r for r, o in owners.items() if o == index), tokens=f.tokens())
+            index, owned = f.busiest()
+            victim.update(index=index, rooms=owned, tokens=f.tokens())
             f.kill(index, wipe=True)
 
         run = drive(f, rooms, media, seconds=20, fault_after_s=8, fault=kill_the_busiest_owner)
@@ -180,9 +179,8 @@ def test_a_paused_owner_never_writes_a_playlist_after_its_successor(media: Media
         paused: dict[str, object] = {}
 
         def pause_the_busiest_owner() -> None:
-            owners = f.owners()
-            index = max(range(2), key=lambda i: sum(1 for o in owners.values() if o == i))
-            paused.update(index=index, rooms=sorted(r for r, o in owners.items() if o == index), tokens=f.tokens())
+            index, owned = f.busiest()
+            paused.update(index=index, rooms=owned, tokens=f.tokens())
             f.signal(index, signal.SIGSTOP)
             time.sleep(3 * lease_s)  # well past its lease: the other instance takes its rooms
             paused["moved"] = f.tokens()

@@ -18,6 +18,7 @@ Semantics:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
@@ -59,3 +60,18 @@ class Journal(Protocol):
     def replace(self, room: str, records: Sequence[Record], *, fence: Ownership | None = None) -> None:
         """Atomically make `records` the room's whole journal (retention compaction of an ended room)."""
         ...
+
+
+class RoomLocks:
+    """One thread lock per room, made on first use: a room's work in this process queues here first."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def __call__(self, room: str) -> threading.Lock:
+        with self._guard:
+            lock = self._locks.get(room)
+            if lock is None:
+                lock = self._locks[room] = threading.Lock()
+            return lock

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from origin.broadcast.journal.base import Ownership
+from origin.broadcast.journal.base import Ownership, RoomLocks
 from origin.broadcast.records import JournalError, Record, decode, encode_all
 from origin.contract import ids
 from origin.storage.filesystem import syncfs
@@ -57,7 +57,7 @@ class FileJournal:
         self.root.mkdir(parents=True, exist_ok=True)
         self._fds: OrderedDict[str, int] = OrderedDict()
         self._fds_lock = threading.Lock()
-        self._room_locks: dict[str, threading.Lock] = {}
+        self._room_lock = RoomLocks()
         self._checked_tail: set[str] = set()
 
     def room_dir(self, room: str) -> Path:
@@ -129,13 +129,6 @@ class FileJournal:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             os.write(fd, b"\n")
-
-    def _room_lock(self, room: str) -> threading.Lock:
-        with self._fds_lock:
-            lock = self._room_locks.get(room)
-            if lock is None:
-                lock = self._room_locks[room] = threading.Lock()
-            return lock
 
     @contextlib.contextmanager
     def locked(self, room: str) -> Iterator[None]:

@@ -60,3 +60,20 @@ def test_tokens_keep_growing_across_a_deletion(journals: tuple[RedisJournal, Red
     again = journal.try_own("launch")
     assert again is not None and again.token > first.token  # a stale owner of the old broadcast stays fenced
     again.release()
+
+
+def test_inside_its_lock_a_reader_skips_the_round_trip_for_what_it_knows(
+    journals: tuple[RedisJournal, RedisJournal], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = journals
+    a.append("launch", [started()])
+    lranges: list[int] = []
+    real = b.client.lrange
+    monkeypatch.setattr(b.client, "lrange", lambda *args: lranges.append(1) or real(*args))
+    with b.locked("launch"):
+        records, offset = b.read("launch", 0)
+        assert records == [started()] and len(lranges) == 1  # what another instance appended: read
+        b.append("launch", [init()])
+        assert b.read("launch", offset) == ([init()], offset + 1) and len(lranges) == 2
+        assert b.read("launch", offset + 1) == ([], offset + 1) and len(lranges) == 2  # known: no round trip
+    assert b.read("launch", offset + 1) == ([], offset + 1) and len(lranges) == 3  # unlocked: ask again

@@ -62,24 +62,29 @@ def test_delete_forgets_the_room(journal: Journal) -> None:
     assert not journal.exists("launch") and journal.read("launch", 0) == ([], 0)
 
 
-def test_locked_sections_do_not_interleave_across_threads(journal: Journal) -> None:
+def _appends_never_interleave(handles: list[Journal], rounds: int) -> None:
+    """Four threads (spread over `handles`: processes) append inside locked sections; none overlaps another."""
     inside: list[int] = []
     overlap: list[bool] = []
 
-    def work(n: int) -> None:
-        for _ in range(50):
+    def work(journal: Journal, n: int) -> None:
+        for _ in range(rounds):
             with journal.locked("launch"):
                 inside.append(n)
                 overlap.append(len(inside) > 1)
                 journal.append("launch", [DownloadBuilt(size=n)])
                 inside.remove(n)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=work, args=(handles[n % len(handles)], n)) for n in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not any(overlap) and len(journal.read("launch", 0)[0]) == 200
+    assert not any(overlap) and len(handles[0].read("launch", 0)[0]) == 4 * rounds
+
+
+def test_locked_sections_do_not_interleave_across_threads(journal: Journal) -> None:
+    _appends_never_interleave([journal], 50)
 
 
 def _append_many(root: str, n: int) -> None:
@@ -162,23 +167,7 @@ def leased(request: pytest.FixtureRequest) -> Iterator[tuple[Journal, Journal]]:
 
 
 def test_locked_sections_do_not_interleave_across_handles(leased: tuple[Journal, Journal]) -> None:
-    inside: list[int] = []
-    overlap: list[bool] = []
-
-    def work(journal: Journal, n: int) -> None:
-        for _ in range(30):
-            with journal.locked("launch"):
-                inside.append(n)
-                overlap.append(len(inside) > 1)
-                journal.append("launch", [DownloadBuilt(size=n)])
-                inside.remove(n)
-
-    threads = [threading.Thread(target=work, args=(leased[n % 2], n)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not any(overlap) and len(leased[0].read("launch", 0)[0]) == 120
+    _appends_never_interleave(list(leased), 30)
 
 
 def _lapse(journal: Journal, room: str) -> None:

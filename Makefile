@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_PKGS := ffmpeg espeak-ng nginx
-TEST_PKGS := $(DEMO_PKGS) redis-server chromium janus
+TEST_PKGS := $(DEMO_PKGS) redis-server chromium janus prometheus prometheus-nginx-exporter
 
 .PHONY: demo test lint typecheck bench sysdeps-demo sysdeps-test venv clean
 

@@ -41,11 +41,10 @@ import uvloop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from origin.admission.api import AdmissionDeps, build_service  # noqa: E402
-
 from origin.admission.backend import AdmissionBackend  # noqa: E402
 from origin.admission.publisher import StatusPublisher  # noqa: E402
 from origin.admission.redis_backend import RedisAdmission, RedisRoomRegistry, connect  # noqa: E402
+from origin.admission.setup import AdmissionDeps, build_service  # noqa: E402
 from origin.admission.sqlite_backend import SqliteAdmission, SqliteRoomRegistry  # noqa: E402
 from origin.admission.status import IdleBroadcastView  # noqa: E402
 from origin.edge.nginx_process import EdgeOptions, run_edge  # noqa: E402

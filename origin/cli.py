@@ -10,6 +10,8 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     from origin import demo, server
     from origin.admission.sfu import cli as sfu_cli
+    from origin.edge import cli as edge_cli
+    from origin.ops import status_cli
     from transcoder import cli as transcoder_cli
 
     parser = argparse.ArgumentParser(prog="spillway", description="Overflow HLS for live audio rooms.")
@@ -18,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_parser(sub)
     demo.add_parser(sub)
     sfu_cli.add_parser(sub)  # spillway sfu speaker --room ID
+    status_cli.add_parser(sub)  # spillway status: every room at a glance
+    edge_cli.add_parser(sub)  # spillway edge render|run
     return parser
 
 

@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import Protocol
 
 from origin.broadcast.journal.base import Journal, Ownership
-from origin.broadcast.journal.files import FileJournal
+from origin.broadcast.journal.files import JOURNAL_NAME, FileJournal
 from origin.broadcast.publish.claims import Claims
 from origin.broadcast.publish.doorbell import Doorbell
 from origin.broadcast.spool import Spool, SpoolStore
 from origin.clock import wall_clock
+from origin.contract import ids
+from origin.replay.download import REMUX_TIMEOUT_S
 from origin.settings import Settings
 from origin.storage.base import Storage
 from origin.storage.filesystem import FilesystemStorage
@@ -45,8 +47,15 @@ class Bell(Protocol):
 
     def ring(self, room: str, durable_before: float = 0.0) -> None: ...
 
+    def ring_playlist(self, room: str) -> None: ...
 
-BellFactory = Callable[[Callable[[str], None], Callable[[float], None], Callable[[str], bool]], Bell]
+
+@dataclass(frozen=True, kw_only=True)
+class BellHandlers:
+    on_ring: Callable[[str], None]  # the scheduler: a room has new records
+    on_durable: Callable[[float], None]  # the group commit: records before this time are durable
+    on_playlist: Callable[[str], None]  # the held low-latency reloads: a room's LL playlists moved
+    owns: Callable[[str], bool]  # whether this worker publishes the room
 
 
 @dataclass(kw_only=True)
@@ -57,14 +66,21 @@ class Coordination:
     room_dir: Callable[[str], Path]  # a room's local files (DVR bodies): a cache a new owner rebuilds
     claims: Claims
     publisher_storage: Callable[[Ownership], Storage]  # what a room's owner writes through
-    make_bell: BellFactory  # (on_ring, on_durable, owns) -> the doorbell
-    download_claim: Callable[[str], AbstractContextManager[bool]] | None = None  # None: a host flock
+    make_bell: Callable[[BellHandlers], Bell]
+    signature: Callable[[str], object]  # changes when a room is deleted and broadcast anew (per-room metrics)
+    download_claim: Callable[[str, bool], AbstractContextManager[bool]] | None = None  # None: a host flock
     checks: list[Callable[[], None]] = field(default_factory=list)  # readiness, besides storage
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
         for close in self.closers:
             close()
+
+
+def local_room_dir(settings: Settings) -> Callable[[str], Path]:
+    """A room's directory on this host: its journal (one host) or its caches (a fleet)."""
+    root = Path(settings.state_dir) / "rooms"
+    return lambda room: root / ids.room_id(room)
 
 
 def build_coordination(settings: Settings, storage: Storage) -> Coordination:
@@ -85,11 +101,21 @@ def _host(settings: Settings, storage: Storage) -> Coordination:
 
     commit = GroupCommit(sync, linger_s=COMMIT_LINGER_S)
     workers = Path(settings.state_dir) / "workers"
+
+    def bell(h: BellHandlers) -> Bell:
+        return Doorbell(workers, on_ring=h.on_ring, on_durable=h.on_durable, on_playlist=h.on_playlist)
+
+    def signature(room: str) -> object:
+        """The journal's inode: a room deleted and broadcast anew gets a new one."""
+        try:
+            return os.stat(journal.room_dir(room) / JOURNAL_NAME).st_ino
+        except OSError:
+            return None
+
     return Coordination(
         journal=journal, spool=Spool(Path(settings.state_dir) / "spool"), commit=commit, room_dir=journal.room_dir,
-        claims=Claims(journal, wall_clock), publisher_storage=lambda ownership: storage,
-        make_bell=lambda on_ring, on_durable, owns: Doorbell(workers, on_ring=on_ring, on_durable=on_durable),
-        closers=[commit.close],
+        claims=Claims(journal, wall_clock), publisher_storage=lambda ownership: storage, make_bell=bell,
+        signature=signature, closers=[commit.close],
     )  # fmt: skip
 
 
@@ -107,9 +133,13 @@ def _fleet(settings: Settings, storage: Storage) -> Coordination:
     from origin.fleet.keys import DEFAULT_PREFIX, redis_errors
     from origin.fleet.lease import RedisOwnership
     from origin.fleet.spool import RedisSpool
+    from origin.storage.hedge import HedgedStorage
     from origin.storage.s3 import S3Storage
 
-    if not isinstance(storage, S3Storage):
+    # Playlists go through conditional PUTs on S3 itself: their ETag chain keeps an older version from landing
+    # after a newer one (what hedging's repairs do for unconditional writes); everything else may be hedged.
+    s3 = storage.inner if isinstance(storage, HedgedStorage) else storage
+    if not isinstance(s3, S3Storage):
         raise TypeError("a fleet publishes through S3 conditional writes: SPILLWAY_STORAGE=s3")
     client = connect(settings.redis_url)
     worker = worker_name()
@@ -122,30 +152,30 @@ def _fleet(settings: Settings, storage: Storage) -> Coordination:
 
     def fenced(ownership: Ownership) -> Storage:
         assert isinstance(ownership, RedisOwnership)
-        return FencedStorage(storage, ownership)
+        return FencedStorage(s3, ownership, others=storage)
 
     def ping() -> None:
         with redis_errors("ping", "(readiness)"):
             client.ping()
 
-    def bell(on_ring: Callable[[str], None], on_durable: Callable[[float], None], owns: Callable[[str], bool]) -> Bell:
-        return RedisDoorbell(client, prefix=DEFAULT_PREFIX, worker=worker, on_ring=on_ring, on_durable=on_durable,
-                             owns=owns)  # fmt: skip
+    def bell(h: BellHandlers) -> Bell:
+        return RedisDoorbell(client, prefix=DEFAULT_PREFIX, worker=worker, on_ring=h.on_ring, on_durable=h.on_durable,
+                             on_playlist=h.on_playlist, owns=h.owns)  # fmt: skip
 
-    local = Path(settings.state_dir) / "rooms"
     return Coordination(
         journal=journal, spool=RedisSpool(client, max_bytes=settings.redis_spool_max_bytes), commit=commit,
-        room_dir=lambda room: local / room, publisher_storage=fenced, make_bell=bell,
+        room_dir=local_room_dir(settings), publisher_storage=fenced, make_bell=bell, signature=journal.signature,
         claims=Claims(journal, wall_clock, in_thread=True, backoff_s=FLEET_CLAIM_BACKOFF_S, hints=journal),
-        download_claim=lambda room: _lease_claim(journal, room), checks=[ping],
+        download_claim=lambda room, wait: _lease_claim(journal, room, wait_s=REMUX_TIMEOUT_S if wait
+                                                       else DOWNLOAD_CLAIM_WAIT_S), checks=[ping],
         closers=[commit.close, journal.close, client.close],
     )  # fmt: skip
 
 
 @contextlib.contextmanager
-def _lease_claim(journal: Journal, room: str) -> Iterator[bool]:
-    """The room's lease for a job only one instance may run (the replay download), waited for a little."""
-    deadline = time.monotonic() + DOWNLOAD_CLAIM_WAIT_S
+def _lease_claim(journal: Journal, room: str, wait_s: float) -> Iterator[bool]:
+    """The room's lease for a job only one instance may run at a time (the replay download, a deletion)."""
+    deadline = time.monotonic() + wait_s
     ownership = journal.try_own(room)
     while ownership is None and time.monotonic() < deadline:
         time.sleep(0.2)

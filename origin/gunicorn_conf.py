@@ -24,6 +24,22 @@ loglevel = os.environ.get("SPILLWAY_LOG_LEVEL", "info")
 proc_name = "spillway-origin"
 
 
+def post_worker_init(_worker: Any) -> None:
+    # The origin's own loggers (room=… lines: refusals, sessions, deletions) go to the error log at the
+    # configured level. Without this only WARNING and above reached stderr, through logging's last resort.
+    import logging
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+                                           "%Y-%m-%d %H:%M:%S %z"))  # fmt: skip
+    for name in ("origin", "transcoder"):
+        logger = logging.getLogger(name)
+        logger.setLevel(loglevel.upper())
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
 def child_exit(_server: Any, worker: Any) -> None:
     # Imported here, not at the top: prometheus_client picks its value class at import time, and it must
     # see PROMETHEUS_MULTIPROC_DIR (set above) first.

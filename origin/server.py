@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(f"configuration ok: bind={bind} workers={workers} storage={settings.storage}")
         return 0
-    if shutil.which("gunicorn", path=str(Path(sys.executable).parent)) is None:
+    if importlib.util.find_spec("gunicorn") is None:  # run as `python -m gunicorn`: the module is what counts
         print("spillway origin: gunicorn is not installed in this environment", file=sys.stderr)
         return 2
     argv = gunicorn_argv(bind=bind, workers=workers)

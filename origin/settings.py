@@ -35,7 +35,10 @@ class Settings(BaseSettings):
     s3_region: str | None = None
     s3_endpoint_url: str | None = None
     s3_acl: str | None = Field(None, description="canned ACL for uploads, e.g. public-read (not with CloudFront OAC)")
-    s3_timeout_seconds: float = Field(2.0, gt=0, le=60, description="per-attempt read timeout of S3 requests")
+    s3_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="per-attempt read timeout of S3 requests (hedged writes race a slow one)"
+    )
+    hedge_writes: bool = Field(True, description="a slow remote storage write gets a second concurrent attempt")
 
     # Ingest and playlists
     max_segment_bytes: int = Field(8 * 1024 * 1024, ge=1024)
@@ -45,6 +48,9 @@ class Settings(BaseSettings):
     end_grace_seconds: float = Field(120.0, gt=0, description="no open session for this long ends the broadcast")
     max_retry_backlog: int = Field(
         3000, ge=10, description="objects per room waiting for storage before ingest answers 503"
+    )
+    low_latency: bool = Field(
+        True, description="serve low-latency HLS (parts, blocking reload) for sessions that stream parts"
     )
     fill_gaps: bool = Field(True, description="publish silence (or the slate) while a live room's source is gone")
     fill_deadline_segments: float = Field(
@@ -62,6 +68,9 @@ class Settings(BaseSettings):
         if v is not None and not v.is_file():
             raise ValueError(f"slate file {v} does not exist")
         return v
+
+    # Operations (docs/operations.md)
+    metrics_max_rooms: int = Field(2000, ge=0, le=100_000, description="rooms with per-room series per scrape")
 
     # Admission
     admission_backend: Literal["embedded", "redis"] = "embedded"

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from origin.contract.ingest import PART_SECONDS_DEFAULT
 from transcoder.errors import ConfigError, TranscoderError
 from transcoder.janus_source import JanusSecrets, read_secrets_file
 from transcoder.ladder import DEFAULT_LADDER, format_ladder, parse_ladder
@@ -92,6 +93,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="renditions as name:bitrate:channels,… (default %(default)s)",
     )
     parser.add_argument("--segment-seconds", type=float, default=SEGMENT_SECONDS, help="default %(default)s")
+    parser.add_argument("--low-latency", action="store_true",
+                        help="low-latency HLS: stream each rendition as fragmented MP4 parts (--part-seconds)")
+    parser.add_argument("--part-seconds", type=float, default=PART_SECONDS_DEFAULT,
+                        help="with --low-latency: part length (default %(default)s: 10 AAC frames)")
     parser.add_argument("--ffmpeg", default="ffmpeg", metavar="PATH", help="ffmpeg binary (default %(default)s)")
     parser.add_argument("--crash-limit", type=int, default=5,
                         help="crashes within the window that are a crash loop: a file input gives up, a live "
@@ -150,6 +155,7 @@ def settings_from_args(args: argparse.Namespace, env: TranscoderEnv | None = Non
         token=token,
         ladder=parse_ladder(args.ladder),
         segment_seconds=args.segment_seconds,
+        part_seconds=args.part_seconds if args.low_latency else None,
         ffmpeg_bin=args.ffmpeg,
         policy=RestartPolicy(
             base_delay_seconds=args.backoff,

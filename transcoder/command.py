@@ -38,6 +38,7 @@ GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-loglevel", "repeat+level+verbose")
 INIT_FILENAME = "init.mp4"
 SEGMENT_PATTERN = "%06d.m4s"
 PLAYLIST_NAME = "index.m3u8"
+STREAM_NAME = "stream.mp4"  # origin.contract.ingest.STREAM_NAME
 REDACTED = "Authorization: Bearer <redacted>\r\n"
 
 
@@ -111,6 +112,8 @@ def var_stream_map(ladder: tuple[Rendition, ...]) -> str:
 
 def build_argv(settings: TranscodeSettings, *, session: str) -> list[str]:
     """The full ffmpeg argv for one ingest session. Pure: same settings and session, same list."""
+    if settings.part_seconds is not None:
+        return build_stream_argv(settings, session=session)
     audio = _room_audio(settings.source)
     split = audio.filter_multi_output("asplit", len(settings.ladder))
     streams = [split.stream(i) for i in range(len(settings.ladder))]
@@ -137,3 +140,26 @@ def build_argv(settings: TranscodeSettings, *, session: str) -> list[str]:
 def redact(argv: list[str]) -> list[str]:
     """argv safe for logs: the bearer token replaced."""
     return [REDACTED if a.startswith("Authorization: Bearer ") else a for a in argv]
+
+
+def build_stream_argv(settings: TranscodeSettings, *, session: str) -> list[str]:
+    """Low latency: one fragmented-MP4 output per rendition, PUT as one chunked stream (docs/ingest.md).
+
+    `-frag_duration` closes a fragment (a part) once it reaches the part length, `-flush_packets 1` sends it at
+    once, `empty_moov` puts the init first, `default_base_moof` makes every fragment self-contained.
+    """
+    assert settings.part_seconds is not None
+    audio = _room_audio(settings.source)
+    split = audio.filter_multi_output("asplit", len(settings.ladder))
+    base = ingest_base_url(settings.origin_url, settings.room, session)
+    outputs = []
+    for i, r in enumerate(settings.ladder):
+        outputs.append(ffmpeg.output(
+            split.stream(i), f"{base}/{r.name}/{STREAM_NAME}",
+            **{"c:a": "aac", "ar": SAMPLE_RATE_HZ, "b:a": format_bitrate(r.bitrate_bps), "ac": r.channels},
+            f="mp4", movflags="empty_moov+default_base_moof", frag_duration=round(settings.part_seconds * 1e6),
+            flush_packets=1, method="PUT", chunked_post=1, timeout=_format_seconds(settings.http_timeout_seconds),
+            headers=auth_header(settings.token),
+        ))  # fmt: skip
+    argv: list[str] = ffmpeg.merge_outputs(*outputs).compile(cmd=[settings.ffmpeg_bin, *GLOBAL_ARGS])
+    return argv

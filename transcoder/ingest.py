@@ -52,9 +52,11 @@ class IngestClient:
     def session_url(self, session: str) -> str:
         return f"{self._base}/ingest/{self.room}/{session}"
 
-    def start(self, session: str, ladder: Sequence[Rendition], segment_seconds: float) -> None:
+    def start(
+        self, session: str, ladder: Sequence[Rendition], segment_seconds: float, part_seconds: float | None = None
+    ) -> None:
         """`POST …/start` with the ladder; raises IngestError subclasses."""
-        self._post(session, "start", start_body(ladder, segment_seconds))
+        self._post(session, "start", start_body(ladder, segment_seconds, part_seconds))
 
     def end(self, session: str, reason: str) -> None:
         """`POST …/end` with the reason (eos | signal | crash); raises IngestError subclasses."""

@@ -99,13 +99,16 @@ def format_ladder(ladder: Sequence[Rendition]) -> str:
     return ",".join(f"{r.name}:{format_bitrate(r.bitrate_bps)}:{r.channels}" for r in ladder)
 
 
-def start_body(ladder: Sequence[Rendition], segment_seconds: float) -> dict[str, Any]:
+def start_body(
+    ladder: Sequence[Rendition], segment_seconds: float, part_seconds: float | None = None
+) -> dict[str, Any]:
     """JSON body of `POST /ingest/{room}/{session}/start` (docs/ingest.md), checked against the shared contract."""
     body = StartBody(
         segment_seconds=segment_seconds,
         renditions=[RenditionBody.model_validate(r.to_json()) for r in ladder],
+        part_seconds=part_seconds,
     )
-    return body.model_dump()
+    return body.model_dump(exclude_none=True)
 
 
 def total_bitrate_bps(ladder: Sequence[Rendition]) -> int:

@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from origin.contract.ids import ROOM_ID_PATTERN
-from origin.contract.ingest import SEGMENT_SECONDS_DEFAULT, SEGMENT_SECONDS_MAX, SEGMENT_SECONDS_MIN
+from origin.contract.ingest import (
+    PART_SECONDS_MAX,
+    PART_SECONDS_MIN,
+    SEGMENT_SECONDS_DEFAULT,
+    SEGMENT_SECONDS_MAX,
+    SEGMENT_SECONDS_MIN,
+)
 from transcoder.errors import ConfigError
 from transcoder.ladder import DEFAULT_LADDER, Rendition, validate_ladder
 from transcoder.policy import RestartPolicy
@@ -26,6 +32,8 @@ class TranscodeSettings:
     token: str = field(repr=False)  # the room's ingest token
     ladder: tuple[Rendition, ...] = DEFAULT_LADDER
     segment_seconds: float = SEGMENT_SECONDS
+    # Low-latency HLS: each rendition goes out as one fragmented-MP4 stream of parts this long (None: segments)
+    part_seconds: float | None = None
     ffmpeg_bin: str = "ffmpeg"
     policy: RestartPolicy = field(default_factory=RestartPolicy)
     http_timeout_seconds: float = 10.0  # ingest calls, and ffmpeg's socket I/O timeout for its PUTs
@@ -46,6 +54,10 @@ class TranscodeSettings:
                 f"segment length {self.segment_seconds:g} s outside {MIN_SEGMENT_SECONDS:g}..{MAX_SEGMENT_SECONDS:g} s"
             )
         validate_ladder(self.ladder)
+        if self.part_seconds is not None and not PART_SECONDS_MIN <= self.part_seconds <= PART_SECONDS_MAX:
+            raise ConfigError(
+                f"part length {self.part_seconds:g} s outside {PART_SECONDS_MIN:g}..{PART_SECONDS_MAX:g} s"
+            )
         if (
             isinstance(self.source, SdpSource | JanusSource)
             and self.source.idle_timeout_seconds >= self.stop_timeout_seconds

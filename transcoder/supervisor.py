@@ -98,7 +98,8 @@ class Supervisor:
             started = self.clock.monotonic()
             self._emit("starting", session=session, force=True)
             try:
-                self.ingest.start(session, self.settings.ladder, self.settings.segment_seconds)
+                self.ingest.start(session, self.settings.ladder, self.settings.segment_seconds,
+                                  self.settings.part_seconds)  # fmt: skip
             except OriginUnavailableError as exc:
                 log.warning("room %s: session %s: %s", self.room, session, exc.message)
                 last_tail, last_code = exc.message, None

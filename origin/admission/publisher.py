@@ -21,6 +21,7 @@ from origin.admission.status import BroadcastView, PublishSchedule
 from origin.contract import layout
 from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.errors import OriginError
+from origin.metrics import Metrics
 from origin.rooms import RoomRegistry
 from origin.storage.base import Storage
 
@@ -43,6 +44,7 @@ class StatusPublisher:
         api_url: str,
         min_interval_s: float = MIN_INTERVAL_S,
         clock: Clock = wall_clock,
+        metrics: Metrics | None = None,
     ) -> None:
         self.storage = storage
         self.rooms = rooms
@@ -53,6 +55,8 @@ class StatusPublisher:
         self.clock = clock
         self.schedule = PublishSchedule(min_interval_s=min_interval_s, urgent_interval_s=URGENT_INTERVAL_S)
         self.writes = 0  # successful status.json writes by this publisher (for metrics and tests)
+        self.failures = 0  # publishing steps that failed (storage or backend down), retried
+        self.metrics = metrics
         self._lock = threading.Lock()
         self._hls_answers: Counter[str] = Counter()
 
@@ -109,7 +113,14 @@ class StatusPublisher:
             self._guarded(room, functools.partial(self._recheck, room, now))
         with self._lock:
             due = self.schedule.due(now)
-        return [room for room in due if self._guarded(room, functools.partial(self.publish, room, now))]
+        failures = self.failures
+        written = [room for room in due if self._guarded(room, functools.partial(self.publish, room, now))]
+        if self.metrics is not None:
+            with self._lock:
+                pending_s = self.schedule.pending_age_s(now)
+            self.metrics.status_flushed(now, pending_age_s=pending_s, written=len(written),
+                                        failed=self.failures - failures)  # fmt: skip
+        return written
 
     def _recheck(self, room: str, now: float) -> bool:
         doc = self.document(room, now)
@@ -145,6 +156,7 @@ class StatusPublisher:
         except OriginError as exc:  # storage or backend down: the room stays dirty and is retried
             logger.warning("room %s: status publishing failed, will retry: %s", room, exc)
             with self._lock:
+                self.failures += 1
                 self.schedule.deferred(room, self.clock())
             return False
 

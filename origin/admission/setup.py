@@ -23,6 +23,7 @@ from origin.admission.sfu.factory import build_sfu
 from origin.admission.sfu.gate import SeatGate
 from origin.admission.status import BroadcastView
 from origin.errors import ValidationError
+from origin.metrics import Metrics
 from origin.rooms import RoomRegistry
 from origin.settings import Settings
 from origin.storage.base import Storage
@@ -52,6 +53,7 @@ class AdmissionDeps:
     gate: SeatGate | None = None  # the SFU that enforces seats (origin/admission/sfu/gate.py)
     run_publisher: bool = True  # flush status.json periodically in the router's lifespan
     close_backend: bool = True  # close the backend when the app shuts down
+    metrics: Metrics | None = None  # join answers, backend probe, status.json publishing
 
 
 def build_service(deps: AdmissionDeps) -> AdmissionService:
@@ -74,7 +76,9 @@ def build_service(deps: AdmissionDeps) -> AdmissionService:
 # -- construction from settings ------------------------------------------------------------------------------
 
 
-def build_admission(settings: Settings, storage: Storage, broadcast_view: BroadcastView) -> AdmissionDeps:
+def build_admission(
+    settings: Settings, storage: Storage, broadcast_view: BroadcastView, metrics: Metrics | None = None
+) -> AdmissionDeps:
     """Backends from settings: `embedded` (SQLite in state_dir) or `redis` (settings.redis_url)."""
     rooms: RoomRegistry
     backend: AdmissionBackend
@@ -95,6 +99,7 @@ def build_admission(settings: Settings, storage: Storage, broadcast_view: Broadc
         broadcasts=broadcast_view,
         public_base_url=settings.public_base_url,
         api_url=settings.api_url,
+        metrics=metrics,
     )
     secret = seat_secret(settings)
     sfu = build_sfu(settings, seat_secret=secret)
@@ -111,6 +116,7 @@ def build_admission(settings: Settings, storage: Storage, broadcast_view: Broadc
         api_url=settings.api_url,
         lease_s=settings.seat_lease_seconds,
         join_rate_per_minute=settings.join_rate_per_minute,
+        metrics=metrics,
     )
 
 

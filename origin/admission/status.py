@@ -120,6 +120,7 @@ class _RoomTimes:
     last_check: float = -math.inf
     last_activity: float = -math.inf
     fingerprint: str | None = None
+    dirty_since: float | None = None  # the oldest change not yet published
 
 
 @dataclass(kw_only=True)
@@ -144,9 +145,14 @@ class PublishSchedule:
     def _times(self, room: str) -> _RoomTimes:
         return self._rooms.setdefault(room, _RoomTimes())
 
+    def _dirty(self, times: _RoomTimes, now: float) -> None:
+        times.dirty = True
+        if times.dirty_since is None:
+            times.dirty_since = now
+
     def note_change(self, room: str, now: float, *, urgent: bool = False) -> None:
         times = self._times(room)
-        times.dirty = True
+        self._dirty(times, now)
         times.urgent = times.urgent or urgent
         times.last_activity = max(times.last_activity, now)
 
@@ -178,14 +184,20 @@ class PublishSchedule:
         times = self._times(room)
         times.last_check = now
         if fp != times.fingerprint:
-            times.dirty = True
+            self._dirty(times, now)
         return times.dirty
 
     def published(self, room: str, now: float, fp: str) -> None:
         times = self._times(room)
         times.dirty = times.urgent = False
+        times.dirty_since = None
         times.last_write = times.last_check = now
         times.fingerprint = fp
+
+    def pending_age_s(self, now: float) -> float:
+        """How long the oldest unpublished change has waited (0 when every room is published)."""
+        oldest = min((t.dirty_since for t in self._rooms.values() if t.dirty_since is not None), default=now)
+        return max(0.0, now - oldest)
 
     def deferred(self, room: str, now: float) -> None:
         """Another worker or instance published within the interval: stay dirty, try after the interval."""

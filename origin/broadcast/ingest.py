@@ -141,8 +141,11 @@ def check_object(
             raise StateError(f"{obj.session}/{obj.rendition}/{obj.idx} was already published; names are immutable",
                              room=room)  # fmt: skip
         pending = rs.pending.get(obj.session, {}).get(obj.idx)
-        if pending is not None and pending.size == obj.size:
-            return False
+        if pending is not None:
+            if pending.size == obj.size:
+                return False
+            raise StateError(f"{obj.session}/{obj.rendition}/{obj.idx} is already stored; names are immutable",
+                             room=room)  # fmt: skip
     _check_timeline(session.segment_seconds, session.first_base.get(obj.rendition), highest,
                     session.max_end_ticks.get(obj.rendition), obj, timescale, room)  # fmt: skip
     return True
@@ -213,7 +216,8 @@ class IngestService:
         self.clock = clock
         self._inits: _Lru[tuple[str, str, str], fmp4.InitInfo] = _Lru(4096)
 
-    def _append_checked(self, room: str, check: Callable[[RoomState], bool], record: Record) -> bool:
+    def append_checked(self, room: str, check: Callable[[RoomState], bool], record: Record) -> bool:
+        """Append `record` if `check(state)` says so, both under the journal lock (raises what check raises)."""
         with self.journal.locked(room), self.states.hold(room) as state:
             if not check(state):
                 return False
@@ -226,8 +230,9 @@ class IngestService:
             RenditionSpec(name=r.name, bitrate=r.bitrate, channels=r.channels, sample_rate=r.sample_rate)
             for r in body.renditions
         )
-        record = SessionStarted(session=session, at=now, segment_seconds=body.segment_seconds, ladder=ladder)
-        created = self._append_checked(room, lambda st: check_start(st, session, now, self.limits), record)
+        record = SessionStarted(session=session, at=now, segment_seconds=body.segment_seconds, ladder=ladder,
+                                part_seconds=body.part_seconds)  # fmt: skip
+        created = self.append_checked(room, lambda st: check_start(st, session, now, self.limits), record)
         log.info("room=%s session=%s %s (%d renditions, %g s segments)", room, session,
                  "started" if created else "re-started", len(ladder), body.segment_seconds)  # fmt: skip
         return created
@@ -241,8 +246,16 @@ class IngestService:
                 raise NotFoundError(f"unknown session {session!r}", room=room)
             return current.open
 
-        self._append_checked(room, check, SessionEnded(session=session, at=now, reason=EndReason(reason)))
+        self.append_checked(room, check, SessionEnded(session=session, at=now, reason=EndReason(reason)))
         log.info("room=%s session=%s ended (%s)", room, session, reason)
+
+    def segment_seconds(self, room: str, session: str) -> float:
+        """The session's declared segment length (404 for an unknown session): a stream is cut into these."""
+        with self.states.hold(room) as state:
+            declared = state.sessions.get(session)
+        if declared is None:
+            raise NotFoundError(f"unknown session {session!r}: call start first", room=room)
+        return declared.segment_seconds
 
     def request_end(self, room: str) -> bool:
         """Admin end: refuse further ingest; the publisher finalises once the backlog has drained."""
@@ -253,7 +266,7 @@ class IngestService:
                 raise NotFoundError(f"room {room!r} has never broadcast", room=room)
             return state.state in (BroadcastState.IDLE, BroadcastState.LIVE)
 
-        return self._append_checked(room, check, EndRequested(at=now))
+        return self.append_checked(room, check, EndRequested(at=now))
 
     def receive(self, room: str, session: str, rendition: str, name: str, body: bytes) -> Receipt:
         what = parse_object_name(name)
@@ -280,7 +293,7 @@ class IngestService:
             return check_object(st, obj, segment_init=init, now=obj.received_at, limits=self.limits)
 
         try:
-            self._append_checked(room, recheck, ObjectStored(obj=obj))
+            self.append_checked(room, recheck, ObjectStored(obj=obj))
         except Exception:
             self._discard(room, obj)  # refused between the write and the record: leave nothing behind
             raise
@@ -298,13 +311,13 @@ class IngestService:
             info = fmp4.inspect_init(body)
             return StoredObject(session=session, rendition=rendition, idx=INIT_INDEX, size=len(body),
                                 received_at=now, timescale=info.timescale, track_id=info.track_id), info  # fmt: skip
-        known = self._init_info(room, init) if init is not None else None
+        known = self.init_info(room, init) if init is not None else None
         bound = 2 * segment_s + 1.0 if segment_s is not None and known is not None else None
         seg = fmp4.inspect_segment(body, init=known, max_duration_s=bound)
         return StoredObject(session=session, rendition=rendition, idx=what.idx, size=len(body), received_at=now,
                             duration_ticks=seg.duration_ticks, base_ticks=seg.base_decode_time), None  # fmt: skip
 
-    def _init_info(self, room: str, init: StoredObject) -> fmp4.InitInfo | None:
+    def init_info(self, room: str, init: StoredObject) -> fmp4.InitInfo | None:
         """The session's init as the inspector needs it: cached, or read back once (another worker got it)."""
         key = (room, init.session, init.rendition)
         info = self._inits.get(key)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from origin.broadcast.model import BroadcastState, EndReason, RoomState, Session, StoredObject
+from origin.broadcast.model import BroadcastState, EndReason, RoomState, Session, StoredObject, StoredPart
 from origin.broadcast.records import (
     AnchorSet,
     DownloadBuilt,
@@ -20,6 +20,7 @@ from origin.broadcast.records import (
     MasterWritten,
     ObjectStored,
     ObjectUploaded,
+    PartStored,
     Published,
     Quarantined,
     Record,
@@ -42,9 +43,12 @@ def apply(state: RoomState, record: Record) -> None:
     match record:
         case ObjectStored():
             _stored(state, record)
+        case PartStored(part=part):
+            _part(state, part)
         case Published(publications=pubs):
             for p in pubs:
                 rs = state.rendition(p.rendition)
+                rs.parts.pop((p.session, p.idx), None)
                 rs.tail.append(p)
                 rs.published += 1
                 rs.discontinuities += p.discontinuity
@@ -116,6 +120,7 @@ def _started(state: RoomState, record: SessionStarted) -> None:
         segment_seconds=record.segment_seconds,
         ladder=record.ladder,
         last_activity_at=record.at,
+        part_seconds=record.part_seconds,
     )
     if state.state is BroadcastState.IDLE:
         _set_state(state, BroadcastState.LIVE, record.at)
@@ -135,6 +140,18 @@ def _stored(state: RoomState, record: ObjectStored) -> None:
             session.max_end_ticks[obj.rendition] = obj.base_ticks + obj.duration_ticks
         session.first_base.setdefault(obj.rendition, (obj.idx, obj.base_ticks))
     _replace_stored(state, obj)
+
+
+def _part(state: RoomState, part: StoredPart) -> None:
+    session = state.sessions.get(part.session)
+    rs = state.rendition(part.rendition)
+    if session is None or part.rendition in session.sealed or part.idx <= rs.last_real_idx.get(part.session, -1):
+        return
+    session.last_activity_at = max(session.last_activity_at, part.received_at)
+    parts = rs.parts.setdefault((part.session, part.idx), [])
+    if part.part == len(parts):  # parts arrive in order on one stream; anything else is a repeat
+        parts.append(part)
+        rs.longest_part_s = max(rs.longest_part_s, part.duration_s)
 
 
 def _replace_stored(state: RoomState, obj: StoredObject) -> None:

@@ -73,10 +73,24 @@ class Publication:
     size: int
     received_at: float  # for publish latency; filler: when it was made
     filler: bool = False  # origin-made silence/slate, not received from a transcoder
+    parts: tuple[float, ...] = ()  # low-latency HLS: the durations of the segment's parts, in order
 
     @property
     def end_pdt(self) -> float:
         return self.pdt + self.duration_s
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredPart:
+    """Low-latency HLS: part `part` of segment `idx`, durable in storage (parts are never spooled)."""
+
+    session: str
+    rendition: str
+    idx: int
+    part: int
+    duration_s: float
+    size: int
+    received_at: float
 
 
 @dataclass(kw_only=True)
@@ -94,6 +108,7 @@ class Session:
     max_index: dict[str, int] = field(default_factory=dict)  # per rendition, highest segment index received
     max_end_ticks: dict[str, int] = field(default_factory=dict)  # per rendition, where that segment ends
     first_base: dict[str, tuple[int, int]] = field(default_factory=dict)  # rendition -> (idx, base ticks)
+    part_seconds: float | None = None  # low-latency HLS: the session streams parts of about this length
 
     def rendition(self, name: str) -> RenditionSpec | None:
         return next((r for r in self.ladder if r.name == name), None)
@@ -112,6 +127,8 @@ class RenditionState:
     pending: dict[str, dict[int, StoredObject]] = field(default_factory=dict)  # session -> idx -> unpublished
     tail: deque[Publication] = field(default_factory=lambda: deque(maxlen=TAIL_SEGMENTS))
     last_real_idx: dict[str, int] = field(default_factory=dict)  # session -> last published transcoder index
+    parts: dict[tuple[str, int], list[StoredPart]] = field(default_factory=dict)  # (session, idx) -> parts so far
+    longest_part_s: float = 0.0
     published: int = 0
     discontinuities: int = 0  # EXT-X-DISCONTINUITY tags over everything published
     longest_s: float = 0.0

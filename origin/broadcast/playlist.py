@@ -36,6 +36,7 @@ class PublishedSegment:
     duration_s: float
     program_date_time: datetime
     discontinuity: bool  # EXT-X-DISCONTINUITY before this segment (new session, or a skipped index)
+    parts: tuple[tuple[str, float], ...] = ()  # low-latency HLS: (uri, duration) of each part, in order
 
 
 @dataclass(frozen=True, kw_only=True)

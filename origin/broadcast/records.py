@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from origin.broadcast.model import BroadcastState, EndReason, Publication, RenditionSpec, StoredObject
+from origin.broadcast.model import BroadcastState, EndReason, Publication, RenditionSpec, StoredObject, StoredPart
 from origin.errors import OriginError
 
 
@@ -30,11 +30,17 @@ class SessionStarted:
     at: float
     segment_seconds: float
     ladder: tuple[RenditionSpec, ...]
+    part_seconds: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class ObjectStored:
     obj: StoredObject
+
+
+@dataclass(frozen=True, kw_only=True)
+class PartStored:
+    part: StoredPart
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +106,7 @@ class DownloadBuilt:
 Record = (
     SessionStarted
     | ObjectStored
+    | PartStored
     | SessionEnded
     | EndRequested
     | ObjectUploaded
@@ -114,8 +121,11 @@ Record = (
 
 
 def _publication(p: Publication) -> list[Any]:
-    return [p.rendition, p.msn, p.session, p.idx, p.duration_s, p.pdt, int(p.discontinuity), p.size,
-            p.received_at, int(p.filler)]  # fmt: skip
+    out = [p.rendition, p.msn, p.session, p.idx, p.duration_s, p.pdt, int(p.discontinuity), p.size,
+           p.received_at, int(p.filler)]  # fmt: skip
+    if p.parts:
+        out.append(list(p.parts))
+    return out
 
 
 def _fields(record: Record) -> list[Any]:
@@ -127,7 +137,10 @@ def _fields(record: Record) -> list[Any]:
             return ["p", [_publication(p) for p in pubs]]
         case SessionStarted():
             ladder = [[r.name, r.bitrate, r.channels, r.sample_rate] for r in record.ladder]
-            return ["s", record.session, record.at, record.segment_seconds, ladder]
+            fields = ["s", record.session, record.at, record.segment_seconds, ladder]
+            return [*fields, record.part_seconds] if record.part_seconds is not None else fields
+        case PartStored(part=t):
+            return ["P", t.session, t.rendition, t.idx, t.part, t.duration_s, t.size, t.received_at]
         case SessionEnded():
             return ["e", record.session, record.at, record.reason.value]
         case EndRequested():
@@ -159,7 +172,8 @@ def encode_all(records: Sequence[Record]) -> bytes:
 
 def _decode_publication(f: list[Any]) -> Publication:
     return Publication(rendition=f[0], msn=f[1], session=f[2], idx=f[3], duration_s=f[4], pdt=f[5],
-                       discontinuity=bool(f[6]), size=f[7], received_at=f[8], filler=bool(f[9]))  # fmt: skip
+                       discontinuity=bool(f[6]), size=f[7], received_at=f[8], filler=bool(f[9]),
+                       parts=tuple(float(d) for d in f[10]) if len(f) > 10 else ())  # fmt: skip
 
 
 def _decode(f: list[Any]) -> Record:
@@ -172,7 +186,11 @@ def _decode(f: list[Any]) -> Record:
         return Published(publications=tuple(_decode_publication(p) for p in f[1]))
     if kind == "s":
         ladder = tuple(RenditionSpec(name=n, bitrate=b, channels=c, sample_rate=r) for n, b, c, r in f[4])
-        return SessionStarted(session=f[1], at=f[2], segment_seconds=f[3], ladder=ladder)
+        return SessionStarted(session=f[1], at=f[2], segment_seconds=f[3], ladder=ladder,
+                              part_seconds=f[5] if len(f) > 5 else None)  # fmt: skip
+    if kind == "P":
+        return PartStored(part=StoredPart(session=f[1], rendition=f[2], idx=f[3], part=f[4], duration_s=f[5],
+                                          size=f[6], received_at=f[7]))  # fmt: skip
     if kind == "e":
         return SessionEnded(session=f[1], at=f[2], reason=EndReason(f[3]))
     if kind == "E":

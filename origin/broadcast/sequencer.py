@@ -18,6 +18,7 @@ Time is an argument; nothing here reads a clock or touches storage.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -98,6 +99,7 @@ def _walk_session(
     gap_timeout_s: float, settled: bool, durable_before: float,
 ) -> None:  # fmt: skip
     segs = rendition.pending.get(session.id, {})
+    received = sorted(segs)  # to find the next received index past a gap in O(log n), not a scan per gap
     init = rendition.inits.get(session.id)
     next_idx = rendition.last_real_idx.get(session.id, -1) + 1
     first_in_session = session.id not in rendition.last_real_idx
@@ -105,9 +107,10 @@ def _walk_session(
         seg = segs.get(next_idx)
         skip_gap = False
         if seg is None:
-            later = min((i for i in segs if i > next_idx), default=None)
-            if later is None:
+            pos = bisect.bisect_right(received, next_idx)
+            if pos == len(received):
                 return
+            later = received[pos]
             if not (settled or now - segs[later].received_at >= gap_timeout_s):
                 plan.waiting = True
                 return

@@ -13,6 +13,7 @@ from origin.admission.status import BroadcastInfo, ListenerState
 from origin.broadcast.model import BroadcastState, RoomState
 from origin.broadcast.states import RoomStates
 from origin.contract import layout
+from origin.ops.room_stats import PublishStats
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,13 +30,23 @@ class BroadcastSummary:
     backlog: int
     quarantined: int
     fillers_in_tail: int  # filler segments among the newest published (source trouble shows here first)
+    segment_s: float  # the segment length the room's sessions declared
+    published: int  # segments named in its playlists so far (every rendition, filler included)
+    # From the owner's figures (origin/ops/room_stats.py): None until it wrote some.
+    live_edge_at: float | None = None  # when the live playlists last advanced in storage
+    live_edge_age_s: float | None = None  # now - live_edge_at (now - started_at before the first advance)
+    publish_p50_s: float | None = None  # publish latency over the owner's last minute
+    publish_p99_s: float | None = None
 
     def to_json(self) -> dict[str, object]:
         return {k: (v.value if isinstance(v, BroadcastState) else list(v) if isinstance(v, tuple) else v)
                 for k, v in self.__dict__.items()}  # fmt: skip
 
 
-def summarize(state: RoomState) -> BroadcastSummary:
+def summarize(state: RoomState, *, stats: PublishStats | None = None, now: float | None = None) -> BroadcastSummary:
+    """The room at a glance; `stats` are the owner's figures, `now` gives the live edge an age."""
+    edge_at = stats.live_edge_at if stats is not None else None
+    since = edge_at if edge_at is not None else state.started_at
     lasts = [rs.last for rs in state.renditions.values() if rs.last is not None]
     session = state.open_session()
     tail = [p for rs in state.renditions.values() for p in list(rs.tail)[-6:]]
@@ -52,6 +63,12 @@ def summarize(state: RoomState) -> BroadcastSummary:
         backlog=len(state.spooled),
         quarantined=state.quarantined,
         fillers_in_tail=sum(p.filler for p in tail),
+        segment_s=state.nominal_segment_s,
+        published=sum(rs.published for rs in state.renditions.values()),
+        live_edge_at=edge_at,
+        live_edge_age_s=max(0.0, now - since) if now is not None and since is not None else None,
+        publish_p50_s=stats.p50_s if stats is not None else None,
+        publish_p99_s=stats.p99_s if stats is not None else None,
     )
 
 

@@ -18,13 +18,14 @@ LEASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$", re.ASCII)
 SEGMENT_NAME_PATTERN = re.compile(r"^([0-9]{1,9})\.m4s$", re.ASCII)
 INIT_NAME_PATTERN = re.compile(r"^init(?:_[0-9]{1,3})?\.mp4$", re.ASCII)
 PLAYLIST_NAME_PATTERN = re.compile(r"^[a-z0-9_-]{1,32}\.m3u8$", re.ASCII)
+STREAM_NAME_PATTERN = re.compile(r"^stream\.mp4$", re.ASCII)
 
 # The same patterns without anchors, for OpenAPI path parameters (JSON Schema `pattern` is unanchored).
 ROOM_ID_SCHEMA = ROOM_ID_PATTERN.pattern
 SESSION_ID_SCHEMA = SESSION_ID_PATTERN.pattern
 RENDITION_SCHEMA = RENDITION_PATTERN.pattern
 LEASE_ID_SCHEMA = LEASE_ID_PATTERN.pattern
-OBJECT_NAME_SCHEMA = r"^(?:[0-9]{1,9}\.m4s|init(?:_[0-9]{1,3})?\.mp4|[a-z0-9_-]{1,32}\.m3u8)$"
+OBJECT_NAME_SCHEMA = r"^(?:[0-9]{1,9}\.m4s|init(?:_[0-9]{1,3})?\.mp4|stream\.mp4|[a-z0-9_-]{1,32}\.m3u8)$"
 
 
 def _check(pattern: re.Pattern[str], value: str, what: str) -> str:

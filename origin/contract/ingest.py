@@ -2,16 +2,19 @@
 
     POST /ingest/{room}/{session}/start            StartBody   (JSON, ≤ CONTROL_BODY_MAX_BYTES)
     PUT  /ingest/{room}/{session}/{rendition}/…    init (≤ INIT_MAX_BYTES), segments, ffmpeg's playlist
+    PUT  /ingest/{room}/{session}/{rendition}/stream.mp4   low latency: one chunked fragmented-MP4 stream
+                                                   (ftyp+moov, then a moof+mdat per part), for the session
     POST /ingest/{room}/{session}/end              EndBody     (JSON, optional)
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from origin.contract.ids import RENDITION_SCHEMA
+from origin.contract.numbers import Integer, IntegralLiteral
 
 SEGMENT_SECONDS_MIN = 0.2
 SEGMENT_SECONDS_MAX = 10.0
@@ -27,6 +30,11 @@ CONTROL_BODY_MAX_BYTES = 4096  # start and end bodies; refused with 413 before p
 INIT_MAX_BYTES = 64 * 1024
 SEGMENT_MAX_BYTES = 8 * 1024 * 1024
 PLAYLIST_MAX_BYTES = 256 * 1024  # ffmpeg's own playlist: read and dropped
+PART_SECONDS_MIN = 0.1
+PART_SECONDS_MAX = 0.5
+PART_SECONDS_DEFAULT = 0.2  # ffmpeg cuts a fragment once it reaches this: 10 AAC frames (213 ms) at 48 kHz
+STREAM_PART_MAX_BYTES = 256 * 1024  # one moof+mdat of a stream
+STREAM_NAME = "stream.mp4"
 # A segment index more than this far past the session's highest one is refused (400): a gap costs O(1),
 # but an attacker's 999999999.m4s must not make the session's next real segment wait for it.
 INDEX_LOOKAHEAD_MAX = 64
@@ -35,17 +43,21 @@ INDEX_LOOKAHEAD_MAX = 64
 class RenditionBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(pattern=RENDITION_SCHEMA)
-    bitrate: int = Field(ge=BITRATE_MIN_BPS, le=BITRATE_MAX_BPS, description="nominal bits per second")
-    channels: Literal[1, 2]
-    sample_rate: Literal[44_100, 48_000]
+    bitrate: Integer = Field(ge=BITRATE_MIN_BPS, le=BITRATE_MAX_BPS, description="nominal bits per second")
+    channels: Annotated[Literal[1, 2], IntegralLiteral]
+    sample_rate: Annotated[Literal[44_100, 48_000], IntegralLiteral]
 
 
 class StartBody(BaseModel):
     """Opens an ingest session and declares its ladder (one ffmpeg run = one session)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     segment_seconds: float = Field(ge=SEGMENT_SECONDS_MIN, le=SEGMENT_SECONDS_MAX)
     renditions: list[RenditionBody] = Field(min_length=1, max_length=RENDITIONS_MAX)
+    part_seconds: float | None = Field(
+        None, ge=PART_SECONDS_MIN, le=PART_SECONDS_MAX,
+        description="low-latency HLS: the session sends stream.mp4 fragments of about this length (parts)",
+    )  # fmt: skip
 
     @field_validator("renditions")
     @classmethod
@@ -59,5 +71,5 @@ EndReason = Literal["eos", "signal", "crash"]
 
 
 class EndBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     reason: EndReason = "eos"

@@ -6,7 +6,9 @@ rooms/{room}/replay.m3u8                     DVR/replay master playlist (stable 
 rooms/{room}/replay/{rendition}.m3u8         EVENT playlist while live, VOD + ENDLIST once ended
 rooms/{room}/media/{session}/{rendition}/init.mp4
 rooms/{room}/media/{session}/{rendition}/{index:06d}.m4s   immutable; unique per ingest session
+rooms/{room}/media/{session}/{rendition}/{index:06d}.p{k}.m4s  low-latency part k of a segment (immutable)
 rooms/{room}/media/{session}/{rendition}/fill-{msn:09d}.m4s silence/slate while the source is gone
+rooms/{room}/media/{session}/{rendition}/fill-{msn:09d}.p{k}.m4s  its parts
 rooms/{room}/status.json                     room status for clients (admission, player)
 rooms/{room}/replay.m4a                      whole-broadcast download after the end
 """
@@ -50,6 +52,17 @@ def media_segment(room: str, session: str, rendition: str, index: int) -> str:
     return f"{media_dir(room, session, rendition)}/{index:06d}.m4s"
 
 
+def media_part(room: str, session: str, rendition: str, index: int, part: int) -> str:
+    """Low-latency HLS: part `part` of segment `index` (the segment itself is the parts concatenated)."""
+    if index < 0 or part < 0:
+        raise ValueError(f"segment and part indexes must be >= 0, got {index}.{part}")
+    return f"{media_dir(room, session, rendition)}/{index:06d}.p{part}.m4s"
+
+
+def filler_part(room: str, session: str, rendition: str, media_sequence: int, part: int) -> str:
+    return f"{media_dir(room, session, rendition)}/fill-{media_sequence:09d}.p{part}.m4s"
+
+
 def filler_segment(room: str, session: str, rendition: str, media_sequence: int) -> str:
     """Silence/slate published while the source is gone; named by media sequence, so never reused."""
     if media_sequence < 0:
@@ -75,6 +88,14 @@ def segment_uri(session: str, rendition: str, idx: int) -> str:
 
 def filler_uri(session: str, rendition: str, media_sequence: int) -> str:
     return f"../media/{session}/{rendition}/fill-{media_sequence:09d}.m4s"
+
+
+def part_uri(session: str, rendition: str, idx: int, part: int) -> str:
+    return f"../media/{session}/{rendition}/{idx:06d}.p{part}.m4s"
+
+
+def filler_part_uri(session: str, rendition: str, media_sequence: int, part: int) -> str:
+    return f"../media/{session}/{rendition}/fill-{media_sequence:09d}.p{part}.m4s"
 
 
 def init_uri(session: str, rendition: str) -> str:

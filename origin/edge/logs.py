@@ -2,7 +2,7 @@
 
 logs/upstream.log holds one line per request that reached an upstream (storage or origin): it is the
 upstream request counter the tests and the benchmark read. The format is `log_format spillway_edge` in
-cdn-config/nginx/edge.conf.template.
+origin/edge/templates/edge.conf.template.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The nginx edge config as data (pure): template text + typed parameters → config text.
 
-The template (cdn-config/nginx/edge.conf.template) holds the nginx logic; this module holds every value
+The template (origin/edge/templates/edge.conf.template) holds the nginx logic; this module holds every value
 that varies — listen address, upstreams, storage path, cache dir, CORS origins, process limits — and the
 TTLs, taken from origin.contract.cache_policy (the only place they live). Each value is validated so that nothing a
 caller passes can break out of its directive (no whitespace, quotes, `;`, `{`, `}` or `$`), and rendering
@@ -39,6 +39,7 @@ ANY_ORIGIN = "*"
 ErrorLogLevel = Literal["debug", "info", "notice", "warn", "error", "crit"]
 Scheme = Literal["http", "https"]
 DEFAULT_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"  # Debian/Ubuntu ca-certificates bundle
+DEFAULT_STATUS_PORT = 8090  # stub_status server (loopback) read by prometheus-nginx-exporter
 
 
 def _check_host(host: str, what: str) -> str:
@@ -165,10 +166,17 @@ class EdgeParams:
     media_cache_inactive_s: int = 3600
     media_cache_max_mb: int = 1024
     storage_ca_file: str = DEFAULT_CA_FILE  # verifies an https storage endpoint's certificate
+    status_host: str = "127.0.0.1"  # stub_status for the metrics exporter: its own server, loopback
+    status_port: int = DEFAULT_STATUS_PORT
 
     def __post_init__(self) -> None:
         _check_host(self.listen_host, "listen")
         _check_port(self.listen_port, "listen")
+        if self.status_host not in ("127.0.0.1", "::1", "[::1]", "localhost"):
+            raise EdgeConfigError(f"status_host {self.status_host[:80]!r} must be a loopback address")
+        _check_port(self.status_port, "status")
+        if self.status_port == self.listen_port:
+            raise EdgeConfigError("status_port must differ from listen_port")
         if not _SAFE_PATH.fullmatch(self.cache_dir) or "/../" in f"{self.cache_dir}/":
             raise EdgeConfigError(f"cache_dir {self.cache_dir[:120]!r} must be a plain absolute path")
         if not _SAFE_PATH.fullmatch(self.storage_ca_file):
@@ -249,6 +257,7 @@ def template_values(params: EdgeParams) -> dict[str, str]:
         "origin_server": params.origin.server,
         "listen_address": f"{params.listen_host}:{params.listen_port}",
         "listen_backlog": str(params.listen_backlog),
+        "status_listen_address": f"{params.status_host}:{params.status_port}",
         "storage_host_header": params.storage.upstream.host_header,
         "storage_tls_directives": _storage_tls_directives(params),
         "storage_scheme": params.storage.upstream.scheme,

@@ -43,7 +43,7 @@ from origin.edge.nginx_config import (
 
 logger = logging.getLogger(__name__)
 
-TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "cdn-config" / "nginx" / "edge.conf.template"
+TEMPLATE_PATH = Path(__file__).with_name("templates") / "edge.conf.template"  # package data: works from a wheel
 NGINX_CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
 STDERR_TAIL_CHARS = 4000
 UNPRIVILEGED_USER = "nobody"
@@ -71,6 +71,7 @@ class EdgeOptions:
     allowed_origins: tuple[str, ...] = ()
     listen_host: str = "127.0.0.1"
     listen_port: int | None = None  # None: a free port
+    status_port: int | None = None  # stub_status server on loopback; None: a free port
     worker_processes: int | Literal["auto"] = 1
     worker_connections: int = 4096
     log_every_request: bool = True
@@ -111,11 +112,12 @@ def _worker_user(prefix: Path) -> tuple[str, str] | None:
     return (entry.pw_name, group)
 
 
-def edge_params(options: EdgeOptions, *, prefix: Path, port: int) -> EdgeParams:
+def edge_params(options: EdgeOptions, *, prefix: Path, port: int, status_port: int) -> EdgeParams:
     """The full parameter set for a prefix directory and port (no I/O beyond getrlimit/getpwnam)."""
     return EdgeParams(
         listen_host=options.listen_host,
         listen_port=port,
+        status_port=status_port,
         origin=parse_upstream(options.origin_url),
         storage=options.storage or origin_storage(options.origin_url),
         cache_dir=str(prefix / "cache"),
@@ -170,6 +172,11 @@ class EdgeProcess:
     @property
     def port(self) -> int:
         return self.params.listen_port
+
+    @property
+    def stub_status_url(self) -> str:
+        """nginx's stub_status on the edge's loopback status server (what prometheus-nginx-exporter reads)."""
+        return f"http://{self.params.status_host}:{self.params.status_port}/stub_status"
 
     @property
     def pid(self) -> int:
@@ -269,7 +276,10 @@ def start_edge(options: EdgeOptions) -> EdgeProcess:
         for sub in ("conf", "logs", "tmp", "cache"):
             (prefix / sub).mkdir(parents=True, exist_ok=True)
         port = options.listen_port or free_port(options.listen_host)
-        params = edge_params(options, prefix=prefix, port=port)
+        status_port = options.status_port or free_port("127.0.0.1")
+        while status_port == port:
+            status_port = free_port("127.0.0.1")
+        params = edge_params(options, prefix=prefix, port=port, status_port=status_port)
         conf = prefix / "conf" / "edge.conf"
         conf.write_text(render_config(options.template_path.read_text(), params))
         check_config(nginx_bin, prefix, conf)

@@ -5,7 +5,8 @@ Every worker subscribes to its own channel (`{prefix}ring:{worker}`). `ring(room
 sender thread, which asks Redis, in one Lua call per room, to PUBLISH it to the channel named by the room's
 current owner lease: no owner cache to go stale at a takeover, and never a blocking call on the event loop.
 A ring is a hint, as on one host: the owner also passes every second, and a lost ring costs at most that.
-It carries the ringer's durability stamp (durability.py) like the Unix doorbell's.
+It carries the ringer's durability stamp (durability.py) like the Unix doorbell's. `ring_playlist` (the
+owner's low-latency board moved) wakes this worker's held reloads only: the board is the owner's host's.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class RedisDoorbell:
     def __init__(
         self, client: redis.Redis[bytes], *, prefix: str, worker: str, on_ring: Callable[[str], None],
         on_durable: Callable[[float], None], owns: Callable[[str], bool],
+        on_playlist: Callable[[str], None] = lambda room: None,
     ) -> None:  # fmt: skip
         self.client = client
         self.prefix = prefix
@@ -48,6 +50,7 @@ class RedisDoorbell:
         self.on_ring = on_ring
         self.on_durable = on_durable
         self.owns = owns
+        self.on_playlist = on_playlist
         self.ring_prefix = fleet_keys(prefix).ring_prefix
         self.channel = self.ring_prefix + worker
         self._ring = client.register_script(_RING)
@@ -74,6 +77,9 @@ class RedisDoorbell:
         self.on_ring(room)
         if not self.owns(room):
             self._outbox.put((room, durable_before))
+
+    def ring_playlist(self, room: str) -> None:
+        self.on_playlist(room)
 
     # -- sending ------------------------------------------------------------------------------------------
 
@@ -126,7 +132,7 @@ class RedisDoorbell:
         ring = parse_ring(data)
         if ring is None or self._loop is None:
             return
-        room, durable = ring
+        room, durable, _ = ring
         if durable > 0:
             self._loop.call_soon_threadsafe(self.on_durable, durable)
         self._loop.call_soon_threadsafe(self.on_ring, room)

@@ -16,7 +16,7 @@ previous write (If-Match; If-None-Match: * for a first version):
 
 Filler segments are created only if absent (If-None-Match: *): the first version written stays, so an
 immutable, CDN-cached name never changes bytes, whichever owner wrote it. Other objects (spooled uploads:
-bytes ingest received) pass through.
+bytes ingest received) and every read go to `others` (the app's storage, hedged or not).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Protocol
 
 from origin.contract.cache_policy import ObjectHeaders
 from origin.errors import StorageError
+from origin.storage.base import Storage
 from origin.storage.s3 import PreconditionFailedError, S3Storage
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,9 @@ def owner_marker(token: int) -> bytes:
 class FencedStorage:
     """`Storage` for one room's owner in a fleet. Safe for concurrent writes of different keys."""
 
-    def __init__(self, storage: S3Storage, fence: Fence) -> None:
+    def __init__(self, storage: S3Storage, fence: Fence, *, others: Storage | None = None) -> None:
         self.storage = storage
+        self.others: Storage = others if others is not None else storage
         self.fence = fence
         self.name = storage.name
         self._etags: dict[str, object] = {}  # key -> the ETag of our last version, None: absent, or _UNKNOWN
@@ -65,7 +67,7 @@ class FencedStorage:
         elif "/fill-" in key:
             self._put_once(key, data, headers)
         else:
-            self.storage.put(key, data, headers, durable=durable)
+            self.others.put(key, data, headers, durable=durable)
 
     def _put_playlist(self, key: str, body: bytes, headers: ObjectHeaders) -> None:
         for _ in range(ATTEMPTS):
@@ -98,22 +100,22 @@ class FencedStorage:
     # -- the rest of Storage, unchanged ---------------------------------------------------------------------
 
     def sync(self) -> None:
-        self.storage.sync()
+        self.others.sync()
 
     def delete(self, key: str) -> None:
-        self.storage.delete(key)
+        self.others.delete(key)
 
     def put_file(self, key: str, source: Path, headers: ObjectHeaders) -> None:
         self.put(key, source.read_bytes(), headers)
 
     def get(self, key: str) -> bytes:
-        return self.storage.get(key)
+        return self.others.get(key)
 
     def exists(self, key: str) -> bool:
-        return self.storage.exists(key)
+        return self.others.exists(key)
 
     def list(self, prefix: str) -> list[str]:
-        return self.storage.list(prefix)
+        return self.others.list(prefix)
 
     def check(self) -> None:
-        self.storage.check()
+        self.others.check()

@@ -180,6 +180,11 @@ class RedisJournal:
         self._elsewhere.pop(room, None)
         return ownership
 
+    def signature(self, room: str) -> object:
+        """The journal's first record: a room deleted and broadcast anew has another (per-room metrics)."""
+        with redis_errors("signature", room):
+            return self.client.lindex(room_keys(self.prefix, room).journal, 0)
+
     def lease_remaining(self, room: str) -> float | None:
         """Seconds until the lease this process last found on the room runs out (None: it knows of none)."""
         until = self._elsewhere.get(room)

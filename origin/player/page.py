@@ -135,7 +135,7 @@ def player_config(page: EmbedPage) -> dict[str, object]:
         },
         "hlsConfig": {
             "enableWorker": False,  # fMP4 audio needs no transmuxing; no blob: worker for the CSP to allow
-            "lowLatencyMode": False,
+            "lowLatencyMode": True,  # parts and blocking reload when the room streams them (LL-HLS)
             "liveSyncDurationCount": LIVE_SYNC_DURATION_COUNT,
             "liveMaxLatencyDurationCount": LIVE_MAX_LATENCY_DURATION_COUNT,
             "maxLiveSyncPlaybackRate": MAX_LIVE_SYNC_PLAYBACK_RATE,

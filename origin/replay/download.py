@@ -131,12 +131,12 @@ def remux_argv(*, concat_list: Path, output: Path, ffmpeg_bin: str = "ffmpeg") -
 
 
 @contextlib.contextmanager
-def _flock(path: Path) -> Iterator[bool]:
-    """Hold an exclusive, non-blocking flock on `path` while inside; yields False when another holder has it."""
+def _flock(path: Path, *, wait: bool = False) -> Iterator[bool]:
+    """Hold an exclusive flock on `path` while inside; yields False when another holder has it (unless `wait`)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return
@@ -159,7 +159,7 @@ class ReplayDownloads:
         ffprobe_bin: str = "ffprobe",
         timeout_s: float = REMUX_TIMEOUT_S,
         clock: Callable[[], float] = wall_clock,
-        claim: Callable[[str], AbstractContextManager[bool]] | None = None,
+        claim: Callable[[str, bool], AbstractContextManager[bool]] | None = None,
     ) -> None:
         self.storage = storage
         self.states = states
@@ -175,8 +175,10 @@ class ReplayDownloads:
         self._requested: set[str] = set()
         self._lock = threading.Lock()
 
-    def _host_claim(self, room: str) -> AbstractContextManager[bool]:
-        return _flock(self.dir / f"{ids.room_id(room)}.lock")
+    def _host_claim(self, room: str, wait: bool) -> AbstractContextManager[bool]:
+        """(room, wait) -> held or not: one host's flock; a fleet passes the room's lease instead."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return _flock(self.dir / f"{ids.room_id(room)}.lock", wait=wait)
 
     def _status(self, room: str) -> tuple[BroadcastState, bool, bool]:
         """(state, anything published, download built)."""
@@ -207,6 +209,15 @@ class ReplayDownloads:
         except Exception:  # a thread boundary: log it, the next start tries again
             log.exception("replay download recovery failed")
 
+    @contextlib.contextmanager
+    def held(self, room: str) -> Iterator[None]:
+        """Wait for a build of the room's download in progress (in any worker) and keep new ones out while
+        inside: deleting a room must not race a remux that uploads replay.m4a and journals it afterwards."""
+        with self.claim(room, True):
+            yield
+        with self._lock:
+            self._requested.discard(room)  # a room made again under the same id gets its own download
+
     def _run_logged(self, room: str) -> None:
         try:
             self.run(room)
@@ -218,7 +229,7 @@ class ReplayDownloads:
     def run(self, room: str) -> bool:
         """Build and upload now (blocking). True if this call wrote it; False if done or another holder has it."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        with self.claim(room) as claimed:
+        with self.claim(room, False) as claimed:
             if not claimed:
                 log.info("room=%s replay download: another worker is building it", room)
                 return False

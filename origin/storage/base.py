@@ -8,6 +8,9 @@ once the next `sync()` returns: many writes then share one durability barrier (g
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Protocol
 
@@ -54,3 +57,22 @@ class Storage(Protocol):
     def check(self) -> None:
         """Readiness probe: raises StorageError when the backend cannot be reached or written."""
         ...
+
+
+_GIVE_UP: ContextVar[Callable[[], bool] | None] = ContextVar("storage_give_up", default=None)
+
+
+def given_up() -> bool:
+    """Whether the caller abandoned the write this thread runs (a hedge won, or a newer version of the key was
+    issued). A backend checks it before each retry: an abandoned write must not be sent again."""
+    check = _GIVE_UP.get()
+    return check is not None and check()
+
+
+@contextlib.contextmanager
+def abandon_when(check: Callable[[], bool]) -> Iterator[None]:
+    token = _GIVE_UP.set(check)
+    try:
+        yield
+    finally:
+        _GIVE_UP.reset(token)

@@ -173,7 +173,8 @@ def _swap_into_place(tmp: Path, path: Path) -> None:
 REWRITE_IN_PLACE_MAX_BYTES = 256 * 1024
 
 
-def _rewrite_via_spare(path: Path, data: bytes) -> None:
+def rewrite_small(path: Path, data: bytes) -> None:
+    """Replace a small file's content atomically for readers, reusing two inodes (see above)."""
     spare = path.with_name(f".{path.name}{INTERNAL_MARK}spare")
     while True:
         fd = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -302,7 +303,7 @@ class FilesystemStorage:
                 self._ensure_dir(path.parent)
                 self._store_headers(path, headers, durable=durable)
                 if not durable and len(data) <= REWRITE_IN_PLACE_MAX_BYTES:
-                    _rewrite_via_spare(path, data)
+                    rewrite_small(path, data)
                 else:
                     _write_atomic(path, bytes(data), durable=durable)
                 if durable:

@@ -37,6 +37,7 @@ from botocore.exceptions import (
 
 from origin.contract.cache_policy import ObjectHeaders
 from origin.errors import StorageError, ValidationError
+from origin.storage.base import given_up
 from origin.storage.filesystem import validate_key, validate_prefix
 from origin.storage.retry import ErrorClass, RetryPolicy, classify_response, next_delay
 
@@ -188,7 +189,7 @@ class S3Storage:
                 if self._on_error is not None:
                     self._on_error(BACKEND, error.value)
                 delay = next_delay(self.policy, attempt=attempt, error=error, rand=self._rand())
-                if attempt >= limit:
+                if attempt >= limit or given_up():  # abandoned by a hedge: never send it again
                     delay = None
                 if delay is None:
                     logger.warning(
@@ -216,6 +217,8 @@ class S3Storage:
                     delay,
                 )
                 self._sleep(delay)
+                if given_up():
+                    raise StorageError(f"{op} abandoned by its caller", key=key, backend=BACKEND) from exc
 
     # -- Storage protocol ----------------------------------------------------------------------------
 

@@ -189,26 +189,31 @@ def build_storage_router(storage: FilesystemStorage) -> APIRouter:
 
     @router.api_route(URL_PREFIX + "/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
     async def serve_object(request: Request, path: str) -> Response:
-        raw_path: bytes = request.scope.get("raw_path") or b""
-        if b"%" in raw_path or "\\" in path:
-            return _not_found()
-        req = _Request(
-            key=KEY_PREFIX + path,
-            method=request.method,
-            range=request.headers.get("range"),
-            if_range=request.headers.get("if-range"),
-            if_none_match=request.headers.get("if-none-match"),
-            if_modified_since=request.headers.get("if-modified-since"),
-        )
-        try:
-            return await run_in_threadpool(_respond, storage, req)
-        except (StorageError, OSError) as exc:
-            logger.warning("serving %s failed: %s", req.key, exc)
-            return Response(
-                b"storage unavailable\n",
-                status_code=503,
-                media_type="text/plain",
-                headers={"Cache-Control": ERROR_CACHE_CONTROL, "Retry-After": "1"},
-            )
+        return await serve(storage, request, path)
 
     return router
+
+
+async def serve(storage: FilesystemStorage, request: Request, path: str) -> Response:
+    """`GET`/`HEAD` of the object at `rooms/{path}`: conditional requests, ranges, the stored headers."""
+    raw_path: bytes = request.scope.get("raw_path") or b""
+    if b"%" in raw_path or "\\" in path:
+        return _not_found()
+    req = _Request(
+        key=KEY_PREFIX + path,
+        method=request.method,
+        range=request.headers.get("range"),
+        if_range=request.headers.get("if-range"),
+        if_none_match=request.headers.get("if-none-match"),
+        if_modified_since=request.headers.get("if-modified-since"),
+    )
+    try:
+        return await run_in_threadpool(_respond, storage, req)
+    except (StorageError, OSError) as exc:
+        logger.warning("serving %s failed: %s", req.key, exc)
+        return Response(
+            b"storage unavailable\n",
+            status_code=503,
+            media_type="text/plain",
+            headers={"Cache-Control": ERROR_CACHE_CONTROL, "Retry-After": "1"},
+        )

@@ -24,7 +24,7 @@ from origin.admission.service import AdmissionService, RoomSpec, RoomView
 from origin.broadcast.view import BroadcastSummary
 from origin.contract import ids, layout
 from origin.errors import NotFoundError
-from origin.web import errors
+from origin.web import errors, openapi
 from origin.web.auth import check_bearer, read_capped
 
 RoomPath = Annotated[str, Path(pattern=ids.ROOM_ID_SCHEMA, max_length=64)]
@@ -74,14 +74,14 @@ def room_json(view: RoomView, deps: AdminDeps) -> dict[str, object]:
 
 
 def build_router(deps: AdminDeps) -> APIRouter:
-    def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
+    def require_admin(authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
         check_bearer(authorization, deps.admin_token, what="admin", disabled_hint=": set SPILLWAY_ADMIN_TOKEN")
 
     router = APIRouter(prefix="/v1/rooms", tags=["admin"], dependencies=[Depends(require_admin)],
-                       responses=errors.responses(400, 401, 403))  # fmt: skip
+                       responses=errors.responses(400, 401, 403, 503))  # fmt: skip
     svc = deps.admission
 
-    @router.get("", responses=errors.responses(503))
+    @router.get("")
     async def list_rooms(
         limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 100,
         after: Annotated[str, Query(pattern=r"^$|" + ids.ROOM_ID_SCHEMA, max_length=64)] = "",
@@ -97,9 +97,10 @@ def build_router(deps: AdminDeps) -> APIRouter:
         rooms, next_after = await run_in_threadpool(page)
         return {"rooms": rooms, "next_after": next_after}
 
-    @router.put("/{room}", status_code=201, responses={200: {"description": "replaced"}, **errors.responses(413)},
-                openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                    "schema": RoomBody.model_json_schema()}}}})  # fmt: skip
+    replaced = {"description": "replaced", "content": {"application/json": {}}}
+
+    @router.put("/{room}", status_code=201, responses={200: replaced, **errors.responses(413)},
+                openapi_extra=openapi.json_body(RoomBody))  # fmt: skip
     async def put_room(room: RoomPath, request: Request) -> JSONResponse:
         """Create or replace a room. A new room without `ingest_token` gets one, shown once in the answer."""
         body = RoomBody.model_validate_json(await read_capped(request, MAX_BODY_BYTES, "room body"))

@@ -21,10 +21,12 @@ from origin.admission.setup import build_admission, build_service
 from origin.admission.sfu.factory import connect_origins as sfu_connect_urls
 from origin.broadcast.control import BroadcastControl
 from origin.broadcast.ingest import IngestLimits, IngestService
+from origin.broadcast.ingest_parts import PartIngest
 from origin.broadcast.journal.base import Ownership
 from origin.broadcast.lifecycle import LifecyclePolicy
 from origin.broadcast.model import BroadcastState
 from origin.broadcast.publish.filler import FillerBank, FillerPolicy
+from origin.broadcast.publish.lowlatency import Board, LowLatency
 from origin.broadcast.publish.playlists import RoomPlaylists
 from origin.broadcast.publish.room import PassResult, PublishPolicy, RoomPublisher
 from origin.broadcast.publish.scheduler import PublishScheduler
@@ -32,7 +34,9 @@ from origin.broadcast.retention import Retention
 from origin.broadcast.states import RoomStates
 from origin.broadcast.view import ListenerView
 from origin.clock import wall_clock
-from origin.coordination import build_coordination
+from origin.coordination import BellHandlers, build_coordination, local_room_dir
+from origin.ops.room_metrics import AdmissionSeats, RoomCollector, RoomSampler
+from origin.ops.room_stats import FileStatsStore, RoomStatsTracker
 from origin.player import PlayerDeps
 from origin.player import build_router as build_player_router
 from origin.player.page import Realtime
@@ -40,22 +44,33 @@ from origin.replay.download import ReplayDownloads
 from origin.settings import Settings
 from origin.storage.factory import build_storage
 from origin.storage.filesystem import FilesystemStorage
-from origin.web import admin, errors, health, ingest, listeners
+from origin.storage.hedge import HedgedStorage
+from origin.web import admin, errors, health, ingest, listeners, live, openapi
 from origin.web.client_address import client_address, parse_networks
+from origin.web.live import Waiters
 
 log = logging.getLogger(__name__)
 
 REMOTE_WRITE_CONCURRENCY = 16
 
 
+def _count_ingest_refusal(m: metrics.Metrics, request: Request, status: int) -> None:
+    if request.url.path.startswith("/ingest/"):
+        m.rejected(errors.CODES.get(status, "internal"))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    m = metrics.Metrics()
+    # The owners' per-room figures, read by every worker (in a fleet: by the owner's instance's workers).
+    stats = FileStatsStore(local_room_dir(settings))
+    m = metrics.Metrics(stats=RoomStatsTracker(stats), storage_backend=settings.storage)
     storage = build_storage(
         backend=settings.storage, root=settings.storage_root, bucket=settings.s3_bucket, prefix=settings.s3_prefix,
         region=settings.s3_region, endpoint_url=settings.s3_endpoint_url, acl=settings.s3_acl,
-        timeout_s=settings.s3_timeout_seconds, on_error=lambda backend, kind: m.storage_error(backend, kind),
+        timeout_s=settings.s3_timeout_seconds, on_error=m.storage_attempt_failed,
     )  # fmt: skip
+    if settings.hedge_writes and not isinstance(storage, FilesystemStorage):
+        storage = HedgedStorage(storage, metrics=m)  # one hung write must not hold a pass or an ingest answer
     coord = build_coordination(settings, storage)
     journal, spool, commit = coord.journal, coord.spool, coord.commit
     states = RoomStates(journal)
@@ -65,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             sessions_per_minute=settings.sessions_per_minute),
     )  # fmt: skip
     view = ListenerView(states, public_base_url=settings.public_base_url)
-    admission = build_admission(settings, storage, view)
+    admission = build_admission(settings, storage, view, m)
     seats = build_service(admission)
     filler = FillerBank(Path(settings.state_dir) / "filler", slate_file=settings.slate_file)
     policy = PublishPolicy(
@@ -76,14 +91,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )  # fmt: skip
     io = None if isinstance(storage, FilesystemStorage) else ThreadPoolExecutor(REMOTE_WRITE_CONCURRENCY, "storage")
 
+    board = Board(Path(settings.state_dir) / "ll")  # low-latency playlists, shared by the host's workers
+    waiters = Waiters()
+
     def make_publisher(room: str, ownership: Ownership) -> RoomPublisher:
         playlists = RoomPlaylists(room, coord.room_dir(room) / "dvr",
                                   live_window_segments=policy.live_window_segments,
                                   event_interval_s=policy.event_interval_s)  # fmt: skip
+        low_latency = (LowLatency(room, board, live_window_segments=policy.live_window_segments)
+                       if settings.low_latency else None)  # fmt: skip
         return RoomPublisher(room=room, ownership=ownership, journal=journal, states=states,
-                             storage=coord.publisher_storage(ownership),
-                             spool=spool, commit=commit, playlists=playlists, filler=filler, policy=policy,
-                             metrics=m, clock=wall_clock, io=io)  # fmt: skip
+                             storage=coord.publisher_storage(ownership), spool=spool, commit=commit,
+                             playlists=playlists, filler=filler, policy=policy, metrics=m, clock=wall_clock, io=io,
+                             low_latency=low_latency)  # fmt: skip
 
     downloads = ReplayDownloads(storage=storage, states=states, state_dir=settings.state_dir,
                                 on_done=lambda room: admission.publisher.note_change(room, wall_clock()),
@@ -95,6 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             admission.publisher.note_change(room, wall_clock())
         if result.state is BroadcastState.ENDED:
             downloads.request(room)
+        if result.low_latency_changed:
+            doorbell.ring_playlist(room)
 
     local = isinstance(storage, FilesystemStorage)
     retention = Retention(states=states, retention_s=settings.state_retention_seconds, clock=wall_clock,
@@ -107,7 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     scheduler = PublishScheduler(journal=journal, states=states, make_publisher=make_publisher, clock=wall_clock,
                                  on_result=on_result, inline=local, housekeeping=housekeeping,
                                  claims=coord.claims)  # fmt: skip
-    doorbell = coord.make_bell(scheduler.request, commit.note_durable, lambda room: room in scheduler.owned)
+    doorbell = coord.make_bell(BellHandlers(on_ring=scheduler.request, on_durable=commit.note_durable,
+                                            on_playlist=waiters.notify, owns=lambda room: room in scheduler.owned))
     trusted = parse_networks(settings.trusted_proxies)
 
     def client_of(request: Request) -> str:
@@ -127,15 +150,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         coord.close()
         if io is not None:
             io.shutdown(wait=False)
+        if isinstance(storage, HedgedStorage):
+            storage.close()
 
-    app = FastAPI(title="Spillway origin", version="0.2.0", lifespan=lifespan)
+    # No trailing-slash redirects: Starlette builds their Location from the request's Host header.
+    app = FastAPI(title="Spillway origin", version="0.2.0", lifespan=lifespan, redirect_slashes=False)
     app.state.settings = settings
     app.state.storage = storage
     app.state.scheduler = scheduler
-    errors.install(app)
+    errors.install(app, on_error=lambda request, status: _count_ingest_refusal(m, request, status))
+    openapi.install(app)
     tokens = ingest.RoomTokens(admission.rooms, wall_clock)
     app.include_router(ingest.build_router(ingest.IngestDeps(
-        service=service, tokens=tokens, commit=commit, ring=doorbell.ring, metrics=m,
+        service=service, parts=PartIngest(service), tokens=tokens, commit=commit, ring=doorbell.ring, metrics=m,
         max_segment_bytes=settings.max_segment_bytes, max_init_bytes=settings.max_init_bytes, inline=local,
     )))  # fmt: skip
 
@@ -143,14 +170,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scheduler.forget(room)
         tokens.forget(room)
 
-    control = BroadcastControl(states=states, ingest=service, spool=spool, storage=storage)
+    control = BroadcastControl(states=states, ingest=service, spool=spool, storage=storage, stats=stats,
+                               exclusive=downloads.held)  # fmt: skip
     app.include_router(admin.build_router(admin.AdminDeps(
         admission=seats, broadcasts=control, on_deleted=on_deleted, ring=lambda room: doorbell.ring(room),
         admin_token=settings.admin_token.get_secret_value(), public_base_url=settings.public_base_url,
         clock=wall_clock,
     )))  # fmt: skip
     app.include_router(listeners.build_router(admission, seats, client_of))
-    app.include_router(health.build_router(storage, checks=coord.checks))
+    sampler = RoomSampler(states=states, stats=stats, seats=AdmissionSeats(admission.rooms, admission.backend),
+                          clock=wall_clock, signature=coord.signature, max_rooms=settings.metrics_max_rooms)
+    app.include_router(health.build_router(storage, [RoomCollector(sampler)], checks=coord.checks))
+    # Before the storage read path: the origin answers live playlists itself (blocking reloads for LL rooms).
+    app.include_router(live.build_router(board=board, storage=storage, waiters=waiters, clock=wall_clock))
     if isinstance(storage, FilesystemStorage):
         from origin.storage.serve import build_storage_router
 

@@ -10,8 +10,11 @@ Request validation (a bad body, query or path value) is always 400, never FastAP
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import re
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -82,29 +85,61 @@ def validation_detail(errors: list[dict[str, object]] | object) -> list[dict[str
     return out
 
 
-def install(app: FastAPI, *, on_rejected: object = None) -> None:
-    """Register the handlers: OriginError, request validation, routing errors (404/405), anything else (500)."""
+ErrorHook = Callable[[Request, int], None]  # (request, status) of every error answer the handlers give
+
+
+def install(app: FastAPI, *, on_error: ErrorHook | None = None) -> None:
+    """Register the handlers: OriginError, request validation, routing errors (404/405), anything else (500).
+
+    `on_error` sees every error answer given here (e.g. to count ingest refusals by code); it must be cheap.
+    """
+
+    def seen(request: Request, response: JSONResponse) -> JSONResponse:
+        if on_error is not None:
+            on_error(request, response.status_code)
+        return response
 
     @app.exception_handler(OriginError)
-    async def _origin(_request: Request, exc: OriginError) -> JSONResponse:
-        return origin_error_response(exc)
+    async def _origin(request: Request, exc: OriginError) -> JSONResponse:
+        return seen(request, origin_error_response(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(400, validation_detail(list(exc.errors())))
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return seen(request, error_response(400, validation_detail(list(exc.errors()))))
 
     @app.exception_handler(PydanticValidationError)
-    async def _invalid_body(_request: Request, exc: PydanticValidationError) -> JSONResponse:
-        return error_response(400, validation_detail(list(exc.errors())))
+    async def _invalid_body(request: Request, exc: PydanticValidationError) -> JSONResponse:
+        return seen(request, error_response(400, validation_detail(list(exc.errors()))))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request, headers.get("Allow", ""))
+        return seen(request, error_response(exc.status_code, str(exc.detail), headers=headers))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal error")
+        return seen(request, error_response(500, "internal error"))
+
+
+def allowed_methods(request: Request, starlette_allow: str) -> str:
+    """Every method served at this path. Starlette's own 405 names only the first matching route's methods
+    (`Allow: PUT` for /v1/rooms/{room}, which has GET and DELETE too): add what the OpenAPI document lists
+    for the path template that matches (every route with siblings at its path is documented)."""
+    methods = {m.strip().upper() for m in starlette_allow.split(",") if m.strip()}
+    for template, ops in request.app.openapi().get("paths", {}).items():
+        if _template_regex(template).fullmatch(request.url.path):
+            methods |= {m.upper() for m in ops}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+@functools.lru_cache(maxsize=256)
+def _template_regex(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^}/]+\\\}", "[^/]+", re.escape(template)))
 
 
 # OpenAPI: the error responses every route may give (merged into each route's `responses`).

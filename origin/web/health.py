@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from prometheus_client.registry import Collector
 
 from origin import metrics
 from origin.errors import StorageError
@@ -14,7 +15,11 @@ from origin.storage.base import Storage
 from origin.web import errors
 
 
-def build_router(storage: Storage, checks: Sequence[Callable[[], None]] = ()) -> APIRouter:
+def build_router(
+    storage: Storage, collectors: Sequence[Collector] = (), *, checks: Sequence[Callable[[], None]] = ()
+) -> APIRouter:
+    """`collectors`: series computed at scrape time (origin/ops/room_metrics.py), added to the workers' merged ones.
+    `checks`: readiness besides storage (a fleet's Redis); each raises StorageError when not ready."""
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
@@ -36,8 +41,8 @@ def build_router(storage: Storage, checks: Sequence[Callable[[], None]] = ()) ->
     @router.get("/metrics", response_class=Response,
                 responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition"}})
     async def metrics_endpoint() -> Response:
-        """Prometheus metrics, merged across the gunicorn workers."""
-        body, content_type = metrics.render()
+        """Prometheus metrics, merged across the gunicorn workers, and the per-room series."""
+        body, content_type = await asyncio.to_thread(metrics.render, collectors)
         return Response(body, media_type=content_type)
 
     return router

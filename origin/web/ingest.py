@@ -13,22 +13,32 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Header, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from origin.broadcast.ingest import IngestService, parse_object_name
+from origin.broadcast.ingest_parts import PartIngest
+from origin.broadcast.stream import FragmentStream, SegmentCutter
 from origin.contract import ids
-from origin.contract.ingest import CONTROL_BODY_MAX_BYTES, PLAYLIST_MAX_BYTES, EndBody, StartBody
+from origin.contract.ingest import (
+    CONTROL_BODY_MAX_BYTES,
+    PLAYLIST_MAX_BYTES,
+    STREAM_PART_MAX_BYTES,
+    EndBody,
+    StartBody,
+)
 from origin.errors import ForbiddenError
 from origin.metrics import Metrics
 from origin.rooms import Room, RoomRegistry
 from origin.storage.group_commit import GroupCommit
-from origin.web import errors
+from origin.web import errors, openapi
 from origin.web.auth import bearer_token, read_capped
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ROOM_CACHE_TTL_S = 2.0
 
@@ -36,7 +46,7 @@ RoomPath = Annotated[str, Path(pattern=ids.ROOM_ID_SCHEMA, max_length=64)]
 SessionPath = Annotated[str, Path(pattern=ids.SESSION_ID_SCHEMA, max_length=64)]
 RenditionPath = Annotated[str, Path(pattern=ids.RENDITION_SCHEMA, max_length=32)]
 NamePath = Annotated[str, Path(pattern=ids.OBJECT_NAME_SCHEMA, max_length=40)]
-AuthHeader = Annotated[str | None, Header(description="Bearer <room ingest token>")]
+AuthHeader = Annotated[str | None, Header(include_in_schema=False)]  # documented as the IngestToken scheme
 
 
 class RoomTokens:
@@ -71,6 +81,7 @@ class RoomTokens:
 @dataclass(frozen=True, kw_only=True)
 class IngestDeps:
     service: IngestService
+    parts: PartIngest
     tokens: RoomTokens
     commit: GroupCommit
     ring: Callable[[str, float], None]  # tell the room's publisher (any worker of this host) it has news
@@ -82,14 +93,12 @@ class IngestDeps:
     inline: bool = False
 
 
-_BINARY_BODY = {"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string",
-                                                                                      "format": "binary"}}}}}
+_OBJECT_BODY = openapi.binary_body(
+    "init: an fMP4 init segment (≤ SPILLWAY_MAX_INIT_BYTES); NNNNNN.m4s: a media segment (≤"
+    " SPILLWAY_MAX_SEGMENT_BYTES); *.m3u8: ffmpeg's playlist, dropped. Bytes that are not the fMP4 the session"
+    " declared are refused with 400: that is more than a schema can say."
+)
 _ERRORS = errors.responses(400, 401, 403, 404, 409, 413, 429, 503)
-
-
-def _json_body(model: type[StartBody] | type[EndBody], required: bool) -> dict[str, object]:
-    schema = model.model_json_schema()
-    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
 
 
 def build_router(deps: IngestDeps) -> APIRouter:
@@ -104,7 +113,7 @@ def build_router(deps: IngestDeps) -> APIRouter:
             deps.ring(room, deps.commit.durable_before)
 
     @router.post("/{room}/{session}/start", status_code=201, responses=_ERRORS,
-                 openapi_extra=_json_body(StartBody, True))  # fmt: skip
+                 openapi_extra=openapi.json_body(StartBody))  # fmt: skip
     async def start(
         room: RoomPath, session: SessionPath, request: Request, authorization: AuthHeader = None
     ) -> dict[str, object]:
@@ -117,7 +126,7 @@ def build_router(deps: IngestDeps) -> APIRouter:
             deps.metrics.session_started(room)
         return {"room": room, "session": session, "created": created}
 
-    @router.post("/{room}/{session}/end", responses=_ERRORS, openapi_extra=_json_body(EndBody, False))
+    @router.post("/{room}/{session}/end", responses=_ERRORS, openapi_extra=openapi.json_body(EndBody, required=False))
     async def end(
         room: RoomPath, session: SessionPath, request: Request, authorization: AuthHeader = None
     ) -> dict[str, object]:
@@ -149,10 +158,49 @@ def build_router(deps: IngestDeps) -> APIRouter:
             deps.metrics.received(room)
         return Response(status_code=201)
 
-    # Served by the plain route (first match wins); the API route below only documents it in OpenAPI.
+    async def run(fn: Callable[..., T], *args: object) -> T:
+        return fn(*args) if deps.inline else await asyncio.to_thread(fn, *args)
+
+    async def put_stream(request: Request) -> Response:
+        """Low latency: the session's whole fragmented-MP4 stream for one rendition, split into parts."""
+        p = request.path_params
+        room, session, rendition = ids.room_id(p["room"]), ids.session_id(p["session"]), ids.rendition_name(
+            p["rendition"])  # fmt: skip
+        await deps.tokens.check(room, request.headers.get("authorization"))
+        segment_s = deps.service.segment_seconds(room, session)
+        splitter = FragmentStream(max_piece_bytes=max(deps.max_init_bytes, STREAM_PART_MAX_BYTES))
+        cutter = SegmentCutter(segment_s=segment_s)
+        pending: list[bytes] = []  # the open segment's parts
+        closed_idx = -1
+        try:
+            async for chunk in request.stream():
+                for piece in splitter.feed(chunk):
+                    if piece.kind == "init":
+                        await run(deps.service.receive, room, session, rendition, "init.mp4", piece.data)
+                    else:
+                        receipt = await run(deps.parts.receive_part, room, session, rendition, piece.data, cutter)
+                        pending.append(piece.data)
+                        if receipt.completes_segment:
+                            await run(deps.service.receive, room, session, rendition, f"{receipt.idx:06d}.m4s",
+                                      b"".join(pending))  # fmt: skip
+                            deps.metrics.received(room)
+                            pending, closed_idx = [], receipt.idx
+                    await durable(room)
+            splitter.finish()
+        except ClientDisconnect:
+            log.info("room=%s %s/%s stream ended by the client", room, session, rendition)
+        finally:
+            if pending:  # the stream ended inside a segment: publish what arrived as a (short) segment
+                await run(deps.service.receive, room, session, rendition, f"{closed_idx + 1:06d}.m4s",
+                          b"".join(pending))  # fmt: skip
+                await durable(room)
+        return Response(status_code=201)
+
+    # Served by the plain routes (first match wins); the API routes below only document them in OpenAPI.
+    router.add_route("/ingest/{room}/{session}/{rendition}/stream.mp4", put_stream, methods=["PUT"])
     router.add_route("/ingest/{room}/{session}/{rendition}/{name}", put_object, methods=["PUT"])
 
-    @router.put("/{room}/{session}/{rendition}/{name}", status_code=201, openapi_extra=_BINARY_BODY,
+    @router.put("/{room}/{session}/{rendition}/{name}", status_code=201, openapi_extra=_OBJECT_BODY,
                 responses={204: {"description": "ffmpeg's own playlist: read and dropped"}, **_ERRORS})  # fmt: skip
     async def put_object_documented(
         room: RoomPath, session: SessionPath, rendition: RenditionPath, name: NamePath,

@@ -23,6 +23,7 @@ from origin.admission.service import AdmissionService, HlsReferral, JoinAnswer, 
 from origin.admission.setup import AdmissionDeps
 from origin.contract import ids
 from origin.errors import OriginError
+from origin.ops.probes import watch_backend
 from origin.web import errors
 
 RoomPath = Annotated[str, Path(pattern=ids.ROOM_ID_SCHEMA, max_length=64)]
@@ -60,9 +61,16 @@ def build_router(deps: AdmissionDeps, svc: AdmissionService, client_of: ClientOf
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(deps.publisher.run()) if deps.run_publisher else None
         sync = asyncio.create_task(deps.gate.run()) if deps.gate is not None and deps.run_publisher else None
+        probe = None
+        if deps.metrics is not None and deps.run_publisher:
+            probe = asyncio.create_task(watch_backend(deps.backend, deps.metrics))
         try:
             yield
         finally:
+            if probe is not None:
+                probe.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await probe
             if sync is not None:
                 sync.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -77,6 +85,10 @@ def build_router(deps: AdmissionDeps, svc: AdmissionService, client_of: ClientOf
 
     router = APIRouter(lifespan=lifespan, tags=["listeners"])
 
+    def count(answer: str, reason: str) -> None:
+        if deps.metrics is not None:
+            deps.metrics.join(answer, reason)
+
     async def join(request: Request) -> Response:
         try:
             now = clock()
@@ -89,16 +101,20 @@ def build_router(deps: AdmissionDeps, svc: AdmissionService, client_of: ClientOf
             if answer is None:
                 answer = await run_in_threadpool(svc.try_seat, cached, now)
         except OriginError as exc:
+            count("error", errors.CODES.get(errors.status_of(exc), "internal"))
             return errors.origin_error_response(exc)
         if isinstance(answer, SeatGrant):
+            count("seat", "granted")
             return JSONResponse(seat_json(answer), status_code=201)
+        count("hls", answer.reason)
         return JSONResponse(hls_json(answer))
 
     # Served by the plain route (first match wins); the API route below only documents it in OpenAPI.
     router.add_route("/v1/rooms/{room}/listeners", join, methods=["POST"])
 
     @router.post("/v1/rooms/{room}/listeners", status_code=201, summary="Join: a real-time seat or HLS",
-                 responses={200: {"description": "HLS: the room is full or has no real-time seats"},
+                 responses={200: {"description": "HLS: the room is full or has no real-time seats",
+                                 "content": {"application/json": {}}},
                             **errors.responses(400, 404, 409, 429, 503)})  # fmt: skip
     async def join_documented(room: RoomPath) -> dict[str, object]:  # pragma: no cover - never routed
         raise AssertionError("served by the plain route above")

@@ -48,6 +48,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
         self._body_started = 0.0
+        self._unbounded = False
 
     def _arm(self, seconds: float, what: str) -> None:
         self._disarm()
@@ -70,6 +71,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
+        # A low-latency ingest stream is one request for the whole session: only its idle deadline applies.
+        self._unbounded = self.url.split(b"?", 1)[0].endswith(b"/stream.mp4")
         if type(self.cycle) is RequestResponseCycle:
             self.cycle.__class__ = _KeepCompleteBody  # same object, one receive() override
         self._body_started = self.loop.time()
@@ -77,7 +80,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         super().on_body(body)
-        if self.loop.time() - self._body_started > BODY_TOTAL_TIMEOUT_S:
+        if not self._unbounded and self.loop.time() - self._body_started > BODY_TOTAL_TIMEOUT_S:
             self._expire(f"request body still arriving after {BODY_TOTAL_TIMEOUT_S:g} s")
         else:
             self._arm(BODY_IDLE_TIMEOUT_S, f"request body idle for {BODY_IDLE_TIMEOUT_S:g} s")

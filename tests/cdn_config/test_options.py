@@ -1,4 +1,4 @@
-"""Edge options from the origin's settings, and the `python -m origin.edge render` command."""
+"""Edge options from the origin's settings, and the `spillway edge render` command."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_render_command_output_passes_nginx_t(tmp_path: Path) -> None:
     for sub in ("logs", "tmp", "cache"):
         (tmp_path / sub).mkdir()
     rendered = subprocess.run(
-        [sys.executable, "-m", "origin.edge", "render", "--listen", "127.0.0.1:18000", "--cache-dir",
+        [sys.executable, "-m", "origin.cli", "edge", "render", "--listen", "127.0.0.1:18000", "--cache-dir",
          str(tmp_path / "cache"), "--origin-url", "http://127.0.0.1:8080", "--allow-origin", "https://news.example"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip

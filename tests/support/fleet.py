@@ -30,7 +30,7 @@ import redis
 from origin.edge.nginx_process import find_nginx
 from tests.support.moto_server import FAKE_AWS_ENV, MotoServer, moto_server
 from tests.support.net import free_port, wait_for_port
-from tests.support.origin_server import ADMIN_TOKEN, OriginServer, origin_server
+from tests.support.origin_server import ADMIN_TOKEN, OriginServer, origin_server, stop_group
 from tests.support.redis_server import RedisServer, run_redis
 
 BUCKET = "spillway-fleet"
@@ -211,13 +211,7 @@ def _nginx(ports: list[int], directory: Path) -> Iterator[str]:
         wait_for_port(port, timeout_s=10)
         yield f"http://127.0.0.1:{port}"
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)
         log.close()
 
 

@@ -57,6 +57,19 @@ class OriginServer:
         return [int(p) for p in out]
 
 
+def stop_group(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    """SIGTERM the process group a test started (start_new_session=True), SIGKILL it after `timeout_s`."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 @contextlib.contextmanager
 def origin_server(
     *,
@@ -107,10 +120,4 @@ def origin_server(
                 time.sleep(0.1)
             yield server
         finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+            stop_group(process)

@@ -18,6 +18,7 @@ from pathlib import Path
 import redis
 
 from tests.support.net import free_port, wait_for_port
+from tests.support.process import stop
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,9 +64,4 @@ def run_redis(directory: Path, *, durable: bool = False, port: int | None = None
                     time.sleep(0.05)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)

@@ -6,6 +6,8 @@ is a second ffmpeg process encoding a file to Opus and sending it as RTP in real
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -54,3 +56,36 @@ def send_opus(clip: Path, port: int, *, timeout: float = 60) -> None:
         capture_output=True, timeout=timeout, check=False,
     )  # fmt: skip
     assert sender.returncode == 0, sender.stderr.decode()[-2000:]
+
+
+class RtpSender:
+    """A live room's RTP forwarder: a tone as Opus RTP to 127.0.0.1:`port` until stopped (restartable)."""
+
+    def __init__(self, port: int, *, freq: float = 440.0) -> None:
+        self.port = port
+        self.freq = freq
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.stop()
+        self.proc = subprocess.Popen(
+            ["ffmpeg", "-v", "error", "-nostdin", "-re", "-f", "lavfi", "-i", f"sine=f={self.freq:g}:r=48000",
+             "-c:a", "libopus", "-b:a", "48k", "-payload_type", str(PAYLOAD_TYPE), "-f", "rtp",
+             f"rtp://127.0.0.1:{self.port}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        """The forwarder is gone at once (SIGKILL): no goodbye packet, the receiver just hears nothing."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def __enter__(self) -> RtpSender:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

@@ -29,11 +29,16 @@ MAX_DATAGRAM = 256
 
 class Doorbell:
     def __init__(
-        self, directory: Path, on_ring: Callable[[str], None], on_durable: Callable[[float], None] = lambda t: None
+        self,
+        directory: Path,
+        on_ring: Callable[[str], None],
+        on_durable: Callable[[float], None] = lambda t: None,
+        on_playlist: Callable[[str], None] = lambda room: None,
     ) -> None:
         self.directory = Path(directory)
         self.on_ring = on_ring
         self.on_durable = on_durable
+        self.on_playlist = on_playlist  # a new low-latency playlist version is on the board
         self.path = self.directory / f"{os.getpid()}.sock"
         self._sock: socket.socket | None = None
         self._peers: list[str] = []
@@ -63,19 +68,26 @@ class Doorbell:
     def ring(self, room: str, durable_before: float = 0.0) -> None:
         """Tell every worker of this host (this one included) that `room` has new journal records."""
         self.on_ring(room)
+        self._send(f"{room} {durable_before:.6f}".encode())
+
+    def ring_playlist(self, room: str) -> None:
+        """Tell every worker that the room's low-latency playlists moved (blocked reloads re-check)."""
+        self.on_playlist(room)
+        self._send(f"{room} 0 playlist".encode())
+
+    def _send(self, data: bytes) -> None:
         if self._sock is None:
             return
-        data = f"{room} {durable_before:.6f}".encode()
         for peer in self._peer_paths():
             try:
                 self._sock.sendto(data, peer)
             except (ConnectionRefusedError, FileNotFoundError):
                 self._drop_dead(peer)
             except BlockingIOError:
-                log.debug("room=%s doorbell of %s is full; it will pass within a second anyway", room, peer)
+                log.debug("doorbell of %s is full (%r); it will pass within a second anyway", peer, data[:80])
             except OSError as exc:
                 if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
-                    log.warning("room=%s doorbell to %s failed: %s", room, peer, exc)
+                    log.warning("doorbell to %s failed (%r): %s", peer, data[:80], exc)
 
     def _peer_paths(self) -> list[str]:
         now = time.monotonic()
@@ -112,19 +124,24 @@ class Doorbell:
             ring = parse_ring(data)
             if ring is None:
                 continue
-            room, durable = ring
+            room, durable, kind = ring
+            if kind == "playlist":
+                self.on_playlist(room)
+                continue
             if durable > 0:
                 self.on_durable(durable)
             self.on_ring(room)
 
 
-def parse_ring(data: bytes) -> tuple[str, float] | None:
-    """`{room} {durable_before}` → (room, durable_before; 0 when absent or not a number), None if no room id."""
-    room, _, stamp = data.decode("ascii", errors="replace").partition(" ")
+def parse_ring(data: bytes) -> tuple[str, float, str] | None:
+    """`{room} {durable_before}[ {kind}]` → (room, durable_before: 0 when absent or not a number, kind), None
+    without a room id."""
+    room, _, rest = data.decode("ascii", errors="replace").partition(" ")
+    stamp, _, kind = rest.partition(" ")
     if not ids.ROOM_ID_PATTERN.fullmatch(room):
         return None
     try:
         durable = float(stamp)
     except ValueError:
         durable = 0.0
-    return room, durable if durable == durable else 0.0  # NaN: none
+    return room, durable if durable == durable else 0.0, kind  # NaN: none

@@ -17,11 +17,12 @@ import os
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from origin.broadcast import fmp4
-from origin.broadcast.model import Publication, RoomState
+from origin.broadcast.model import Publication, RenditionSpec, RoomState, Session
 from origin.broadcast.sequencer import fillers_due
 from origin.contract.ingest import AAC_FRAME_SAMPLES
 from origin.errors import OriginError
@@ -33,6 +34,30 @@ class FillerError(OriginError):
     pass
 
 
+@dataclass(frozen=True, kw_only=True)
+class FillerSpec:
+    """What one filler template is encoded for."""
+
+    channels: int
+    sample_rate: int
+    bitrate: int
+    frames: int
+
+
+def filler_frames(session: Session, spec: RenditionSpec) -> int:
+    """AAC frames in one filler segment of `session` (whole frames covering its segment length)."""
+    return math.ceil(session.segment_seconds * spec.sample_rate / AAC_FRAME_SAMPLES)
+
+
+def filler_specs(state: RoomState) -> set[FillerSpec]:
+    """The templates the room's open session would need if its source went quiet now."""
+    session = state.open_session()
+    if session is None:
+        return set()
+    return {FillerSpec(channels=r.channels, sample_rate=r.sample_rate, bitrate=r.bitrate,
+                       frames=filler_frames(session, r)) for r in session.ladder}  # fmt: skip
+
+
 class FillerBank:
     def __init__(self, cache_dir: Path, *, slate_file: Path | None = None, ffmpeg: str = "ffmpeg") -> None:
         self.cache_dir = cache_dir
@@ -40,6 +65,24 @@ class FillerBank:
         self.ffmpeg = ffmpeg
         self._lock = threading.Lock()
         self._memory: dict[str, bytes] = {}
+        self._warming: set[FillerSpec] = set()
+
+    def warm(self, specs: Iterable[FillerSpec]) -> None:
+        """Encode these templates now, in the background: the first filler of a room must not wait for ffmpeg
+        (an encode takes most of a second on a busy host, once per rendition, and the deadline is 0.4 s away)."""
+        with self._lock:
+            todo = [s for s in specs if s not in self._warming]
+            self._warming.update(todo)
+        if todo:
+            threading.Thread(target=self._warm, args=(todo,), name="filler-warm", daemon=True).start()
+
+    def _warm(self, specs: list[FillerSpec]) -> None:
+        for spec in specs:
+            try:
+                self.segment(channels=spec.channels, sample_rate=spec.sample_rate, bitrate=spec.bitrate,
+                             frames=spec.frames)  # fmt: skip
+            except FillerError as exc:
+                log.warning("filler template %s could not be encoded ahead: %s", spec, exc)
 
     def segment(self, *, channels: int, sample_rate: int, bitrate: int, frames: int) -> bytes:
         """A media segment of exactly `frames` AAC frames of silence (or of the slate clip)."""
@@ -113,17 +156,32 @@ class FillerSlot:
     base_decode_time: int  # on the session's timeline (tfdt), so the session's init decodes it
 
 
-def filler_deadline(state: RoomState, rendition: str, policy: FillerPolicy) -> float | None:
-    """When the rendition's next slot turns late (epoch seconds), or None when it has nothing published."""
+def filler_deadline(
+    state: RoomState, rendition: str, policy: FillerPolicy, advanced_at: float | None = None
+) -> float | None:
+    """When the rendition's next slot turns late (epoch seconds), or None when it has nothing published.
+
+    The slot is late `deadline_segments` after the edge's PROGRAM-DATE-TIME end — or after the edge last
+    advanced (`advanced_at`, the owner's wall clock) if that comes first: a burst of buffered segments (a
+    host change's settle time, a drained spool) or an anchor pushed forward by filler puts the PDT end ahead
+    of the wall clock, and the edge must still not stand still for longer than the deadline.
+    """
     last = state.rendition(rendition).last
     session = state.sessions.get(last.session) if last else None
     if last is None or session is None:
         return None
-    return last.end_pdt + policy.deadline_segments * session.segment_seconds
+    deadline_s = policy.deadline_segments * session.segment_seconds
+    by_pdt = last.end_pdt + deadline_s
+    return by_pdt if advanced_at is None else min(by_pdt, advanced_at + deadline_s)
 
 
-def plan_fillers(state: RoomState, rendition: str, now: float, policy: FillerPolicy) -> list[FillerSlot]:
-    """The filler slots `rendition` needs now (none while its source keeps the edge within the deadline)."""
+def plan_fillers(
+    state: RoomState, rendition: str, now: float, policy: FillerPolicy, advanced_at: float | None = None
+) -> list[FillerSlot]:
+    """The filler slots `rendition` needs now (none while its source keeps the edge within the deadline).
+
+    `advanced_at`: when this owner last published on the rendition (see `filler_deadline`).
+    """
     rs = state.rendition(rendition)
     last = rs.last
     session = state.sessions.get(last.session) if last else None
@@ -131,11 +189,13 @@ def plan_fillers(state: RoomState, rendition: str, now: float, policy: FillerPol
     spec = session.rendition(rendition) if session else None
     if last is None or session is None or init is None or init.timescale <= 0 or spec is None:
         return []
-    frames = math.ceil(session.segment_seconds * spec.sample_rate / AAC_FRAME_SAMPLES)
+    frames = filler_frames(session, spec)
     duration_s = frames * AAC_FRAME_SAMPLES / init.timescale
-    count = fillers_due(last_end_pdt=last.end_pdt, now=now, segment_s=duration_s,
-                        deadline_s=policy.deadline_segments * session.segment_seconds,
+    deadline_s = policy.deadline_segments * session.segment_seconds
+    count = fillers_due(last_end_pdt=last.end_pdt, now=now, segment_s=duration_s, deadline_s=deadline_s,
                         max_count=policy.max_per_pass)  # fmt: skip
+    if count == 0 and advanced_at is not None and now - advanced_at >= deadline_s:
+        count = 1  # the PDT end runs ahead of the wall clock, but the edge has stood still too long
     anchor = session.anchor_pdt if session.anchor_pdt is not None else last.end_pdt
     slots = []
     for k in range(count):

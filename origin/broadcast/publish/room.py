@@ -22,7 +22,16 @@ from origin.broadcast import fmp4, lifecycle
 from origin.broadcast.journal.base import Journal, Ownership
 from origin.broadcast.lifecycle import LifecyclePolicy
 from origin.broadcast.model import BroadcastState, Publication, RoomState
-from origin.broadcast.publish.filler import FillerBank, FillerError, FillerPolicy, filler_deadline, plan_fillers
+from origin.broadcast.publish.filler import (
+    FillerBank,
+    FillerError,
+    FillerPolicy,
+    FillerSlot,
+    filler_deadline,
+    filler_specs,
+    plan_fillers,
+)
+from origin.broadcast.publish.lowlatency import LowLatency, attach_parts
 from origin.broadcast.publish.playlists import RoomPlaylists, Write
 from origin.broadcast.records import (
     AnchorSet,
@@ -70,6 +79,7 @@ class PassResult:
     backlog: int = 0
     next_deadline: float | None = None  # when the next filler slot turns late: run a pass then
     needs_barrier: bool = False  # segments wait only for a durability barrier: run one, then pass again
+    low_latency_changed: bool = False  # new LL playlist versions on the board: wake the blocked reloads
     status_changed: bool = False  # the broadcast changed state or became playable: re-publish status.json
     error: str | None = None
 
@@ -100,6 +110,7 @@ class RoomPublisher:
         metrics: Metrics,
         clock: Callable[[], float],
         io: Executor | None = None,
+        low_latency: LowLatency | None = None,
     ) -> None:
         self.room = room
         self.ownership = ownership
@@ -114,7 +125,9 @@ class RoomPublisher:
         self.metrics = metrics
         self.clock = clock
         self.io = io
+        self.low_latency = low_latency
         self._dirty: set[str] = set()
+        self._advanced: dict[str, float] = {}  # rendition -> when this owner last published on it (wall clock)
         self._started = False
 
     def _start(self) -> None:
@@ -145,6 +158,10 @@ class RoomPublisher:
             self.journal.append(self.room, expired, fence=self.ownership)
             with self.states.hold(self.room) as state:
                 final = state.state is BroadcastState.ENDING and not state.spooled
+                if final:
+                    # The last pass publishes everything received: make all of it known durable first (once
+                    # per broadcast, so blocking here is fine).
+                    self.commit.barrier_blocking()
                 decision = self._decide(state, now, final)
             self.journal.append(self.room, decision.records, fence=self.ownership)
         fillers = self._fill(now, decision) if not final else []
@@ -155,15 +172,26 @@ class RoomPublisher:
             # barrier this worker knows of, and fillers are written durably.
             self.playlists.add(new)
             self._dirty.update(p.rendition for p in new)
+            self._advanced.update((p.rendition, now) for p in new)
         result.published, result.fillers = len(decision.publications), len(fillers)
         result.needs_barrier = decision.needs_barrier
         self._write_playlists(result, final, decision.publications)
         with self.states.hold(self.room) as state:
+            if self.low_latency is not None:
+                if final or state.state is BroadcastState.ENDED:
+                    self.low_latency.clear()  # the standard playlists in storage carry the end
+                    result.low_latency_changed = True
+                else:
+                    windows = {n: list(rs.tail) for n, rs in state.renditions.items()}
+                    result.low_latency_changed = self.low_latency.update(state, windows)
             result.backlog = len(state.spooled)
             result.state = state.state
             result.status_changed |= state.state is not before
+            if state.state is BroadcastState.LIVE and self.filler is not None:
+                self.filler.warm(filler_specs(state))
             if state.state is BroadcastState.LIVE and self.policy.filler is not None:
-                deadlines = [filler_deadline(state, r, self.policy.filler) for r in state.renditions]
+                deadlines = [filler_deadline(state, r, self.policy.filler, self._advanced.get(r))
+                             for r in state.renditions]  # fmt: skip
                 result.next_deadline = min((d for d in deadlines if d is not None), default=None)
         self._report(result)
         return result
@@ -198,8 +226,9 @@ class RoomPublisher:
                 out.records.append(Quarantined(session=session, rendition=name, idx=idx, reason=reason))
                 self.metrics.quarantined(self.room)
             if plan.publications:
-                out.publications.extend(plan.publications)
-                out.records.append(Published(publications=tuple(plan.publications)))
+                pubs = attach_parts(state, plan.publications)  # low latency: the parts they were received in
+                out.publications.extend(pubs)
+                out.records.append(Published(publications=tuple(pubs)))
         return out
 
     def _fill(self, now: float, decision: _Decision) -> list[Publication]:
@@ -210,26 +239,36 @@ class RoomPublisher:
         with self.states.hold(self.room) as state:
             if state.state is not BroadcastState.LIVE:
                 return []
-            slots = [s for r in state.renditions if r not in fresh for s in plan_fillers(state, r, now,
-                                                                                          self.policy.filler)]
+            slots = [s for r in state.renditions if r not in fresh
+                     for s in plan_fillers(state, r, now, self.policy.filler, self._advanced.get(r))]  # fmt: skip
+        filler = self.filler
+
+        def make(slot: FillerSlot) -> Publication:
+            p = slot.publication
+            template = filler.segment(channels=slot.channels, sample_rate=slot.sample_rate, bitrate=slot.bitrate,
+                                      frames=slot.frames)  # fmt: skip
+            data = fmp4.retime_segment(template, base_decode_time=slot.base_decode_time, sequence_number=p.msn)
+            key = layout.filler_segment(self.room, p.session, p.rendition, p.msn)
+            self.storage.put(key, data, headers_for(ObjectKind.SEGMENT))  # durable: named right away
+            return dataclasses.replace(p, size=len(data))
+
+        # Renditions in parallel on remote storage: the edge must not wait for three writes in a row.
+        futures = [self.io.submit(make, slot) for slot in slots] if self.io is not None and len(slots) > 1 else []
         made: list[Publication] = []
         failed: set[str] = set()  # a rendition's fillers must stay contiguous: stop at its first failure
-        for slot in slots:
+        for i, slot in enumerate(slots):
             p = slot.publication
-            if p.rendition in failed:
+            if p.rendition in failed and not futures:
                 continue
             try:
-                template = self.filler.segment(channels=slot.channels, sample_rate=slot.sample_rate,
-                                               bitrate=slot.bitrate, frames=slot.frames)  # fmt: skip
-                data = fmp4.retime_segment(template, base_decode_time=slot.base_decode_time, sequence_number=p.msn)
-                key = layout.filler_segment(self.room, p.session, p.rendition, p.msn)
-                self.storage.put(key, data, headers_for(ObjectKind.SEGMENT))  # durable: named right away
+                made_p = futures[i].result() if futures else make(slot)
             except (FillerError, StorageError) as exc:
                 self.metrics.storage_error(self.storage.name, "put")
                 log.warning("room=%s filler for %s failed: %s", self.room, p.rendition, exc)
                 failed.add(p.rendition)
                 continue
-            made.append(dataclasses.replace(p, size=len(data)))
+            if p.rendition not in failed:
+                made.append(made_p)
         if made:
             self.metrics.filler(self.room, len(made))
             log.warning("room=%s source late: %d filler segment(s) on %s", self.room, len(made),
@@ -281,7 +320,7 @@ class RoomPublisher:
         written_at = self.clock()
         self.playlists.written(writes, written_at)
         for p in published:
-            self.metrics.published(self.room, written_at - p.received_at)
+            self.metrics.published(self.room, written_at - p.received_at, written_at)
         if names:
             self.metrics.live_edge(self.room, written_at)
         self._dirty.clear()
@@ -317,7 +356,7 @@ class RoomPublisher:
         if result.backlog >= BACKLOG_WARN_OBJECTS:
             log.error("room=%s storage retry backlog at %d objects: playlists are waiting for storage", self.room,
                       result.backlog)  # fmt: skip
-        self.metrics.room_state(self.room, result.state.value, result.backlog)
+        self.metrics.room_state(self.room, result.state.value, self.clock())
 
     def close(self) -> None:
         self.playlists.close()

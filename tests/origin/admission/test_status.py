@@ -142,3 +142,19 @@ def test_urgent_changes_wait_only_the_urgent_interval() -> None:
     schedule.note_change("r", T0 + 0.3)
     assert schedule.due(T0 + 0.6) == []
     assert schedule.due(T0 + 1.25) == ["r"]
+
+
+def test_pending_age_is_the_oldest_unpublished_change() -> None:
+    schedule = PublishSchedule(min_interval_s=1.0)
+    assert schedule.pending_age_s(T0) == 0.0
+    schedule.note_change("a", T0)
+    schedule.note_change("a", T0 + 0.5)  # a later change to a dirty room does not reset its age
+    schedule.note_change("b", T0 + 2.0)
+    assert schedule.pending_age_s(T0 + 3.0) == 3.0
+    schedule.published("a", T0 + 3.0, "fp")
+    assert schedule.pending_age_s(T0 + 3.0) == 1.0
+    schedule.checked("b", T0 + 3.5, "different")  # a re-check that finds a change keeps the first change's age
+    schedule.published("b", T0 + 4.0, "fp")
+    assert schedule.pending_age_s(T0 + 4.0) == 0.0
+    schedule.checked("a", T0 + 5.0, "changed silently")  # a lease expired: dirty from the re-check on
+    assert schedule.pending_age_s(T0 + 7.0) == 2.0

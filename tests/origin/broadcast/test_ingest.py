@@ -161,3 +161,17 @@ def test_ending_refuses_objects_in_flight(h: Harness, fmp4_media: Fmp4Media) -> 
     h.journal.append(ROOM, [EndRequested(at=T0)])
     with pytest.raises(StateError):
         h.svc.receive(ROOM, S1, "a64", "000000.m4s", fmp4_media.segments[0])
+
+
+def test_a_different_body_for_a_stored_unpublished_segment_is_refused(h: Harness, fmp4_media: Fmp4Media) -> None:
+    """Names are immutable from the first store on, not only once published: a second body for a spooled segment
+    was stored beside it, and the spool's upload then put the first one back under the name."""
+    started(h, fmp4_media)
+    h.storage.fail = lambda key: True
+    assert h.svc.receive(ROOM, S1, "a64", "000000.m4s", fmp4_media.segments[0]).spooled
+    h.storage.fail = lambda key: False
+    with pytest.raises(StateError, match="immutable"):
+        h.svc.receive(ROOM, S1, "a64", "000000.m4s", fmp4_media.segments[1])
+    key = layout.media_segment(ROOM, S1, "a64", 0)
+    assert key not in h.storage.objects and h.spool.get(key) == fmp4_media.segments[0]
+    assert h.state().renditions["a64"].pending[S1][0].spooled

@@ -13,6 +13,7 @@ import pytest
 from origin.contract import layout
 from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.errors import StorageError, ValidationError
+from origin.storage.base import abandon_when
 from origin.storage.retry import RetryPolicy
 from origin.storage.s3 import S3Storage, normalize_prefix
 from tests.support.fault_proxy import Delay, Drop, FaultProxy, Hang, Reply
@@ -103,6 +104,18 @@ def test_permanent_500_gives_up_after_max_attempts(proxy: FaultProxy, bucket: st
     assert proxy.forwarded().get("PUT", 0) == 0
     assert rec.events == [("s3", "server")] * POLICY.max_attempts
     assert elapsed < 3.0
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_an_abandoned_write_is_not_retried(proxy: FaultProxy, bucket: str) -> None:
+    """A hedge won (or a newer playlist version was issued): the failed attempt is never sent again."""
+    rec = Recorder()
+    storage = _storage(proxy, bucket, rec)
+    proxy.fail_next(3, Reply(status=503), methods={"PUT"})
+    with abandon_when(lambda: True), pytest.raises(StorageError):
+        storage.put(KEY, b"x", SEGMENT)
+    assert proxy.counts()["PUT"] == 1
+    assert rec.sleeps == []
 
 
 @pytest.mark.usefixtures("aws_env")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,3 +151,22 @@ def test_admin_end_needs_the_admin_token(origin: OriginServer) -> None:
     assert httpx.post(f"{origin.base_url}/v1/rooms/Bad..Room/end", headers=AUTH).status_code == 403
     admin = {"Authorization": "Bearer test-admin-token"}
     assert httpx.post(f"{origin.base_url}/v1/rooms/Bad..Room/end", headers=admin).status_code == 400
+
+
+def rejected(origin: OriginServer) -> dict[str, float]:
+    text = httpx.get(f"{origin.base_url}/metrics").text
+    return {m.group(1): float(m.group(2)) for m in
+            re.finditer(r'^spillway_ingest_rejected_total\{reason="([a-z_]+)"\} (\S+)$', text, re.M)}  # fmt: skip
+
+
+def test_refusals_are_counted_by_code(origin: OriginServer, session: str) -> None:
+    before = rejected(origin)
+    assert before.keys() >= {"forbidden", "invalid_request", "rate_limited", "unavailable"}  # created at 0 up front
+    assert put(origin, f"/ingest/{ROOM}/{session}/a64/000000.m4s", b"x", {"Authorization": "Bearer nope"}
+               ).status_code == 403  # fmt: skip
+    assert put(origin, f"/ingest/{ROOM}/{session}/a64/000000.m4s", b"not fmp4").status_code == 400
+    assert httpx.post(f"{origin.base_url}/v1/rooms/{ROOM}/listeners").status_code in (200, 201)  # not ingest
+    after = rejected(origin)
+    assert after["forbidden"] - before["forbidden"] == 1
+    assert after["invalid_request"] - before["invalid_request"] == 1
+    assert sum(after.values()) - sum(before.values()) == 2

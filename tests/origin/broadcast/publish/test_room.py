@@ -169,6 +169,23 @@ def test_a_late_source_gets_filler_on_its_deadline_and_real_audio_splices_back(t
     room.publisher.close()
 
 
+def test_the_edge_waits_no_longer_than_the_deadline_when_its_pdt_runs_ahead_of_the_clock(tmp_path: Path) -> None:
+    """A burst (a drained backlog, a host change's buffered segments) puts the PDT end ahead of the wall clock;
+    if the source then stops, filler still comes one deadline after the edge last advanced."""
+    room = make_room(tmp_path, filler=True)
+    room.record(started(at=T0), init(at=T0), segment(0, at=T0 + 1))
+    room.run(after=1.0)
+    room.record(*(segment(i, at=T0 + 1.1) for i in (1, 2, 3, 4)))
+    burst = room.run(after=0.1)
+    assert burst.published == 4  # the PDT end is now T0 + 5, the clock T0 + 1.1
+    assert burst.next_deadline == pytest.approx(room.clock.now + 1.4)
+    assert room.run(after=1.3).fillers == 0
+    late = room.run(after=0.15)
+    assert late.fillers == 1
+    assert late.next_deadline == pytest.approx(room.clock.now + 1.4)
+    room.publisher.close()
+
+
 def test_filler_covers_the_settle_time_of_a_host_change(tmp_path: Path) -> None:
     """The old session's 2 s grace and the new session's first segment overlap with filler, not a standstill."""
     room = make_room(tmp_path, filler=True)

@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     coordination: Literal["local", "redis"] = Field(
         "local", description="local: one host (files under state_dir); redis: a fleet sharing Redis and S3"
     )
-    owner_lease_seconds: float = Field(3.0, ge=1.0, le=30.0, description="a dead owner's rooms move after this")
+    owner_lease_seconds: float = Field(2.0, ge=1.0, le=30.0, description="a dead owner's rooms move after this")
     redis_wait_replicas: int = Field(0, ge=0, le=5, description="replicas that acknowledge a record before 201")
     redis_spool_max_bytes: int = Field(256 * 1024 * 1024, ge=1 << 20, description="fleet-wide spool bytes in Redis")
 

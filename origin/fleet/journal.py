@@ -70,7 +70,7 @@ class RedisJournal:
     name = "redis"
 
     def __init__(
-        self, client: redis.Redis[bytes], *, worker: str, prefix: str = DEFAULT_PREFIX, lease_s: float = 3.0,
+        self, client: redis.Redis[bytes], *, worker: str, prefix: str = DEFAULT_PREFIX, lease_s: float = 2.0,
         sync: Callable[[], None] = lambda: None, lock_ttl_s: float = LOCK_TTL_S, lock_wait_s: float = LOCK_WAIT_S,
     ) -> None:  # fmt: skip
         self.client = client

@@ -216,7 +216,7 @@ def _nginx(ports: list[int], directory: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def fleet(*, instances: int = 3, workers: int = 1, lease_s: float = 3.0, extra_env: dict[str, str] | None = None,
+def fleet(*, instances: int = 3, workers: int = 1, lease_s: float = 2.0, extra_env: dict[str, str] | None = None,
           redis_durable: bool = True, redis_replica: bool = False) -> Iterator[Fleet]:  # fmt: skip
     """`redis_replica`: a replica of the Redis server runs too (for SPILLWAY_REDIS_WAIT_REPLICAS)."""
     saved = {k: os.environ.get(k) for k in FAKE_AWS_ENV}

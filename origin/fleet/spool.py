@@ -52,12 +52,8 @@ def _room_of(key: str) -> str:
 
 class RedisSpool:
     def __init__(self, client: redis.Redis[bytes], *, max_bytes: int, prefix: str = DEFAULT_PREFIX) -> None:
-        self.client = client
-        self.prefix = prefix
-        self.max_bytes = max_bytes
-        self._put = client.register_script(_PUT)
-        self._delete = client.register_script(_DELETE)
-        self._delete_all = client.register_script(_DELETE_ALL)
+        self.client, self.prefix, self.max_bytes = client, prefix, max_bytes
+        self._put, self._delete, self._delete_all = (client.register_script(s) for s in (_PUT, _DELETE, _DELETE_ALL))
         self._total = fleet_keys(prefix).spool_bytes
 
     def _hash(self, key: str) -> tuple[str, str]:

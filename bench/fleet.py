@@ -223,6 +223,15 @@ def _fake_aws() -> Iterator[None]:
         yield
 
 
+SHORT = {
+    "1 instance, local (files)": "1, files",
+    "1 instance, Redis (no persistence)": "1, Redis\nno fsync",
+    "1 instance, Redis (appendfsync always)": "1, Redis\nfsync always",
+    "1 instance, Redis + replica, WAIT 1": "1, Redis\nWAIT 1",
+    "3 instances, Redis (appendfsync always)": "3, Redis\nfsync always",
+}
+
+
 def _plot(summary: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -230,7 +239,7 @@ def _plot(summary: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     steps = summary["steps"]
-    names = [s["setup"].replace(", ", ",\n", 1) for s in steps]
+    names = [SHORT.get(s["setup"], s["setup"]) for s in steps]
     fig, (cpu_ax, lat_ax, take_ax) = plt.subplots(1, 3, figsize=(15, 4.8))
     x = range(len(steps))
     cpu_ax.bar([i - 0.2 for i in x], [s["origin_cpu_ms_per_segment"] for s in steps], 0.4, label="origin")
@@ -242,7 +251,7 @@ def _plot(summary: dict[str, Any], path: Path) -> None:
     lat_ax.plot(x, [s["publish_p99_ms"] for s in steps], marker="s", label="publish p99")
     lat_ax.set_ylabel("ms")
     for ax in (cpu_ax, lat_ax):
-        ax.set_xticks(list(x), names, fontsize=7)
+        ax.set_xticks(list(x), names, fontsize=8)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     taken = summary["takeover"]

@@ -50,8 +50,8 @@ from origin.admission.status import IdleBroadcastView  # noqa: E402
 from origin.edge.nginx_process import EdgeOptions, run_edge  # noqa: E402
 from origin.rooms import Room, RoomRegistry  # noqa: E402
 from origin.storage.filesystem import FilesystemStorage  # noqa: E402
-from tests.origin.admission.conftest import run_redis  # noqa: E402
 from tests.support.origin_server import ADMIN_TOKEN, origin_server  # noqa: E402
+from tests.support.redis_server import run_redis  # noqa: E402
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SEAT_SECRET = "bench-seat-secret-0123456789abcdef0123"

@@ -19,7 +19,6 @@ import json
 import os
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,8 +30,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from origin.broadcast import fmp4  # noqa: E402
 from origin.contract.ingest import SEGMENT_SECONDS_DEFAULT  # noqa: E402
+from tests.support.live_push import encode_segments, process_cpu_seconds, segment_at  # noqa: E402
 from tests.support.moto_server import FAKE_AWS_ENV, moto_server  # noqa: E402
 from tests.support.origin_server import origin_server  # noqa: E402
 from tests.support.pusher import new_session_id  # noqa: E402
@@ -41,38 +40,6 @@ LADDER = (("a48", 48_000, 1), ("a64", 64_000, 2), ("a128", 128_000, 2))
 SEGMENT_S = SEGMENT_SECONDS_DEFAULT  # --segment-seconds overrides it
 TOKEN = "bench-ingest-token-0123456789abcdef"
 GOAL_P99_S = 0.250
-
-
-def encode_segments(out: Path, seconds: float) -> dict[str, tuple[bytes, list[bytes]]]:
-    """Per rendition: init + media segments, encoded once and replayed by every room."""
-    media: dict[str, tuple[bytes, list[bytes]]] = {}
-    for name, bitrate, channels in LADDER:
-        d = out / name
-        d.mkdir(parents=True)
-        subprocess.run(
-            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
-             f"anoisesrc=r=48000:a=0.08:c=pink:d={seconds}", "-c:a", "aac", "-b:a", str(bitrate),
-             "-ac", str(channels), "-ar", "48000", "-f", "hls", "-hls_time", str(SEGMENT_S),
-             "-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4",
-             "-hls_segment_filename", str(d / "%06d.m4s"), str(d / "index.m3u8")],
-            check=True,
-        )  # fmt: skip
-        segs = [p.read_bytes() for p in sorted(d.glob("*.m4s"))][:-1]  # drop the short tail
-        media[name] = ((d / "init.mp4").read_bytes(), segs)
-    return media
-
-
-_RETIMED: dict[tuple[str, int], bytes] = {}
-
-
-def segment_at(rendition: str, segs: list[bytes], idx: int) -> bytes:
-    """The encoded segments replayed in a loop, retimed so decode times keep increasing (the origin checks)."""
-    key = (rendition, idx)
-    if key not in _RETIMED:
-        template = segs[idx % len(segs)]
-        ticks = fmp4.inspect_segment(segs[0]).duration_ticks
-        _RETIMED[key] = fmp4.retime_segment(template, base_decode_time=idx * ticks, sequence_number=idx + 1)
-    return _RETIMED[key]
 
 
 def histogram(metrics_text: str) -> list[tuple[float, float]]:
@@ -169,13 +136,13 @@ def run_step(n_rooms: int, *, backend: str, seconds: float, media: dict[str, tup
                 )
                 r.raise_for_status()
         before = histogram(httpx.get(f"{origin.base_url}/metrics").text)
-        cpu_before = _cpu_seconds(origin.process.pid)
+        cpu_before = process_cpu_seconds(origin.process.pid)
         t = time.monotonic()
         result = asyncio.run(drive(origin.base_url, rooms, media, seconds))
         wall = time.monotonic() - t
         time.sleep(SEGMENT_S * 2)  # let the last publishes land
         after = histogram(httpx.get(f"{origin.base_url}/metrics").text)
-        cpu = _cpu_seconds(origin.process.pid) - cpu_before
+        cpu = process_cpu_seconds(origin.process.pid) - cpu_before
     delta = [(le, c - dict(before).get(le, 0.0)) for le, c in after]
     published = delta[-1][1] if delta else 0
     step = {
@@ -194,18 +161,6 @@ def run_step(n_rooms: int, *, backend: str, seconds: float, media: dict[str, tup
     return step
 
 
-def _cpu_seconds(master_pid: int) -> float:
-    """CPU time of the gunicorn master and its workers (from /proc)."""
-    pids = [master_pid] + [int(p) for p in subprocess.run(
-        ["pgrep", "-P", str(master_pid)], capture_output=True, text=True, check=False).stdout.split()]  # fmt: skip
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", choices=["filesystem", "s3"], default="filesystem")
@@ -220,7 +175,7 @@ def main() -> int:
     results_dir.mkdir(parents=True, exist_ok=True)
     steps: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        media = encode_segments(Path(tmp), seconds=SEGMENT_S * 6 + 1)
+        media = encode_segments(Path(tmp), seconds=SEGMENT_S * 6 + 1, segment_s=SEGMENT_S)
         with contextlib.ExitStack() as stack:
             env: dict[str, str] = {"SPILLWAY_JOIN_RATE_PER_MINUTE": "100000", "SPILLWAY_SESSIONS_PER_MINUTE": "1000"}
             if args.backend == "s3":

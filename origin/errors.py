@@ -10,6 +10,7 @@ OriginError
 ├── NotFoundError        the room / lease / object does not exist; maps to 404
 ├── RateLimitedError     a client went over its rate; maps to 429 with Retry-After (seconds)
 └── UnavailableError     the origin cannot take this now (retry backlog full); maps to 503
+    └── OwnershipLostError  a room's publisher was superseded (its lease lapsed): its writes are refused
 """
 
 from __future__ import annotations
@@ -67,3 +68,8 @@ class StorageError(OriginError):
         self.key = key
         self.backend = backend
         self.retryable = retryable
+
+
+class OwnershipLostError(UnavailableError):
+    """This process no longer owns the room: another owner took it (fencing token superseded), or its lease
+    lapsed. Raised where the write happens (journal append, playlist write); the publisher drops the room."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -101,6 +101,21 @@ class Settings(BaseSettings):
     livekit_url: str = Field("", description="LiveKit URL clients connect to, e.g. wss://lk.example")
     livekit_api_key: str = Field("", description="LiveKit API key (the token issuer)")
     livekit_api_secret: SecretStr = Field(SecretStr(""), description="LiveKit API secret (signs seat tokens)")
+
+    # Fleet (docs/deploy-aws.md): several origin instances behind one load balancer
+    coordination: Literal["local", "redis"] = Field(
+        "local", description="local: one host (files under state_dir); redis: a fleet sharing Redis and S3"
+    )
+    owner_lease_seconds: float = Field(2.0, ge=1.0, le=30.0, description="a dead owner's rooms move after this")
+    redis_wait_replicas: int = Field(0, ge=0, le=5, description="replicas that acknowledge a record before 201")
+    redis_spool_max_bytes: int = Field(256 * 1024 * 1024, ge=1 << 20, description="fleet-wide spool bytes in Redis")
+
+    @model_validator(mode="after")
+    def _fleet_shares_everything(self) -> Settings:
+        if self.coordination == "redis" and (self.storage != "s3" or self.admission_backend != "redis"):
+            raise ValueError("SPILLWAY_COORDINATION=redis needs SPILLWAY_STORAGE=s3 and SPILLWAY_ADMISSION_BACKEND="
+                             "redis: every instance must see the same objects, rooms and seats")  # fmt: skip
+        return self
 
     @field_validator("public_base_url", "api_base_url", "janus_url", "janus_public_url")
     @classmethod

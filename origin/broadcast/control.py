@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from origin.broadcast.ingest import IngestService
 from origin.broadcast.model import BroadcastState
-from origin.broadcast.spool import Spool
+from origin.broadcast.spool import SpoolStore
 from origin.broadcast.states import RoomStates
 from origin.broadcast.view import BroadcastSummary, summarize
 from origin.clock import wall_clock
@@ -26,7 +25,7 @@ class BroadcastControl:
     """Blocking calls (journal, storage): the admin routes run them in a thread."""
 
     def __init__(
-        self, *, states: RoomStates, ingest: IngestService, spool: Spool, storage: Storage,
+        self, *, states: RoomStates, ingest: IngestService, spool: SpoolStore, storage: Storage,
         stats: StatsStore | None = None, clock: Callable[[], float] = wall_clock,
         exclusive: Callable[[str], AbstractContextManager[object]] = lambda _room: contextlib.nullcontext(),
     ) -> None:  # fmt: skip
@@ -70,7 +69,7 @@ class BroadcastControl:
         for key in keys:
             self.storage.delete(key)
         journal.delete(room)
-        shutil.rmtree(self.spool.path(layout.room_prefix(room)), ignore_errors=True)
+        self.spool.delete_room(room)
         self.states.forget(room)
         log.info("room=%s deleted: state and %d stored objects", room, len(keys))
         return len(keys)

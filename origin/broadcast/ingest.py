@@ -23,7 +23,7 @@ from origin.broadcast import fmp4, inband
 from origin.broadcast.journal.base import Journal
 from origin.broadcast.model import INIT_INDEX, BroadcastState, EndReason, RenditionSpec, RoomState, StoredObject
 from origin.broadcast.records import EndRequested, ObjectStored, Record, SessionEnded, SessionStarted
-from origin.broadcast.spool import Spool
+from origin.broadcast.spool import SpoolStore
 from origin.broadcast.states import RoomStates
 from origin.contract import ids, layout
 from origin.contract.cache_policy import ObjectKind, headers_for
@@ -202,7 +202,7 @@ class IngestService:
         journal: Journal,
         states: RoomStates,
         storage: Storage,
-        spool: Spool,
+        spool: SpoolStore,
         metrics: Metrics,
         limits: IngestLimits,
         clock: Callable[[], float],

@@ -67,7 +67,7 @@ class Retention:
             if owner is None:
                 continue  # another worker is at it
             try:
-                self.journal.replace(room, keep)
+                self.journal.replace(room, keep, fence=owner)
                 if self.room_dir is not None:
                     shutil.rmtree(self.room_dir(room) / "dvr", ignore_errors=True)
                 self.states.forget(room)

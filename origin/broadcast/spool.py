@@ -1,17 +1,44 @@
-"""The local spool: objects storage refused, kept on the origin's disk until an upload succeeds.
+"""The spool: objects storage refused, kept until an upload succeeds (`SpoolStore`, two backends).
 
-Files are named by their storage key under `{state_dir}/spool/`, written atomically and made durable by
-the group commit (syncfs of the state filesystem) before ingest answers 201.
+`Spool` keeps them on the origin's disk: files named by their storage key under `{state_dir}/spool/`,
+written atomically and made durable by the group commit (syncfs of the state filesystem) before ingest
+answers 201. A fleet keeps them in Redis instead (origin/fleet/spool.py), so any instance's owner can
+upload what another instance received.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 from pathlib import Path
+from typing import Protocol
 
+from origin.contract import layout
+from origin.contract.cache_policy import ObjectHeaders
+from origin.storage.base import Storage
 from origin.storage.filesystem import validate_key
+
+
+class SpoolStore(Protocol):
+    def put(self, key: str, data: bytes) -> None:
+        """Keep `data` for `key` (durable after the next group commit). Raises UnavailableError when full."""
+        ...
+
+    def get(self, key: str) -> bytes:
+        """The spooled bytes. Raises KeyError if absent."""
+        ...
+
+    def upload(self, key: str, storage: Storage, headers: ObjectHeaders) -> None:
+        """Store the spooled copy at `key` in `storage` (left in the spool). KeyError if absent, StorageError."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+    def delete_room(self, room: str) -> None:
+        """Forget everything spooled for the room (the room is being deleted)."""
+        ...
 
 
 class Spool:
@@ -21,7 +48,7 @@ class Spool:
     def path(self, key: str) -> Path:
         return self.root.joinpath(*validate_key(key).split("/"))
 
-    def put(self, key: str, data: bytes) -> Path:
+    def put(self, key: str, data: bytes) -> None:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}~{os.getpid()}.{threading.get_ident()}")
@@ -33,11 +60,22 @@ class Spool:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        return path
 
     def get(self, key: str) -> bytes:
-        return self.path(key).read_bytes()
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def upload(self, key: str, storage: Storage, headers: ObjectHeaders) -> None:
+        try:
+            storage.put_file(key, self.path(key), headers)  # a hard link when storage is on the same disk
+        except FileNotFoundError:
+            raise KeyError(key) from None
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(key).unlink()
+
+    def delete_room(self, room: str) -> None:
+        shutil.rmtree(self.path(layout.room_prefix(room)), ignore_errors=True)

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 
 from origin.broadcast import lifecycle
-from origin.broadcast.journal.base import Journal
+from origin.broadcast.journal.base import Journal, RoomLocks
 from origin.broadcast.model import RoomState
 
 MAX_ROOMS = 10_000  # folded rooms kept per process; the least recently used is dropped (and re-folded on use)
@@ -26,14 +26,7 @@ class RoomStates:
         self.max_rooms = max_rooms
         self._states: OrderedDict[str, tuple[RoomState, int]] = OrderedDict()
         self._lock = threading.Lock()
-        self._room_locks: dict[str, threading.Lock] = {}
-
-    def _room_lock(self, room: str) -> threading.Lock:
-        with self._lock:
-            lock = self._room_locks.get(room)
-            if lock is None:
-                lock = self._room_locks[room] = threading.Lock()
-            return lock
+        self._room_lock = RoomLocks()
 
     @contextlib.contextmanager
     def hold(self, room: str) -> Iterator[RoomState]:

@@ -9,8 +9,9 @@ then links it). Each part's timestamps restart in the joined file right where th
 the file plays straight through across sessions.
 
 Exactly one worker builds it: the room's publisher asks when the broadcast ends (and any worker finds
-ended rooms without one at start); the job runs in a thread and first takes a non-blocking `flock` on
-`{state_dir}/replay-download/{room}.lock`.
+ended rooms without one at start); the job runs in a thread and first takes a claim on the room — by
+default a non-blocking `flock` on `{state_dir}/replay-download/{room}.lock` (one host), in a fleet the
+room's ownership lease (origin/fleet/).
 
 Pure parts: `best_rendition`, `plan_download`, `concat_script`, `remux_argv`. I/O: `ReplayDownloads`.
 """
@@ -28,6 +29,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,6 +159,7 @@ class ReplayDownloads:
         ffprobe_bin: str = "ffprobe",
         timeout_s: float = REMUX_TIMEOUT_S,
         clock: Callable[[], float] = wall_clock,
+        claim: Callable[[str, bool], AbstractContextManager[bool]] | None = None,
     ) -> None:
         self.storage = storage
         self.states = states
@@ -167,9 +170,15 @@ class ReplayDownloads:
         self.ffprobe_bin = ffprobe_bin
         self.timeout_s = timeout_s
         self.clock = clock
+        self.claim = claim or self._host_claim
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-download")
         self._requested: set[str] = set()
         self._lock = threading.Lock()
+
+    def _host_claim(self, room: str, wait: bool) -> AbstractContextManager[bool]:
+        """(room, wait) -> held or not: one host's flock; a fleet passes the room's lease instead."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return _flock(self.dir / f"{ids.room_id(room)}.lock", wait=wait)
 
     def _status(self, room: str) -> tuple[BroadcastState, bool, bool]:
         """(state, anything published, download built)."""
@@ -204,8 +213,7 @@ class ReplayDownloads:
     def held(self, room: str) -> Iterator[None]:
         """Wait for a build of the room's download in progress (in any worker) and keep new ones out while
         inside: deleting a room must not race a remux that uploads replay.m4a and journals it afterwards."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with _flock(self.dir / f"{ids.room_id(room)}.lock", wait=True):
+        with self.claim(room, True):
             yield
         with self._lock:
             self._requested.discard(room)  # a room made again under the same id gets its own download
@@ -221,7 +229,7 @@ class ReplayDownloads:
     def run(self, room: str) -> bool:
         """Build and upload now (blocking). True if this call wrote it; False if done or another holder has it."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        with _flock(self.dir / f"{ids.room_id(room)}.lock") as claimed:
+        with self.claim(room, False) as claimed:
             if not claimed:
                 log.info("room=%s replay download: another worker is building it", room)
                 return False

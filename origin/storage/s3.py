@@ -52,6 +52,9 @@ DEFAULT_CONNECT_TIMEOUT_S = 2.0
 DEFAULT_READ_TIMEOUT_S = 5.0  # a 2 s segment that takes longer than this is better retried
 DEFAULT_MAX_ATTEMPTS = 4
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+# A conditional PUT that lost: 412 (the ETag differs, or the key exists for If-None-Match), 404 (If-Match on a
+# missing key), 409 (S3's ConditionalRequestConflict: another conditional write to the key is in flight).
+_CONDITION_LOST = frozenset({412, 404, 409})
 
 T = TypeVar("T")
 ErrorCallback = Callable[[str, str], None]
@@ -70,6 +73,10 @@ def classify_exception(exc: BaseException) -> ErrorClass:
     if isinstance(exc, BotoConnectionError | HTTPClientError | IncompleteReadError):
         return ErrorClass.CONNECTION
     return ErrorClass.OTHER
+
+
+class PreconditionFailedError(StorageError):
+    """A conditional write found the object changed (or present, or absent): never retried by the backend."""
 
 
 def _is_not_found(exc: ClientError) -> bool:
@@ -232,6 +239,50 @@ class S3Storage:
             )
 
         self._call("put", key, op)
+
+    def put_conditional(
+        self, key: str, data: bytes, headers: ObjectHeaders, *, if_match: str | None = None, if_absent: bool = False
+    ) -> str:
+        """PUT only if the object's ETag is `if_match`, or (`if_absent`) no object exists; returns the new ETag.
+
+        S3 checks the condition atomically with the write (If-Match / If-None-Match: *; AWS since 2024, R2,
+        MinIO, moto). Raises PreconditionFailedError when the condition fails, StorageError otherwise.
+        """
+        if (if_match is None) == (not if_absent):
+            raise ValueError("exactly one of if_match and if_absent")
+        full = self.full_key(key)
+        extra: dict[str, Any] = {"ACL": self.acl} if self.acl else {}
+        extra.update({"IfMatch": if_match} if if_match is not None else {"IfNoneMatch": "*"})
+        body = bytes(data)
+
+        def op() -> str:
+            try:
+                resp = self._client.put_object(Bucket=self.bucket, Key=full, Body=body,
+                                               ContentType=headers.content_type, CacheControl=headers.cache_control,
+                                               **extra)  # fmt: skip
+            except ClientError as exc:
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if status in _CONDITION_LOST:
+                    raise PreconditionFailedError(f"conditional put lost ({status})", key=key, backend=BACKEND,
+                                                  retryable=False) from exc  # fmt: skip
+                raise
+            return resp["ETag"]
+
+        return self._call("put_conditional", key, op)
+
+    def etag(self, key: str) -> str | None:
+        """The object's ETag (a conditional write's `if_match`), None when absent."""
+        full = self.full_key(key)
+
+        def op() -> str | None:
+            try:
+                return self._client.head_object(Bucket=self.bucket, Key=full)["ETag"]
+            except ClientError as exc:
+                if _is_not_found(exc):
+                    return None
+                raise
+
+        return self._call("etag", key, op)
 
     def put_file(self, key: str, source: Path, headers: ObjectHeaders) -> None:
         self.put(key, source.read_bytes(), headers)

@@ -1,7 +1,8 @@
 """`create_app(settings)`: the origin's FastAPI application, wired from settings.
 
-    settings → storage, journal (+ room states, spool, group commit) → services (ingest, publishing,
-    admission, replay download) → routers (ingest, admin, listeners, health, player, storage read path)
+    settings → storage, coordination (journal, spool, group commit, claims, doorbell: one host or a fleet,
+    origin/coordination.py) → services (ingest, publishing, admission, replay download) → routers (ingest,
+    admin, listeners, health, player, storage read path)
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,20 +27,18 @@ from origin.broadcast.events import EventService
 from origin.broadcast.ingest import IngestLimits, IngestService
 from origin.broadcast.ingest_parts import PartIngest
 from origin.broadcast.journal.base import Ownership
-from origin.broadcast.journal.files import JOURNAL_NAME, FileJournal
 from origin.broadcast.lifecycle import LifecyclePolicy
 from origin.broadcast.model import BroadcastState
-from origin.broadcast.publish.doorbell import Doorbell
 from origin.broadcast.publish.filler import FillerBank, FillerPolicy
 from origin.broadcast.publish.lowlatency import Board, LowLatency
 from origin.broadcast.publish.playlists import RoomPlaylists
 from origin.broadcast.publish.room import PassResult, PublishPolicy, RoomPublisher
 from origin.broadcast.publish.scheduler import PublishScheduler
 from origin.broadcast.retention import Retention
-from origin.broadcast.spool import Spool
 from origin.broadcast.states import RoomStates
 from origin.broadcast.view import ListenerView
 from origin.clock import wall_clock
+from origin.coordination import BellHandlers, build_coordination, local_room_dir
 from origin.ops.room_metrics import AdmissionSeats, RoomCollector, RoomSampler
 from origin.ops.room_stats import FileStatsStore, RoomStatsTracker
 from origin.player import PlayerDeps
@@ -48,10 +46,8 @@ from origin.player import build_router as build_player_router
 from origin.player.page import Realtime
 from origin.replay.download import ReplayDownloads
 from origin.settings import Settings
-from origin.storage.base import Storage
 from origin.storage.factory import build_storage
 from origin.storage.filesystem import FilesystemStorage
-from origin.storage.group_commit import GroupCommit
 from origin.storage.hedge import HedgedStorage
 from origin.web import admin, errors, health, ingest, listeners, live, openapi
 from origin.web.client_address import client_address, parse_networks
@@ -60,19 +56,6 @@ from origin.web.live import Waiters
 log = logging.getLogger(__name__)
 
 REMOTE_WRITE_CONCURRENCY = 16
-COMMIT_LINGER_S = 0.004  # a 201 waits this much longer, so concurrent PUTs share one durability barrier
-
-
-def _barrier(storage: Storage, journal: FileJournal) -> Callable[[], None]:
-    """The group commit's sync: one syncfs per filesystem involved (state and storage may share one)."""
-    same_fs = isinstance(storage, FilesystemStorage) and os.stat(storage.root).st_dev == os.stat(journal.root).st_dev
-
-    def sync() -> None:
-        journal.sync()
-        if not same_fs:
-            storage.sync()
-
-    return sync
 
 
 def _count_ingest_refusal(m: metrics.Metrics, request: Request, status: int) -> None:
@@ -80,22 +63,10 @@ def _count_ingest_refusal(m: metrics.Metrics, request: Request, status: int) -> 
         m.rejected(errors.CODES.get(status, "internal"))
 
 
-def journal_signature(journal: FileJournal) -> Callable[[str], object]:
-    """A room journal's inode: a room deleted and broadcast anew gets a new one."""
-
-    def signature(room: str) -> object:
-        try:
-            return os.stat(journal.room_dir(room) / JOURNAL_NAME).st_ino
-        except OSError:
-            return None
-
-    return signature
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    journal = FileJournal(settings.state_dir)
-    stats = FileStatsStore(journal.room_dir)  # the owners' per-room figures, read by every worker
+    # The owners' per-room figures, read by every worker (in a fleet: by the owner's instance's workers).
+    stats = FileStatsStore(local_room_dir(settings))
     m = metrics.Metrics(stats=RoomStatsTracker(stats), storage_backend=settings.storage)
     storage = build_storage(
         backend=settings.storage, root=settings.storage_root, bucket=settings.s3_bucket, prefix=settings.s3_prefix,
@@ -104,9 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )  # fmt: skip
     if settings.hedge_writes and not isinstance(storage, FilesystemStorage):
         storage = HedgedStorage(storage, metrics=m)  # one hung write must not hold a pass or an ingest answer
+    coord = build_coordination(settings, storage)
+    journal, spool, commit = coord.journal, coord.spool, coord.commit
     states = RoomStates(journal)
-    spool = Spool(Path(settings.state_dir) / "spool")
-    commit = GroupCommit(_barrier(storage, journal), linger_s=COMMIT_LINGER_S)
     service = IngestService(
         journal=journal, states=states, storage=storage, spool=spool, metrics=m, clock=wall_clock,
         limits=IngestLimits(max_backlog=settings.max_retry_backlog,
@@ -128,17 +99,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     waiters = Waiters()
 
     def make_publisher(room: str, ownership: Ownership) -> RoomPublisher:
-        playlists = RoomPlaylists(room, journal.room_dir(room) / "dvr",
+        playlists = RoomPlaylists(room, coord.room_dir(room) / "dvr",
                                   live_window_segments=policy.live_window_segments,
                                   event_interval_s=policy.event_interval_s)  # fmt: skip
         low_latency = (LowLatency(room, board, live_window_segments=policy.live_window_segments)
                        if settings.low_latency else None)  # fmt: skip
-        return RoomPublisher(room=room, ownership=ownership, journal=journal, states=states, storage=storage,
-                             spool=spool, commit=commit, playlists=playlists, filler=filler, policy=policy,
-                             metrics=m, clock=wall_clock, io=io, low_latency=low_latency)  # fmt: skip
+        return RoomPublisher(room=room, ownership=ownership, journal=journal, states=states,
+                             storage=coord.publisher_storage(ownership), spool=spool, commit=commit,
+                             playlists=playlists, filler=filler, policy=policy, metrics=m, clock=wall_clock, io=io,
+                             low_latency=low_latency)  # fmt: skip
 
     downloads = ReplayDownloads(storage=storage, states=states, state_dir=settings.state_dir,
-                                on_done=lambda room: admission.publisher.note_change(room, wall_clock()))  # fmt: skip
+                                on_done=lambda room: admission.publisher.note_change(room, wall_clock()),
+                                claim=coord.download_claim)  # fmt: skip
 
     def on_result(room: str, result: PassResult) -> None:
         if result.status_changed:
@@ -150,12 +123,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             doorbell.ring_playlist(room)
 
     local = isinstance(storage, FilesystemStorage)
+    retention = Retention(states=states, retention_s=settings.state_retention_seconds, clock=wall_clock,
+                          room_dir=coord.room_dir)  # fmt: skip
+
+    def housekeeping() -> None:
+        retention.sweep()
+        downloads.recover()  # an instance that died mid-build leaves a room without its download
+
     scheduler = PublishScheduler(journal=journal, states=states, make_publisher=make_publisher, clock=wall_clock,
-                                 on_result=on_result, inline=local,
-                                 housekeeping=Retention(states=states, retention_s=settings.state_retention_seconds,
-                                                        clock=wall_clock, room_dir=journal.room_dir).sweep)  # fmt: skip
-    doorbell = Doorbell(Path(settings.state_dir) / "workers", on_ring=scheduler.request,
-                        on_durable=commit.note_durable, on_playlist=waiters.notify)  # fmt: skip
+                                 on_result=on_result, inline=local, housekeeping=housekeeping,
+                                 claims=coord.claims)  # fmt: skip
+    doorbell = coord.make_bell(BellHandlers(on_ring=scheduler.request, on_durable=commit.note_durable,
+                                            on_playlist=waiters.notify, owns=lambda room: room in scheduler.owned))
     trusted = parse_networks(settings.trusted_proxies)
 
     def client_of(request: Request) -> str:
@@ -176,8 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await talk
         await scheduler.stop()
         doorbell.close()
-        commit.close()
         downloads.close()
+        coord.close()
         if io is not None:
             io.shutdown(wait=False)
         if isinstance(storage, HedgedStorage):
@@ -215,8 +194,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )))  # fmt: skip
     app.include_router(listeners.build_router(admission, seats, client_of))
     sampler = RoomSampler(states=states, stats=stats, seats=AdmissionSeats(admission.rooms, admission.backend),
-                          clock=wall_clock, signature=journal_signature(journal), max_rooms=settings.metrics_max_rooms)
-    app.include_router(health.build_router(storage, [RoomCollector(sampler)]))
+                          clock=wall_clock, signature=coord.signature, max_rooms=settings.metrics_max_rooms)
+    app.include_router(health.build_router(storage, [RoomCollector(sampler)], checks=coord.checks))
     # Before the storage read path: the origin answers live playlists itself (blocking reloads for LL rooms).
     app.include_router(live.build_router(board=board, storage=storage, waiters=waiters, clock=wall_clock))
     if isinstance(storage, FilesystemStorage):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -15,8 +15,11 @@ from origin.storage.base import Storage
 from origin.web import errors
 
 
-def build_router(storage: Storage, collectors: Sequence[Collector] = ()) -> APIRouter:
-    """`collectors`: series computed at scrape time (origin/ops/room_metrics.py), added to the workers' merged ones."""
+def build_router(
+    storage: Storage, collectors: Sequence[Collector] = (), *, checks: Sequence[Callable[[], None]] = ()
+) -> APIRouter:
+    """`collectors`: series computed at scrape time (origin/ops/room_metrics.py), added to the workers' merged ones.
+    `checks`: readiness besides storage (a fleet's Redis); each raises StorageError when not ready."""
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
@@ -26,9 +29,11 @@ def build_router(storage: Storage, collectors: Sequence[Collector] = ()) -> APIR
 
     @router.get("/readyz", responses={503: {"model": errors.ErrorBody, "description": "storage unreachable"}})
     async def readyz() -> Response:
-        """Storage is reachable and writable."""
+        """Storage is reachable and writable (and, in a fleet, Redis answers)."""
         try:
             await asyncio.to_thread(storage.check)
+            for check in checks:
+                await asyncio.to_thread(check)
         except StorageError as exc:
             return errors.error_response(503, str(exc))
         return JSONResponse({"status": "ready", "storage": storage.name})

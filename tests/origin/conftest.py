@@ -1,12 +1,15 @@
-"""Fixtures for origin tests: generated fMP4 media (made at test time, never committed)."""
+"""Fixtures for origin tests: generated fMP4 media (made at test time, never committed), a redis-server."""
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.redis_server import RedisServer, run_redis
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,3 +37,10 @@ def fmp4_media(tmp_path_factory: pytest.TempPathFactory) -> Fmp4Media:
         segments=[p.read_bytes() for p in segments],
         durations_s=durations,
     )
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One private redis-server for the session (no persistence); tests use their own key prefixes."""
+    with run_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server

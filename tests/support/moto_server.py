@@ -118,7 +118,9 @@ class MotoServer:
         return ""
 
 
-def _moto_command(port: int) -> list[str]:
+def _moto_command(port: int, *, atomic_puts: bool = False) -> list[str]:
+    if atomic_puts:
+        return [sys.executable, str(Path(__file__).with_name("moto_atomic.py")), "-H", "127.0.0.1", "-p", str(port)]
     script = Path(sys.executable).with_name("moto_server")
     if script.exists():
         return [str(script), "-H", "127.0.0.1", "-p", str(port)]
@@ -151,8 +153,11 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def moto_server(*, buckets: Sequence[str] = (), startup_timeout_s: float = 20.0) -> Iterator[MotoServer]:
-    """Start moto's server on a free 127.0.0.1 port, create `buckets`, yield it, then stop it."""
+def moto_server(*, buckets: Sequence[str] = (), startup_timeout_s: float = 20.0, atomic_puts: bool = False
+                ) -> Iterator[MotoServer]:  # fmt: skip
+    """Start moto's server on a free 127.0.0.1 port, create `buckets`, yield it, then stop it.
+
+    `atomic_puts`: conditional PUTs check and write atomically, as S3's do (tests/support/moto_atomic.py)."""
     fd, log_name = tempfile.mkstemp(prefix="moto-server-", suffix=".log")
     log_path = Path(log_name)
     env = {**os.environ, **FAKE_AWS_ENV}
@@ -163,7 +168,7 @@ def moto_server(*, buckets: Sequence[str] = (), startup_timeout_s: float = 20.0)
         for _attempt in range(3):  # a free port can be taken between free_port() and bind(): retry
             port = free_port()
             process = subprocess.Popen(
-                _moto_command(port),
+                _moto_command(port, atomic_puts=atomic_puts),
                 stdin=subprocess.DEVNULL,
                 stdout=fd,
                 stderr=fd,

@@ -6,7 +6,8 @@ skipped by readers with an error log. Durability comes from `sync()` (syncfs of 
 which the group commit runs for many appends at once.
 
 `locked` is an flock on the journal (plus a thread lock: flock is per open file, shared by this process's
-threads); ownership is an flock on `owner.lock` that the kernel drops if the owner dies.
+threads); ownership is an flock on `owner.lock` that the kernel drops if the owner dies. The kernel keeps a
+paused owner's flock, so no successor can exist while it lives: fences need no token here (always 0).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from origin.broadcast.journal.base import Ownership, RoomLocks
 from origin.broadcast.records import JournalError, Record, decode, encode_all
 from origin.contract import ids
 from origin.storage.filesystem import syncfs
@@ -34,6 +36,9 @@ READ_CHUNK = 1 << 20
 
 
 class FileOwnership:
+    token = 0
+    lost = False
+
     def __init__(self, room: str, fd: int) -> None:
         self.room = room
         self._fd: int | None = fd
@@ -52,7 +57,7 @@ class FileJournal:
         self.root.mkdir(parents=True, exist_ok=True)
         self._fds: OrderedDict[str, int] = OrderedDict()
         self._fds_lock = threading.Lock()
-        self._room_locks: dict[str, threading.Lock] = {}
+        self._room_lock = RoomLocks()
         self._checked_tail: set[str] = set()
 
     def room_dir(self, room: str) -> Path:
@@ -106,7 +111,7 @@ class FileJournal:
             offset += end + 1
         return records, offset
 
-    def append(self, room: str, records: Sequence[Record]) -> None:
+    def append(self, room: str, records: Sequence[Record], *, fence: Ownership | None = None) -> None:
         if not records:
             return
         fd = self._fd(room, create=True)
@@ -124,13 +129,6 @@ class FileJournal:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             os.write(fd, b"\n")
-
-    def _room_lock(self, room: str) -> threading.Lock:
-        with self._fds_lock:
-            lock = self._room_locks.get(room)
-            if lock is None:
-                lock = self._room_locks[room] = threading.Lock()
-            return lock
 
     @contextlib.contextmanager
     def locked(self, room: str) -> Iterator[None]:
@@ -159,7 +157,7 @@ class FileJournal:
     def sync(self) -> None:
         syncfs(self.root)
 
-    def replace(self, room: str, records: Sequence[Record]) -> None:
+    def replace(self, room: str, records: Sequence[Record], *, fence: Ownership | None = None) -> None:
         path = self.room_dir(room) / JOURNAL_NAME
         tmp = path.with_name(f".{JOURNAL_NAME}.{os.getpid()}.tmp")
         with open(tmp, "wb") as fh:

@@ -121,17 +121,27 @@ class Doorbell:
             except OSError as exc:
                 log.warning("doorbell read failed: %s", exc)
                 return
-            room, _, rest = data.decode("ascii", errors="replace").partition(" ")
-            stamp, _, kind = rest.partition(" ")
-            if not ids.ROOM_ID_PATTERN.fullmatch(room):
+            ring = parse_ring(data)
+            if ring is None:
                 continue
+            room, durable, kind = ring
             if kind == "playlist":
                 self.on_playlist(room)
                 continue
-            try:
-                durable = float(stamp)
-            except ValueError:
-                durable = 0.0
-            if durable > 0 and durable == durable:  # not NaN
+            if durable > 0:
                 self.on_durable(durable)
             self.on_ring(room)
+
+
+def parse_ring(data: bytes) -> tuple[str, float, str] | None:
+    """`{room} {durable_before}[ {kind}]` → (room, durable_before: 0 when absent or not a number, kind), None
+    without a room id."""
+    room, _, rest = data.decode("ascii", errors="replace").partition(" ")
+    stamp, _, kind = rest.partition(" ")
+    if not ids.ROOM_ID_PATTERN.fullmatch(room):
+        return None
+    try:
+        durable = float(stamp)
+    except ValueError:
+        durable = 0.0
+    return room, durable if durable == durable else 0.0, kind  # NaN: none

@@ -44,7 +44,7 @@ from origin.broadcast.records import (
     StateChanged,
 )
 from origin.broadcast.sequencer import plan_publications
-from origin.broadcast.spool import Spool
+from origin.broadcast.spool import SpoolStore
 from origin.broadcast.states import RoomStates
 from origin.contract import layout
 from origin.contract.cache_policy import ObjectKind, headers_for
@@ -102,7 +102,7 @@ class RoomPublisher:
         journal: Journal,
         states: RoomStates,
         storage: Storage,
-        spool: Spool,
+        spool: SpoolStore,
         commit: GroupCommit,
         playlists: RoomPlaylists,
         filler: FillerBank | None,
@@ -142,9 +142,12 @@ class RoomPublisher:
     def _append(self, records: Sequence[Record]) -> None:
         if records:
             with self.journal.locked(self.room):
-                self.journal.append(self.room, records)
+                self.journal.append(self.room, records, fence=self.ownership)
 
     def run(self) -> PassResult:
+        with self.states.hold(self.room) as state:
+            if state.state is BroadcastState.ENDED:  # taken after its end (a late ring): its playlists are final
+                return PassResult(state=BroadcastState.ENDED)
         if not self._started:
             self._start()
         result = PassResult()
@@ -154,7 +157,7 @@ class RoomPublisher:
             with self.states.hold(self.room) as state:
                 before = state.state
                 expired = lifecycle.expire(state, now, self.policy.lifecycle)
-            self.journal.append(self.room, expired)
+            self.journal.append(self.room, expired, fence=self.ownership)
             with self.states.hold(self.room) as state:
                 final = state.state is BroadcastState.ENDING and not state.spooled
                 if final:
@@ -162,7 +165,7 @@ class RoomPublisher:
                     # per broadcast, so blocking here is fine).
                     self.commit.barrier_blocking()
                 decision = self._decide(state, now, final)
-            self.journal.append(self.room, decision.records)
+            self.journal.append(self.room, decision.records, fence=self.ownership)
         fillers = self._fill(now, decision) if not final else []
         self._append([Published(publications=tuple(fillers))] if fillers else [])
         new = decision.publications + fillers
@@ -287,8 +290,8 @@ class RoomPublisher:
                 self.room, obj.session, obj.rendition, obj.idx)  # fmt: skip
             kind = ObjectKind.INIT if obj.is_init else ObjectKind.SEGMENT
             try:
-                self.storage.put_file(key, self.spool.path(key), headers_for(kind))
-            except FileNotFoundError:
+                self.spool.upload(key, self.storage, headers_for(kind))
+            except KeyError:
                 log.error("room=%s spooled %s is missing from the spool", self.room, key)
                 continue
             except StorageError as exc:

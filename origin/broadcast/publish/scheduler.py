@@ -1,10 +1,13 @@
 """Runs publishing passes for the rooms this worker owns: on a ring, at filler deadlines, and every second.
 
 Ownership: the first worker to take a room's owner lock publishes it until the broadcast ends or the worker
-dies (the kernel drops the lock; another worker takes the room at its next sweep). A pass never runs on
-the event loop: each room is pinned to one of PASS_SHARDS single-thread executors, so passes of one room
-never overlap and requests that arrive meanwhile coalesce into one more pass. With local storage passes
-run on the event loop itself (`inline`): they are short, and a thread would only contend for the GIL.
+dies (the kernel drops the lock; another worker takes the room at its next sweep). With leases (a fleet,
+origin/fleet/) ownership can also be lost: a pass refused with OwnershipLostError, or a lapsed lease, drops
+the room here, and it is claimed again like any unowned room (claims.py; remote claims run off the loop).
+A pass never runs on the event loop: each room is pinned to one of PASS_SHARDS single-thread executors, so
+passes of one room never overlap and requests that arrive meanwhile coalesce into one more pass. With local
+storage passes run on the event loop itself (`inline`): they are short, and a thread would only contend for
+the GIL.
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ import contextlib
 import functools
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 
 from origin.broadcast.journal.base import Journal, Ownership
 from origin.broadcast.model import BroadcastState
+from origin.broadcast.publish.claims import Claims
 from origin.broadcast.publish.room import PassResult, RoomPublisher
 from origin.broadcast.states import RoomStates
+from origin.errors import OwnershipLostError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +36,6 @@ SWEEP_INTERVAL_S = 2.0
 # after the first ring publishes them together (one journal decision, one pass) instead of one pass each.
 GATHER_S = 0.012
 HOUSEKEEPING_INTERVAL_S = 300.0  # how often unowned live rooms are looked for (a dead worker's rooms)
-CLAIM_BACKOFF_S = 1.0  # after finding a room owned elsewhere, do not try to take it again this soon
 
 
 class PublishScheduler:
@@ -45,6 +49,7 @@ class PublishScheduler:
         on_result: Callable[[str, PassResult], None],
         inline: bool = False,
         housekeeping: Callable[[], object] | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self.journal = journal
         self.states = states
@@ -57,9 +62,9 @@ class PublishScheduler:
         self.inline = inline
         self.housekeeping = housekeeping  # run in a thread every HOUSEKEEPING_INTERVAL_S (retention)
         self.shards = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"pass{i}") for i in range(PASS_SHARDS)]
+        self.claims = claims or Claims(journal, clock)
+        self.claims.on_due = self.request
         self.owned: dict[str, RoomPublisher] = {}
-        self._elsewhere: dict[str, float] = {}  # room -> when we last found it owned by another worker
-        self._finished: set[str] = set()  # ended rooms: never claimed again by this worker
         self._running: set[str] = set()
         self._again: set[str] = set()
         self._last_pass: dict[str, float] = {}
@@ -79,6 +84,7 @@ class PublishScheduler:
                 await self._maintenance
         for timer in self._timers.values():
             timer.cancel()
+        self.claims.close()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=10)
         for publisher in self.owned.values():
@@ -99,25 +105,35 @@ class PublishScheduler:
             self._again.add(room)
             return
         self._running.add(room)
+        self._spawn(self._run(room, gather=not urgent))
+
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
         assert self._loop is not None
-        task = self._loop.create_task(self._run(room, gather=not urgent))
+        task = self._loop.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def _claim(self, room: str) -> bool:
-        if room in self._finished:
+        """Take the room now (a local lock), or start taking it off the loop (a remote lease: False for now)."""
+        if not self.claims.allowed(room):
             return False
-        now = self.clock()
-        if now - self._elsewhere.get(room, -CLAIM_BACKOFF_S) < CLAIM_BACKOFF_S:
+        if not self.claims.in_thread:
+            return self._own(room, self.claims.attempt(room))
+        self._spawn(self._claim_off_loop(room))
+        return False
+
+    async def _claim_off_loop(self, room: str) -> None:
+        if self._own(room, await self.claims.attempt_off_loop(room)):
+            self.request(room)
+
+    def _own(self, room: str, ownership: Ownership | None) -> bool:
+        if ownership is not None and (room in self.claims.finished or room in self.owned):
+            ownership.release()  # ended, or taken by another attempt meanwhile
             return False
-        ownership = self.journal.try_own(room)
-        if ownership is None:
-            self._elsewhere[room] = now
-            return False
-        self._elsewhere.pop(room, None)
-        self.owned[room] = self.make_publisher(room, ownership)
-        log.info("room=%s this worker publishes the room now", room)
-        return True
+        if ownership is not None:
+            self.owned[room] = self.make_publisher(room, ownership)
+            log.info("room=%s this worker publishes the room now (owner token %d)", room, ownership.token)
+        return ownership is not None
 
     async def _run(self, room: str, *, gather: bool) -> None:
         assert self._loop is not None
@@ -128,10 +144,14 @@ class PublishScheduler:
             while True:
                 self._again.discard(room)
                 publisher = self.owned.get(room)
-                if publisher is None:
+                if publisher is None or publisher.ownership.lost:
+                    self._lose(room, "its lease lapsed or was taken")
                     return
                 try:
                     result = publisher.run() if self.inline else await self._loop.run_in_executor(shard, publisher.run)
+                except OwnershipLostError as exc:  # refused where the write happens: a successor owns the room
+                    self._lose(room, str(exc))
+                    return
                 except Exception:  # a pass must never take the worker down; the next one retries
                     log.exception("room=%s publishing pass failed", room)
                     result = None
@@ -165,22 +185,28 @@ class PublishScheduler:
         delay = max(0.0, deadline - self.clock()) + 0.005
         self._timers[room] = self._loop.call_later(delay, functools.partial(self.request, room, urgent=True))
 
-    def _release(self, room: str) -> None:
+    def _release(self, room: str, *, ended: bool = True) -> None:
         publisher = self.owned.pop(room, None)
         if publisher is not None:
             publisher.close()
         timer = self._timers.pop(room, None)
         if timer is not None:
             timer.cancel()
-        self._finished.add(room)
+        (self.claims.finished.add if ended else self.claims.lost)(room)
         self._last_pass.pop(room, None)
-        log.info("room=%s broadcast over: released", room)
+        if ended:
+            log.info("room=%s broadcast over: released", room)
+
+    def _lose(self, room: str, why: str) -> None:
+        """Stop publishing a room another process may own now; it is claimed again like an unowned room."""
+        if room in self.owned:
+            self._release(room, ended=False)
+            log.warning("room=%s no longer published by this worker: %s", room, why)
 
     def forget(self, room: str) -> None:
         """The room's state was deleted: stop publishing it; a new broadcast under its id starts afresh."""
         self._release(room)
-        self._finished.discard(room)
-        self._elsewhere.pop(room, None)
+        self.claims.forget(room)
 
     # -- periodic ---------------------------------------------------------------------------------------
 
@@ -196,11 +222,10 @@ class PublishScheduler:
             if now - last_sweep >= SWEEP_INTERVAL_S:
                 last_sweep = now
                 try:
-                    orphans, ended = await asyncio.to_thread(self._sweep)
+                    orphans = await asyncio.to_thread(self.claims.sweep, self.states, set(self.owned))
                 except Exception:
                     log.exception("sweep for unowned rooms failed")
                     continue
-                self._finished.update(ended)
                 for room in orphans:
                     self.request(room)
             if self.housekeeping is not None and now - last_housekeeping >= HOUSEKEEPING_INTERVAL_S:
@@ -209,18 +234,3 @@ class PublishScheduler:
                     await asyncio.to_thread(self.housekeeping)
                 except Exception:
                     log.exception("housekeeping failed")
-
-    def _sweep(self) -> tuple[list[str], list[str]]:
-        """(rooms on air or ending that this worker does not publish: candidates to take over, ended rooms)."""
-        skip = set(self.owned) | self._finished
-        orphans, ended = [], []
-        for room in self.journal.rooms():
-            if room in skip:
-                continue
-            with self.states.hold(room) as state:
-                current = state.state
-            if current in (BroadcastState.LIVE, BroadcastState.ENDING):
-                orphans.append(room)
-            elif current is BroadcastState.ENDED:
-                ended.append(room)
-        return orphans, ended

@@ -23,9 +23,9 @@ from origin.contract import layout
 from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.edge.nginx_process import EdgeOptions, run_edge
 from origin.storage.filesystem import FilesystemStorage
-from tests.origin.admission.conftest import RedisServer
 from tests.origin.admission.crowd import crowd
 from tests.support.origin_server import ADMIN_TOKEN, OriginServer, origin_server
+from tests.support.redis_server import RedisServer
 
 WORKERS = 4
 CROWD = 2_000

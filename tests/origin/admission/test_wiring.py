@@ -17,7 +17,7 @@ from origin.errors import ValidationError
 from origin.rooms import Room
 from origin.settings import Settings
 from origin.storage.filesystem import FilesystemStorage
-from tests.origin.admission.conftest import RedisServer
+from tests.support.redis_server import RedisServer
 
 
 def _settings(tmp_path: Path, **over: object) -> Settings:

@@ -1,10 +1,13 @@
-"""The journal contract, run against every backend: the file journal (with real processes) and the twin."""
+"""The journal contract, run against every backend: the file journal (with real processes), the Redis journal
+of a fleet (a real redis-server) and the twin."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,11 +17,23 @@ from origin.broadcast.journal.base import Journal
 from origin.broadcast.journal.files import JOURNAL_NAME, FileJournal
 from origin.broadcast.journal.memory import MemoryJournal
 from origin.broadcast.records import DownloadBuilt, EndRequested
+from origin.errors import OwnershipLostError
+from origin.fleet.journal import RedisJournal
 from tests.origin.broadcast.factory import init, segment, started
+from tests.support.redis_server import RedisServer
 
 
-@pytest.fixture(params=["files", "memory"])
+def redis_journal(server: RedisServer, prefix: str, *, lease_s: float = 3.0) -> RedisJournal:
+    return RedisJournal(server.client(), worker=f"w{uuid.uuid4().hex[:6]}", prefix=prefix, lease_s=lease_s)
+
+
+@pytest.fixture(params=["files", "memory", "redis"])
 def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journal]:
+    if request.param == "redis":
+        j = redis_journal(request.getfixturevalue("redis_server"), f"test-{uuid.uuid4().hex[:10]}:")
+        yield j
+        j.close()
+        return
     yield FileJournal(tmp_path) if request.param == "files" else MemoryJournal()
 
 
@@ -47,24 +62,29 @@ def test_delete_forgets_the_room(journal: Journal) -> None:
     assert not journal.exists("launch") and journal.read("launch", 0) == ([], 0)
 
 
-def test_locked_sections_do_not_interleave_across_threads(journal: Journal) -> None:
+def _appends_never_interleave(handles: list[Journal], rounds: int) -> None:
+    """Four threads (spread over `handles`: processes) append inside locked sections; none overlaps another."""
     inside: list[int] = []
     overlap: list[bool] = []
 
-    def work(n: int) -> None:
-        for _ in range(50):
+    def work(journal: Journal, n: int) -> None:
+        for _ in range(rounds):
             with journal.locked("launch"):
                 inside.append(n)
                 overlap.append(len(inside) > 1)
                 journal.append("launch", [DownloadBuilt(size=n)])
                 inside.remove(n)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=work, args=(handles[n % len(handles)], n)) for n in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not any(overlap) and len(journal.read("launch", 0)[0]) == 200
+    assert not any(overlap) and len(handles[0].read("launch", 0)[0]) == 4 * rounds
+
+
+def test_locked_sections_do_not_interleave_across_threads(journal: Journal) -> None:
+    _appends_never_interleave([journal], 50)
 
 
 def _append_many(root: str, n: int) -> None:
@@ -127,3 +147,63 @@ def test_replace_swaps_the_whole_journal(journal: Journal) -> None:
     assert journal.read("launch", 0)[0] == [started()]
     journal.append("launch", [init()])
     assert journal.read("launch", 0)[0] == [started(), init()]
+
+
+# -- fencing: backends where an owner can be superseded while it lives (leases) ------------------------------
+
+
+@pytest.fixture(params=["memory", "redis"])
+def leased(request: pytest.FixtureRequest) -> Iterator[tuple[Journal, Journal]]:
+    """Two handles on one journal (two processes), with a short lease on the Redis one."""
+    if request.param == "memory":
+        j = MemoryJournal()
+        yield j, j
+        return
+    server, prefix = request.getfixturevalue("redis_server"), f"test-{uuid.uuid4().hex[:10]}:"
+    a, b = redis_journal(server, prefix, lease_s=1.0), redis_journal(server, prefix, lease_s=1.0)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_locked_sections_do_not_interleave_across_handles(leased: tuple[Journal, Journal]) -> None:
+    _appends_never_interleave(list(leased), 30)
+
+
+def _lapse(journal: Journal, room: str) -> None:
+    """The owner is paused past its lease (its renewals stop; the lease runs out)."""
+    if isinstance(journal, MemoryJournal):
+        journal.expire(room)
+        return
+    assert isinstance(journal, RedisJournal)
+    journal.leases.stop()  # no more renewals from this process
+    journal.client.pexpire(f"{journal.prefix}{{{room}}}:owner", 1)
+    time.sleep(0.01)
+
+
+def test_a_superseded_owner_cannot_append_or_replace(leased: tuple[Journal, Journal]) -> None:
+    first_journal, second_journal = leased
+    first = first_journal.try_own("launch")
+    assert first is not None and not first.lost
+    first_journal.append("launch", [started()], fence=first)
+    _lapse(first_journal, "launch")
+    second = second_journal.try_own("launch")
+    assert second is not None and second.token > first.token
+    with pytest.raises(OwnershipLostError):
+        first_journal.append("launch", [init()], fence=first)
+    with pytest.raises(OwnershipLostError):
+        first_journal.replace("launch", [], fence=first)
+    assert first.lost
+    second_journal.append("launch", [init()], fence=second)
+    first_journal.append("launch", [segment(0)])  # arrivals (ingest) need no fence
+    assert second_journal.read("launch", 0)[0] == [started(), init(), segment(0)]
+    second.release()
+
+
+def test_a_lapsed_owner_nobody_replaced_keeps_its_fence(leased: tuple[Journal, Journal]) -> None:
+    journal, _ = leased
+    owner = journal.try_own("launch")
+    assert owner is not None
+    _lapse(journal, "launch")
+    journal.append("launch", [started()], fence=owner)  # no successor: its decisions still stand
+    assert journal.read("launch", 0)[0] == [started()]

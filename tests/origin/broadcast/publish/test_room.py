@@ -275,3 +275,15 @@ def test_segments_not_known_durable_wait_for_a_barrier(room: Room) -> None:
     held = room.run(after=0.5, barrier=False)
     assert held.published == 0 and held.needs_barrier  # recorded after the last barrier: not named yet
     assert room.run().published == 1
+
+
+def test_a_publisher_that_takes_an_ended_room_leaves_its_final_playlists_alone(tmp_path: Path) -> None:
+    first = make_room(tmp_path / "a")
+    first.record(started(at=T0), init(at=T0), *[segment(i, at=T0) for i in range(3)], EndRequested(at=T0 + 1))
+    assert first.run(after=2.0).state is BroadcastState.ENDED
+    first.publisher.close()
+    final = dict(first.storage.objects)
+    late = make_room(tmp_path / "b", journal=first.journal, storage=first.storage, clock=first.clock)
+    assert late.run(after=10.0).state is BroadcastState.ENDED  # e.g. a ring that arrived after the end
+    assert first.storage.objects == final and first.replay().is_endlist
+    late.publisher.close()

@@ -1,0 +1,138 @@
+"""RedisDoorbell: a worker that recorded something for a room rings the room's owner, on whichever instance.
+
+Every worker subscribes to its own channel (`{prefix}ring:{worker}`). `ring(room)` tells this worker at once
+(it may take the room if nobody owns it), then — unless this worker owns the room — hands the ring to a
+sender thread, which asks Redis, in one Lua call per room, to PUBLISH it to the channel named by the room's
+current owner lease: no owner cache to go stale at a takeover, and never a blocking call on the event loop.
+A ring is a hint, as on one host: the owner also passes every second, and a lost ring costs at most that.
+It carries the ringer's durability stamp (durability.py) like the Unix doorbell's. `ring_playlist` (the
+owner's low-latency board moved) wakes this worker's held reloads only: the board is the owner's host's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+
+from origin.broadcast.publish.doorbell import parse_ring
+from origin.fleet.keys import fleet_keys, room_keys
+
+log = logging.getLogger(__name__)
+
+BATCH = 256  # rings sent in one pipelined round trip
+RETRY_S = 0.5
+
+# KEYS: owner. ARGV: channel prefix, message, this worker. PUBLISHes to the owner's channel; 0 if none/us.
+_RING = """
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+local owner = string.match(cur, '|(.*)$')
+if owner == nil or owner == ARGV[3] then return 0 end
+return redis.call('PUBLISH', ARGV[1] .. owner, ARGV[2])
+"""
+
+
+class RedisDoorbell:
+    def __init__(
+        self, client: redis.Redis[bytes], *, prefix: str, worker: str, on_ring: Callable[[str], None],
+        on_durable: Callable[[float], None], owns: Callable[[str], bool],
+        on_playlist: Callable[[str], None] = lambda room: None,
+    ) -> None:  # fmt: skip
+        self.client = client
+        self.prefix = prefix
+        self.worker = worker
+        self.on_ring = on_ring
+        self.on_durable = on_durable
+        self.owns = owns
+        self.on_playlist = on_playlist
+        self.ring_prefix = fleet_keys(prefix).ring_prefix
+        self.channel = self.ring_prefix + worker
+        self._ring = client.register_script(_RING)
+        self._outbox: queue.SimpleQueue[tuple[str, float] | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._threads: list[threading.Thread] = []
+
+    def open(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        for target, name in ((self._listen, "doorbell-in"), (self._send, "doorbell-out")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._outbox.put(None)
+        for thread in self._threads:
+            thread.join(timeout=2)
+
+    def ring(self, room: str, durable_before: float = 0.0) -> None:
+        """Event loop: tell this worker now, the room's owner (elsewhere) soon."""
+        self.on_ring(room)
+        if not self.owns(room):
+            self._outbox.put((room, durable_before))
+
+    def ring_playlist(self, room: str) -> None:
+        self.on_playlist(room)
+
+    # -- sending ------------------------------------------------------------------------------------------
+
+    def _send(self) -> None:
+        while not self._stop.is_set():
+            first = self._outbox.get()
+            if first is None:
+                return
+            batch = {first[0]: first[1]}
+            while len(batch) < BATCH:
+                try:
+                    item = self._outbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._stop.set()
+                    break
+                batch[item[0]] = max(batch.get(item[0], 0.0), item[1])
+            self._publish(batch)
+
+    def _publish(self, batch: dict[str, float]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for room, stamp in batch.items():
+            message = f"{room} {stamp:.6f}"
+            self._ring(keys=[room_keys(self.prefix, room).owner], args=[self.ring_prefix, message, self.worker],
+                       client=pipe)  # fmt: skip
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:  # a hint: the owners pass every second anyway
+            log.debug("rings to %d room(s) not sent: %s", len(batch), exc)
+
+    # -- receiving ----------------------------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(self.channel)
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=RETRY_S)
+                    if message is not None and isinstance(message.get("data"), bytes):
+                        self._deliver(message["data"])
+            except redis.RedisError as exc:
+                log.warning("doorbell subscription lost (%s); resubscribing", exc)
+                time.sleep(RETRY_S)
+            finally:
+                pubsub.close()
+
+    def _deliver(self, data: bytes) -> None:
+        ring = parse_ring(data)
+        if ring is None or self._loop is None:
+            return
+        room, durable, _ = ring
+        if durable > 0:
+            self._loop.call_soon_threadsafe(self.on_durable, durable)
+        self._loop.call_soon_threadsafe(self.on_ring, room)

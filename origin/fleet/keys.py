@@ -1,0 +1,55 @@
+"""Redis key names of the fleet, and the one mapping of Redis failures to StorageError.
+
+Every key of a room carries the room in a hash tag (`{room}`), so a room's keys share one Redis Cluster slot
+and its Lua scripts stay single-slot. The epoch counter is never deleted: fencing tokens must keep growing
+across a room's deletion and re-creation, or a stale owner of the old broadcast could match a new one's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import redis
+
+from origin.contract import ids
+from origin.errors import StorageError
+
+BACKEND = "redis"
+DEFAULT_PREFIX = "spillway:"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoomKeys:
+    journal: str  # list: one encoded record per element; offsets are list positions
+    lock: str  # the short journal lock (SET NX PX, a random token)
+    owner: str  # the ownership lease: "{epoch}|{worker}" with a TTL
+    epoch: str  # INCR per new owner: the fencing token
+    spool: str  # hash: storage key -> bytes waiting for S3
+
+
+def room_keys(prefix: str, room: str) -> RoomKeys:
+    base = f"{prefix}{{{ids.room_id(room)}}}"
+    return RoomKeys(journal=f"{base}:journal", lock=f"{base}:lock", owner=f"{base}:owner", epoch=f"{base}:epoch",
+                    spool=f"{base}:spool")  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetKeys:
+    journals: str  # set: the rooms that have a journal (Journal.rooms)
+    spool_bytes: str  # counter: bytes spooled fleet-wide
+    ring_prefix: str  # + a worker's name: the channel its doorbell listens on
+
+
+def fleet_keys(prefix: str) -> FleetKeys:
+    return FleetKeys(journals=f"{prefix}journals", spool_bytes=f"{prefix}spool-bytes", ring_prefix=f"{prefix}ring:")
+
+
+@contextlib.contextmanager
+def redis_errors(what: str, room: str) -> Iterator[None]:
+    """Redis unreachable or failing → StorageError (503 at the HTTP edge; a pass retries)."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise StorageError(f"{what} failed: {exc}", key=room, backend=BACKEND) from exc

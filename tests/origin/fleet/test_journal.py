@@ -1,0 +1,79 @@
+"""RedisJournal beyond the shared contract: locks that run out, lease hand-over, fencing tokens that only grow."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from origin.errors import UnavailableError
+from origin.fleet.journal import RedisJournal
+from origin.fleet.lease import RedisOwnership
+from tests.origin.broadcast.factory import init, started
+from tests.support.redis_server import RedisServer
+
+
+def test_a_lock_holder_paused_past_the_lock_ttl_cannot_append(redis_server: RedisServer, prefix: str) -> None:
+    slow = RedisJournal(redis_server.client(), worker="slow", prefix=prefix, lock_ttl_s=0.2)
+    other = RedisJournal(redis_server.client(), worker="other", prefix=prefix)
+    with slow.locked("launch"):
+        time.sleep(0.3)  # paused inside its locked section: the lock ran out
+        with other.locked("launch"):
+            other.append("launch", [started()])
+        with pytest.raises(UnavailableError):
+            slow.append("launch", [init()])
+    assert other.read("launch", 0)[0] == [started()]
+
+
+def test_a_busy_lock_answers_unavailable_after_the_wait(redis_server: RedisServer, prefix: str) -> None:
+    holder = RedisJournal(redis_server.client(), worker="holder", prefix=prefix)
+    waiter = RedisJournal(redis_server.client(), worker="waiter", prefix=prefix, lock_wait_s=0.2)
+    with holder.locked("launch"), pytest.raises(UnavailableError), waiter.locked("launch"):
+        pass
+
+
+def test_leases_are_renewed_while_held_and_move_when_their_holder_stops(
+    journals: tuple[RedisJournal, RedisJournal],
+) -> None:
+    a_journal, b_journal = journals
+    a = a_journal.try_own("launch")
+    assert isinstance(a, RedisOwnership)
+    time.sleep(1.5)  # longer than the 1 s lease: renewed in the background
+    assert not a.lost and b_journal.try_own("launch") is None
+    a_journal.leases.stop()
+    started_at = time.monotonic()
+    while (b := b_journal.try_own("launch")) is None:
+        assert time.monotonic() - started_at < 3
+        time.sleep(0.02)
+    assert b.token == a.token + 1 and time.monotonic() - started_at <= 1.2  # the rest of A's lease, no more
+    assert a.lost  # no renewal for a whole lease length
+
+
+def test_tokens_keep_growing_across_a_deletion(journals: tuple[RedisJournal, RedisJournal]) -> None:
+    journal, _ = journals
+    first = journal.try_own("launch")
+    assert first is not None
+    journal.append("launch", [started()], fence=first)
+    first.release()
+    journal.delete("launch")
+    assert not journal.exists("launch") and journal.rooms() == []
+    again = journal.try_own("launch")
+    assert again is not None and again.token > first.token  # a stale owner of the old broadcast stays fenced
+    again.release()
+
+
+def test_inside_its_lock_a_reader_skips_the_round_trip_for_what_it_knows(
+    journals: tuple[RedisJournal, RedisJournal], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = journals
+    a.append("launch", [started()])
+    lranges: list[int] = []
+    real = b.client.lrange
+    monkeypatch.setattr(b.client, "lrange", lambda *args: lranges.append(1) or real(*args))
+    with b.locked("launch"):
+        records, offset = b.read("launch", 0)
+        assert records == [started()] and len(lranges) == 1  # what another instance appended: read
+        b.append("launch", [init()])
+        assert b.read("launch", offset) == ([init()], offset + 1) and len(lranges) == 2
+        assert b.read("launch", offset + 1) == ([], offset + 1) and len(lranges) == 2  # known: no round trip
+    assert b.read("launch", offset + 1) == ([], offset + 1) and len(lranges) == 3  # unlocked: ask again

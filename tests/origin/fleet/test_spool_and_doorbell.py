@@ -1,0 +1,67 @@
+"""RedisSpool (objects S3 refused, bounded fleet-wide) and RedisDoorbell (rings reach a room's owner anywhere)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from origin.contract import layout
+from origin.contract.cache_policy import ObjectKind, headers_for
+from origin.errors import UnavailableError
+from origin.fleet.doorbell import RedisDoorbell
+from origin.fleet.journal import RedisJournal
+from origin.fleet.spool import RedisSpool
+from origin.storage.memory import MemoryStorage
+from tests.support.redis_server import RedisServer
+
+KEY = layout.media_segment("launch", "20261126t090000z-aaaa1111", "a64", 3)
+
+
+def test_the_spool_keeps_bytes_until_uploaded_and_bounds_the_fleet(redis_server: RedisServer, prefix: str) -> None:
+    spool = RedisSpool(redis_server.client(), max_bytes=1 << 20, prefix=prefix)
+    other = RedisSpool(redis_server.client(), max_bytes=1 << 20, prefix=prefix)  # another instance
+    spool.put(KEY, b"x" * 600_000)
+    with pytest.raises(UnavailableError):  # the fleet-wide cap, whichever instance asks
+        other.put(layout.media_segment("other", "20261126t090000z-aaaa1111", "a64", 0), b"y" * 600_000)
+    storage = MemoryStorage()
+    other.upload(KEY, storage, headers_for(ObjectKind.SEGMENT))
+    assert storage.get(KEY) == b"x" * 600_000
+    other.delete(KEY)
+    with pytest.raises(KeyError):
+        spool.get(KEY)
+    spool.put(KEY, b"z" * 600_000)  # the bytes were given back
+    spool.delete_room("launch")
+    with pytest.raises(KeyError):
+        spool.upload(KEY, storage, headers_for(ObjectKind.SEGMENT))
+
+
+def test_a_ring_reaches_the_owner_on_another_instance(redis_server: RedisServer, prefix: str) -> None:
+    asyncio.run(_ring_the_owner(redis_server, prefix))
+
+
+async def _ring_the_owner(redis_server: RedisServer, prefix: str) -> None:
+    owner_journal = RedisJournal(redis_server.client(), worker="owner", prefix=prefix)
+    ownership = owner_journal.try_own("launch")
+    assert ownership is not None
+    heard: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    def bell(worker: str, owns: bool) -> RedisDoorbell:
+        return RedisDoorbell(redis_server.client(), prefix=prefix, worker=worker, owns=lambda room: owns,
+                             on_ring=lambda room: heard.put_nowait((worker, room)),
+                             on_durable=lambda t: heard.put_nowait((worker, t)))  # fmt: skip
+
+    owner, ingest = bell("owner", True), bell("ingest", False)
+    owner.open(loop)
+    ingest.open(loop)
+    try:
+        await asyncio.sleep(0.3)  # subscriptions in place
+        ingest.ring("launch", 1234.5)
+        got = {await asyncio.wait_for(heard.get(), 5) for _ in range(3)}
+        assert got == {("ingest", "launch"), ("owner", 1234.5), ("owner", "launch")}
+    finally:
+        owner.close()
+        ingest.close()
+        ownership.release()
+        owner_journal.close()

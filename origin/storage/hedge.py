@@ -13,11 +13,19 @@ version land after a newer one. Their versions are numbered per key (`Lane`): th
 version never retry, and when an attempt of an older version ends after a newer one was stored (a hung
 request may have landed last), the newest version is written once more (a repair, after `repair_delay_s`).
 A store that applies a request long after the client gave up on it is beyond any client: the repair bounds
-how long such a stale version stays visible. Reads, deletes and listings pass straight through.
+how long such a stale version stays visible.
+
+A store with conditional PUTs (S3 since 2024, R2, MinIO, moto: `ConditionalStore`) closes that window: each
+version of a mutable key is written If-Match the ETag of the version it follows, so a delayed attempt of an
+older version finds the object changed (412) and never lands. A lost condition reads the ETag again (HEAD)
+and, unless the version was superseded meanwhile, writes on top of what is there; an ETag equal to the
+body's MD5 is this very version (an earlier attempt landed). No repair is needed then.
+Reads, deletes and listings pass straight through.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -26,17 +34,35 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 from origin.contract.cache_policy import ObjectHeaders
 from origin.errors import StorageError
 from origin.storage.base import Storage, abandon_when
 from origin.storage.hedge_policy import HedgePolicy, Lane, Sample, hedge_delay, may_hedge, recent
+from origin.storage.s3 import PreconditionFailedError
 
 log = logging.getLogger(__name__)
 
 HEDGE_THREADS = 64  # losers hold a thread until their own timeout: room for a burst of hung writes
 HEDGE_MAX_BYTES = 1 << 20  # live objects are tens of kB; a large upload (the replay download) is not doubled
+CHAIN_ATTEMPTS = 3  # conditional writes of one attempt before it gives up (a lost condition reads the ETag again)
+_UNKNOWN = "?"  # no ETag known for the key: read it before writing
+
+
+class ConditionalStore(Protocol):
+    """The S3 backend's conditional write (origin.storage.s3.S3Storage)."""
+
+    def put_conditional(
+        self, key: str, data: bytes, headers: ObjectHeaders, *, if_match: str | None = None, if_absent: bool = False
+    ) -> str: ...
+
+    def etag(self, key: str) -> str | None: ...
+
+
+def md5_etag(data: bytes) -> str:
+    """The ETag S3 gives a single-part PUT of `data` without SSE-KMS (quoted, as S3 answers it)."""
+    return f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
 
 
 class HedgeMetrics(Protocol):
@@ -51,6 +77,10 @@ class _Latest:
     data: bytes
     headers: ObjectHeaders
     durable: bool
+
+
+def _is_conditional(store: object) -> TypeGuard[ConditionalStore]:
+    return callable(getattr(store, "put_conditional", None)) and callable(getattr(store, "etag", None))
 
 
 def is_immutable(headers: ObjectHeaders) -> bool:
@@ -79,6 +109,8 @@ class HedgedStorage:
         self._hedges: deque[float] = deque()
         self._lanes: dict[str, Lane] = {}
         self._latest: dict[str, _Latest] = {}
+        self._etags: dict[str, str | None] = {}  # key -> ETag of the newest version we stored (None: absent)
+        self._chained: ConditionalStore | None = inner if _is_conditional(inner) else None
         self.hedged = 0
         self.won = 0
         self.repaired = 0
@@ -123,11 +155,41 @@ class HedgedStorage:
                 timer.daemon = True
                 timer.start()
 
+        if self._chained is not None:
+            chained = self._chained
+            etags: list[str] = []
+            self._race(key, lambda: etags.append(self._chained_put(chained, key, data, headers, superseded)),
+                       superseded)  # fmt: skip
+            with self._lock:
+                lane.landed(version)
+                if lane.stored == version and etags:
+                    self._etags[key] = etags[0]
+            return
         self._race(key, lambda: self.inner.put(key, data, headers, durable=durable), superseded, on_late=late)
         with self._lock:
             lane.landed(version)
             if lane.stored == version:
                 self._latest[key] = _Latest(version=version, data=data, headers=headers, durable=durable)
+
+    def _chained_put(
+        self, store: ConditionalStore, key: str, data: bytes, headers: ObjectHeaders, superseded: Callable[[], bool]
+    ) -> str:
+        """Write `data` If-Match the ETag of what it follows; the new ETag. Never lands over a newer version."""
+        mine = md5_etag(data)
+        with self._lock:
+            known = self._etags.get(key, _UNKNOWN)
+        for _ in range(CHAIN_ATTEMPTS):
+            if known == _UNKNOWN:
+                known = store.etag(key)
+            if superseded():  # checked after the read: an ETag read now may be a newer version's
+                raise StorageError("a newer version was issued", key=key, backend=self.name, retryable=False)
+            if known == mine:
+                return mine  # this version is there already (an earlier attempt landed)
+            try:
+                return store.put_conditional(key, data, headers, if_match=known, if_absent=known is None)
+            except PreconditionFailedError:
+                known = _UNKNOWN
+        raise StorageError(f"conditional write lost {CHAIN_ATTEMPTS} times", key=key, backend=self.name)
 
     def _repair(self, key: str) -> None:
         """Write the newest stored version of `key` again, unless a newer write is on its way anyway."""

@@ -86,7 +86,7 @@ def rtp_room(*, room: str, token: str, bucket: str, seed: int) -> Iterator[Stack
     through `spillway transcode --sdp` (default flags), playable. Needs fake AWS credentials in the environment."""
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spillway-chaos-")))
-        moto = stack.enter_context(moto_server(buckets=[bucket]))
+        moto = stack.enter_context(moto_server(buckets=[bucket], atomic_puts=True))  # conditional PUTs as S3
         proxy = stack.enter_context(FaultProxy(moto.endpoint_url, seed=seed))
         env = {"SPILLWAY_STORAGE": "s3", "SPILLWAY_S3_BUCKET": bucket, "SPILLWAY_S3_ENDPOINT_URL": proxy.url,
                "SPILLWAY_S3_ACL": "public-read"}  # fmt: skip

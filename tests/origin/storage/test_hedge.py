@@ -16,7 +16,7 @@ from origin.storage.hedge import HedgedStorage
 from origin.storage.hedge_policy import HedgePolicy
 from origin.storage.memory import MemoryStorage
 from origin.storage.s3 import S3Storage
-from tests.support.fault_proxy import FaultProxy, Hang
+from tests.support.fault_proxy import Delay, FaultProxy, Hang, Reply
 from tests.support.moto_server import MotoServer
 
 SEGMENT = headers_for(ObjectKind.SEGMENT)
@@ -148,4 +148,52 @@ def test_s3_write_through_a_hung_connection_answers_at_once(
         assert elapsed < 1.0, f"the hedged write took {elapsed:.2f} s behind a hung connection"
         assert (hedged.hedged, hedged.won) == (1, 1)
         assert s3.get("rooms/r/media/s/a64/000002.m4s") == b"segment bytes"
+        hedged.close()
+
+
+def _versions(moto: MotoServer, bucket: str, key: str) -> list[bytes]:
+    """Every version S3 stored under `key`, oldest first (the bucket is versioned)."""
+    client = moto.client()
+    listed = client.list_object_versions(Bucket=bucket, Prefix=key).get("Versions", [])
+    ordered = listed[::-1]  # S3 lists a key's versions newest first
+    return [client.get_object(Bucket=bucket, Key=key, VersionId=v["VersionId"])["Body"].read() for v in ordered]
+
+
+def test_s3_a_delayed_older_playlist_version_never_lands_over_a_newer_one(
+    moto: MotoServer, bucket: str, aws_env: None
+) -> None:
+    """The chaos run's case: version 1's first attempt is held by the network for 1.5 s, a hedge stores it,
+    version 2 is stored, then the held request reaches S3. Its If-Match names version 0's ETag: refused."""
+    moto.client().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    key = "rooms/r/live/a64.m3u8"
+    with FaultProxy(moto.endpoint_url, seed=5) as proxy:
+        s3 = S3Storage(bucket=bucket, endpoint_url=proxy.url, read_timeout_s=5.0, connect_timeout_s=1.0)
+        hedged = HedgedStorage(s3, policy=HedgePolicy(initial_delay_s=0.2))
+        hedged.put(key, b"#EXTM3U\n# v0\n", PLAYLIST)
+        proxy.fail_next(1, Delay(seconds=1.5), methods={"PUT"})
+        hedged.put(key, b"#EXTM3U\n# v1\n", PLAYLIST)
+        assert hedged.hedged == 1
+        hedged.put(key, b"#EXTM3U\n# v2\n", PLAYLIST)
+        deadline = time.monotonic() + 5
+        while proxy.forwarded().get("PUT", 0) < proxy.counts()["PUT"] and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the held request was handed to S3
+        time.sleep(0.3)
+        assert s3.get(key) == b"#EXTM3U\n# v2\n"
+        assert _versions(moto, bucket, key) == [b"#EXTM3U\n# v0\n", b"#EXTM3U\n# v1\n", b"#EXTM3U\n# v2\n"]
+        hedged.close()
+
+
+def test_s3_an_ambiguous_failure_that_landed_counts_as_written(moto: MotoServer, bucket: str, aws_env: None) -> None:
+    """A 500 after the write happened: the backend's retry loses its condition (the object is this version
+    already); the ETag equals the body's MD5, so the write succeeds without writing again."""
+    key = "rooms/r/live/a64.m3u8"
+    with FaultProxy(moto.endpoint_url, seed=6) as proxy:
+        s3 = S3Storage(bucket=bucket, endpoint_url=proxy.url, read_timeout_s=5.0, connect_timeout_s=1.0)
+        hedged = HedgedStorage(s3, policy=HedgePolicy(initial_delay_s=2.0, max_delay_s=2.0))
+        hedged.put(key, b"#EXTM3U\n# v0\n", PLAYLIST)
+        proxy.fail_next(1, Reply(status=500, forward_first=True), methods={"PUT"})
+        hedged.put(key, b"#EXTM3U\n# v1\n", PLAYLIST)
+        assert s3.get(key) == b"#EXTM3U\n# v1\n"
+        hedged.put(key, b"#EXTM3U\n# v2\n", PLAYLIST)  # the chain goes on from the ETag it learnt
+        assert s3.get(key) == b"#EXTM3U\n# v2\n"
         hedged.close()

@@ -37,7 +37,9 @@ LIVE_SYNC_DURATION_COUNT = 3  # hls.js: start/keep this many target durations be
 CROSSFADE_MS = 300  # HLS ↔ WebRTC switch: both play, one fades out as the other fades in
 SEAT_RETRY_AFTER_ERROR_S = 15.0  # after an SFU failure (ICE, refusal, sfu_unavailable), stay on HLS this long
 SPEAKER_SETTLE_MS = 800  # "Now speaking" changes (and is announced) only once the new set held this long
-MAX_LIVE_SYNC_PLAYBACK_RATE = 1.05  # hls.js: catch up by playing ≤5% faster (pitch preserved) instead of jumping
+# hls.js's own catch-up off: player.js keeps the target (see KEEP there; hls.js's needs > 1 s buffered).
+MAX_LIVE_SYNC_PLAYBACK_RATE = 1.0
+LIVE_SYNC_ON_STALL_INCREASE_S = 0.25  # hls.js adds this to its target per stall (default 1 s: a whole LL budget)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,8 +144,9 @@ def player_config(page: EmbedPage) -> dict[str, object]:
             "lowLatencyMode": True,  # parts and blocking reload when the room streams them (LL-HLS)
             # No liveSyncDurationCount (nor liveMaxLatencyDurationCount, which hls.js refuses without it): set at
             # all, hls.js would use it instead of a low-latency room's PART-HOLD-BACK. Its default, 3 target
-            # durations, is what standard rooms get (LIVE_SYNC_DURATION_COUNT); playing up to 5 % faster catches up.
+            # durations, is what standard rooms get (LIVE_SYNC_DURATION_COUNT).
             "maxLiveSyncPlaybackRate": MAX_LIVE_SYNC_PLAYBACK_RATE,
+            "liveSyncOnStallIncrease": LIVE_SYNC_ON_STALL_INCREASE_S,
             "backBufferLength": 30,
         },
     }

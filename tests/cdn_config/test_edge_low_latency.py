@@ -124,13 +124,38 @@ def test_hls_js_plays_low_latency_through_the_edge() -> None:
             t0 = page.evaluate("() => window.spillway.audio.currentTime")
             time.sleep(3)
             t1 = page.evaluate("() => window.spillway.audio.currentTime")
+            # Fallen 2 s behind (a stall, a slow start): more than hls.js (>1 TD off target: "DVR") would catch up.
+            page.evaluate("""() => { const a = window.spillway.audio; window.__rates = [];
+                a.addEventListener('ratechange', () => window.__rates.push(a.playbackRate));
+                a.currentTime = a.currentTime - 2.0; }""")
+            page.wait_for_function("() => window.spillway.hls.latency > window.spillway.hls.targetLatency + 1",
+                                   timeout=10_000)  # fmt: skip
+            page.wait_for_function("""() => { const h = window.spillway.hls;
+                return h.latency < h.targetLatency + 0.3 && window.spillway.audio.playbackRate === 1; }""",
+                                   timeout=40_000)  # fmt: skip
+            rates = page.evaluate("() => window.__rates")
             page.close()
+            # Pressing play after the page sat a while plays live, not from where it buffered at load.
+            late = console.attach(browser.new_page())
+            late.goto(f"{edge.base_url}/embed/{ROOM}")
+            late.wait_for_function("() => window.spillway && window.spillway.mode === 'live'", timeout=40_000)
+            time.sleep(4)
+            late.click("#play")
+            late.wait_for_function("() => window.spillway.audio.currentTime > 0 && !window.spillway.audio.paused",
+                                   timeout=40_000)  # fmt: skip
+            time.sleep(1.5)
+            start = late.evaluate(
+                "() => ({latency: window.spillway.hls.latency, target: window.spillway.hls.targetLatency})"
+            )
+            late.close()
             time.sleep(1.2)  # the access log is buffered up to 1 s
             log = edge.access_log()
     assert state["playing"] and state["block"] and state["parts"] > 0, state
     assert state["target"] < 2.0, state  # PART-HOLD-BACK (0.64 s), not 3 target durations
     assert state["latency"] < 2.5, state  # a standard listener sits ≥ 3 s back (HOLD-BACK)
     assert t1 - t0 > 2.5  # still playing in real time
+    assert rates and max(rates) > 1 and rates[-1] == 1, rates  # caught up by speed, then back to normal
+    assert start["latency"] < start["target"] + 1.0, start
     blocking = [e for e in log if "/live/" in e.uri and "_HLS_part=" in e.args]
     parts = [e for e in log if ".p" in e.uri.rsplit("/", 1)[-1] and e.uri.endswith(".m4s")]
     assert len(blocking) >= 20, "hls.js asked for every part: ~5 blocking reloads a second"

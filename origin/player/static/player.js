@@ -36,6 +36,12 @@
 
   var REPLAY_SWITCH_FALLBACK_MS = 30000; // a live listener hears the tail first; switch anyway after this
   var BEHIND_MARGIN_S = 3; // "Go live" shows when this much further behind than the target delay
+  // The page keeps a live HLS listener at hls.js's target delay itself (hls.js's own catch-up is off:
+  // maxLiveSyncPlaybackRate 1). hls.js speeds up only with more than 1 s buffered and within one target
+  // duration of the target; a low-latency room's target (PART-HOLD-BACK, ~0.64 s) never has 1 s buffered,
+  // and a listener who fell 1.7 s behind (a start or a stall) stayed there for good (measured: 2.9 s).
+  var KEEP = { everyMs: 250, startSlackS: 0.5, aboveS: 0.15, settleS: 0.05, minBufferS: 0.3, rate: 1.08,
+               fastRate: 1.15, fastAboveS: 1.0 };
 
   var player = {
     mode: "loading",
@@ -167,6 +173,40 @@
   function targetLatency() {
     var t = player.hls ? player.hls.targetLatency : null;
     return t && isFinite(t) ? t : 6;
+  }
+
+  function forwardBuffer() {
+    var b = audio.buffered, t = audio.currentTime;
+    for (var i = 0; i < b.length; i++) if (b.start(i) <= t + 0.05 && t < b.end(i)) return b.end(i) - t;
+    return 0;
+  }
+
+  // Pressing play on a live stream plays live: nothing was heard yet, so a start that buffered behind the
+  // target (the page sat paused, the first parts came slowly) jumps forward instead of staying late.
+  function startAtLive() {
+    var hls = player.hls, lat = liveLatency();
+    if (!hls || lat === null || hls.liveSyncPosition === null || !isFinite(hls.liveSyncPosition)) return;
+    if (lat > targetLatency() + KEEP.startSlackS && hls.liveSyncPosition > audio.currentTime) {
+      audio.currentTime = hls.liveSyncPosition;
+    }
+  }
+
+  // While live on HLS and playing: a little faster (pitch kept) while behind the target with audio buffered,
+  // normal speed again at the target or when the buffer runs thin. Far behind (paused, "Go live") is the
+  // listener's choice and is left alone.
+  var keeping = false; // the rate is ours to set back (a replay's rate is never touched)
+  function keepLive() {
+    var rate = 1;
+    if (player.mode === "live" && player.transport === "hls" && player.hls && !audio.paused && !audio.seeking) {
+      var lat = liveLatency(), over = lat === null ? 0 : lat - targetLatency(), fwd = forwardBuffer();
+      if (over < BEHIND_MARGIN_S && fwd > KEEP.minBufferS && over > (keeping ? KEEP.settleS : KEEP.aboveS)) {
+        rate = over > KEEP.fastAboveS ? KEEP.fastRate : KEEP.rate;
+      }
+    } else if (!keeping) {
+      return;
+    }
+    keeping = rate !== 1;
+    if (audio.playbackRate !== rate) audio.playbackRate = rate;
   }
 
   function jumpToLive() {
@@ -573,6 +613,7 @@
       return;
     }
     if (audio.paused || audio.ended) {
+      if (player.mode === "live" && player.transport === "hls") startAtLive();
       play();
       if (player.mode === "live") maybeSeat(player.status);
     } else {
@@ -647,6 +688,7 @@
   }
 
   window.setInterval(showDelay, 500);
+  window.setInterval(keepLive, KEEP.everyMs);
   window.addEventListener("pagehide", function () { if (player.seat) player.seat.leave("leave"); });
 
   syncPlayButton();

@@ -319,6 +319,8 @@ def _fragment(
         raise ValidationError("moof/traf/tfhd: base-data-offset and duration-is-empty are not allowed in CMAF")
     w.full_box(tfhd, "moof/traf/tfhd", size=(8 + 4 * (flags & _TFHD_OPTIONAL).bit_count(), 0))
     track_id = _uint(data, tfhd[2] + 4)
+    if track_id == 0:  # ISO/IEC 14496-12 8.3.2: track_ID 0 is never a track
+        raise ValidationError("moof/traf/tfhd: track_ID 0")
     if init is not None and track_id != init.track_id:
         raise ValidationError(f"moof/traf/tfhd: track_ID {track_id} is not the init's {init.track_id}")
     off = tfhd[2] + (12 if flags & _TFHD_SDI else 8)  # optional u32s follow track_ID in flag order

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from origin.edge.errors import EdgeError
 from origin.edge.nginx_config import (
+    LL_LOCK_WAIT_MS,
     EdgeParams,
     StorageBackend,
     origin_storage,
@@ -46,6 +47,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         p.add_argument("--s3-prefix", default="")
         p.add_argument("--allow-origin", action="append", default=[], help="embed origin for CORS (repeat)")
         p.add_argument("--workers", default="auto", help="worker_processes (a number or auto)")
+        p.add_argument("--ll-lock-wait-ms", type=int, default=LL_LOCK_WAIT_MS,
+                       help="blocking reloads wait this long on the cache lock: just over a part")  # fmt: skip
         p.set_defaults(run=run)
     render = actions.choices["render"]
     render.add_argument("--cache-dir", required=True, help="absolute cache directory")
@@ -76,13 +79,13 @@ def run(args: argparse.Namespace) -> int:
             user = tuple(args.worker_user.split(":", 1)) if args.worker_user else None
             params = EdgeParams(listen_host=host, listen_port=int(port), origin=parse_upstream(origin_url),
                                 storage=storage, cache_dir=args.cache_dir, allowed_origins=tuple(args.allow_origin),
-                                worker_processes=workers,
+                                worker_processes=workers, ll_lock_wait_ms=args.ll_lock_wait_ms,
                                 worker_user=(user[0], user[-1]) if user else None)  # fmt: skip
             sys.stdout.write(render_config(TEMPLATE_PATH.read_text(), params))
             return 0
         options = EdgeOptions(origin_url=origin_url, storage=storage, allowed_origins=tuple(args.allow_origin),
                               listen_host=host, listen_port=int(port), worker_processes=workers,
-                              prefix_dir=args.prefix)  # fmt: skip
+                              prefix_dir=args.prefix, ll_lock_wait_ms=args.ll_lock_wait_ms)  # fmt: skip
         return _serve(options)
     except (EdgeError, ValueError) as exc:
         print(f"spillway edge: error: {exc}", file=sys.stderr)

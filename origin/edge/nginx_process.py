@@ -34,6 +34,7 @@ from typing import Literal
 from origin.edge.errors import EdgeProcessError
 from origin.edge.logs import LogEntry, StubStatus, parse_log, parse_stub_status
 from origin.edge.nginx_config import (
+    LL_LOCK_WAIT_MS,
     EdgeParams,
     StorageBackend,
     origin_storage,
@@ -80,6 +81,7 @@ class EdgeOptions:
     template_path: Path = TEMPLATE_PATH
     ready_timeout_s: float = 10.0
     live_cache_inactive_s: int = 20
+    ll_lock_wait_ms: int = LL_LOCK_WAIT_MS
 
 
 def _nofile_limit(worker_connections: int) -> int:
@@ -128,6 +130,7 @@ def edge_params(options: EdgeOptions, *, prefix: Path, port: int, status_port: i
         worker_user=_worker_user(prefix),
         log_every_request=options.log_every_request,
         live_cache_inactive_s=options.live_cache_inactive_s,
+        ll_lock_wait_ms=options.ll_lock_wait_ms,
     )
 
 

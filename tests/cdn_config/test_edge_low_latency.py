@@ -43,7 +43,10 @@ def rig() -> Iterator[Rig]:
     env = {"SPILLWAY_PUBLIC_BASE_URL": f"http://127.0.0.1:{edge_port}"}  # the embed page fetches via the edge
     with origin_server(workers=2, env=env) as origin:
         origin.create_room(ROOM, ingest_token=TOKEN)
-        options = EdgeOptions(origin_url=origin.base_url, listen_port=edge_port, log_every_request=True)
+        # Followers look once, ll_lock_wait_ms after they came (nginx polls its cache lock): the default (just
+        # over a part) fits requests for the next part; these tests ask two parts ahead, so they wait longer.
+        options = EdgeOptions(origin_url=origin.base_url, listen_port=edge_port, log_every_request=True,
+                              ll_lock_wait_ms=1000)  # fmt: skip
         with run_edge(options) as edge, transcoder(origin=origin.base_url, room=ROOM, token=TOKEN,
                                                    extra=("--low-latency",)):  # fmt: skip
             r = Rig(origin=origin, edge=edge)

@@ -208,6 +208,7 @@ def _runs(*runs: tuple[list[int], int | None]) -> Callable[[int], list[bytes]]:
 BAD_SEGMENTS: dict[str, tuple[bytes, str]] = {
     "two-trafs": (_seg(extra_moof=[c.box(b"traf", c.tfhd(), c.tfdt(0))]), "2 traf"),
     "other-track": (_seg(tfhd_box=c.tfhd(track_id=2)), "track_ID 2 is not the init's 1"),
+    "track-zero": (_seg(tfhd_box=c.tfhd(track_id=0)), "tfhd: track_ID 0"),
     "base-data-offset": (_seg(tfhd_box=c.full_box(b"tfhd", 0, 0x020009, c.u32(1), c.u64(0), c.u32(1024))), "base-data"),
     "no-tfdt": (c.media_segment(c.replace_box(_OK, b"tfdt", c.box(b"free"))), "0 tfdt"),
     "two-tfdt": (_seg(extra_traf=[c.tfdt(0)]), "2 tfdt"),
@@ -241,6 +242,11 @@ def test_segments_that_break_the_cmaf_rules_are_refused(data: bytes, reason: str
         fmp4.inspect_segment(data, init=INIT)
     with pytest.raises(ValidationError):
         fmp4.retime_segment(data, base_decode_time=0, sequence_number=1, init=INIT)
+
+
+def test_track_zero_is_refused_without_an_init_too() -> None:
+    with pytest.raises(ValidationError, match="track_ID 0"):
+        fmp4.inspect_segment(_seg(tfhd_box=c.tfhd(track_id=0)), init=None)
 
 
 def test_max_duration_bounds_the_segment() -> None:

@@ -26,6 +26,7 @@ from origin.broadcast.journal.base import Journal, Ownership
 from origin.broadcast.journal.files import JOURNAL_NAME, FileJournal
 from origin.broadcast.publish.claims import Claims
 from origin.broadcast.publish.doorbell import Doorbell
+from origin.broadcast.publish.lowlatency import Board, PlaylistBoard
 from origin.broadcast.spool import Spool, SpoolStore
 from origin.clock import wall_clock
 from origin.contract import ids
@@ -68,6 +69,7 @@ class Coordination:
     publisher_storage: Callable[[Ownership], Storage]  # what a room's owner writes through
     make_bell: Callable[[BellHandlers], Bell]
     signature: Callable[[str], object]  # changes when a room is deleted and broadcast anew (per-room metrics)
+    board: PlaylistBoard  # the low-latency playlists: the host's files, or Redis in a fleet
     download_claim: Callable[[str, bool], AbstractContextManager[bool]] | None = None  # None: a host flock
     checks: list[Callable[[], None]] = field(default_factory=list)  # readiness, besides storage
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -115,7 +117,7 @@ def _host(settings: Settings, storage: Storage) -> Coordination:
     return Coordination(
         journal=journal, spool=Spool(Path(settings.state_dir) / "spool"), commit=commit, room_dir=journal.room_dir,
         claims=Claims(journal, wall_clock), publisher_storage=lambda ownership: storage, make_bell=bell,
-        signature=signature, closers=[commit.close],
+        signature=signature, board=Board(Path(settings.state_dir) / "ll"), closers=[commit.close],
     )  # fmt: skip
 
 
@@ -126,6 +128,7 @@ def worker_name() -> str:
 
 def _fleet(settings: Settings, storage: Storage) -> Coordination:
     from origin.admission.redis_backend import connect
+    from origin.fleet.board import RedisBoard
     from origin.fleet.doorbell import RedisDoorbell
     from origin.fleet.durability import RedisDurability
     from origin.fleet.fencing import FencedStorage
@@ -165,6 +168,7 @@ def _fleet(settings: Settings, storage: Storage) -> Coordination:
     return Coordination(
         journal=journal, spool=RedisSpool(client, max_bytes=settings.redis_spool_max_bytes), commit=commit,
         room_dir=local_room_dir(settings), publisher_storage=fenced, make_bell=bell, signature=journal.signature,
+        board=RedisBoard(client, prefix=DEFAULT_PREFIX),
         claims=Claims(journal, wall_clock, in_thread=True, backoff_s=FLEET_CLAIM_BACKOFF_S, hints=journal),
         download_claim=lambda room, wait: _lease_claim(journal, room, wait_s=REMUX_TIMEOUT_S if wait
                                                        else DOWNLOAD_CLAIM_WAIT_S), checks=[ping],

@@ -6,7 +6,9 @@ sender thread, which asks Redis, in one Lua call per room, to PUBLISH it to the 
 current owner lease: no owner cache to go stale at a takeover, and never a blocking call on the event loop.
 A ring is a hint, as on one host: the owner also passes every second, and a lost ring costs at most that.
 It carries the ringer's durability stamp (durability.py) like the Unix doorbell's. `ring_playlist` (the
-owner's low-latency board moved) wakes this worker's held reloads only: the board is the owner's host's.
+owner's low-latency playlists moved, fleet/board.py) wakes this worker's held reloads at once and every other
+worker's through one fleet-wide channel: a listener's blocking reload may be held on any instance. Every
+worker hears every room's part (~5 messages a second per LL room): cheap next to the reloads they wake.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable
 import redis
 
 from origin.broadcast.publish.doorbell import parse_ring
+from origin.contract import ids
 from origin.fleet.keys import fleet_keys, room_keys
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,8 @@ class RedisDoorbell:
         self.on_playlist = on_playlist
         self.ring_prefix = fleet_keys(prefix).ring_prefix
         self.channel = self.ring_prefix + worker
+        self.playlist_channel = fleet_keys(prefix).playlist_channel
+        self._moved: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._ring = client.register_script(_RING)
         self._outbox: queue.SimpleQueue[tuple[str, float] | None] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -61,7 +66,8 @@ class RedisDoorbell:
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        for target, name in ((self._listen, "doorbell-in"), (self._send, "doorbell-out")):
+        for target, name in ((self._listen, "doorbell-in"), (self._send, "doorbell-out"),
+                             (self._send_moved, "doorbell-ll")):  # fmt: skip
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -69,6 +75,7 @@ class RedisDoorbell:
     def close(self) -> None:
         self._stop.set()
         self._outbox.put(None)
+        self._moved.put(None)
         for thread in self._threads:
             thread.join(timeout=2)
 
@@ -79,7 +86,32 @@ class RedisDoorbell:
             self._outbox.put((room, durable_before))
 
     def ring_playlist(self, room: str) -> None:
+        """Event loop: this worker's held reloads now, every other worker's soon."""
         self.on_playlist(room)
+        self._moved.put(room)
+
+    def _send_moved(self) -> None:
+        while not self._stop.is_set():
+            first = self._moved.get()
+            if first is None:
+                return
+            rooms = {first}
+            while len(rooms) < BATCH:
+                try:
+                    item = self._moved.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._stop.set()
+                    break
+                rooms.add(item)
+            pipe = self.client.pipeline(transaction=False)
+            for room in rooms:
+                pipe.publish(self.playlist_channel, f"{room} {self.worker}")
+            try:
+                pipe.execute()
+            except redis.RedisError as exc:  # held reloads re-check every 0.5 s anyway
+                log.debug("playlist rings of %d room(s) not sent: %s", len(rooms), exc)
 
     # -- sending ------------------------------------------------------------------------------------------
 
@@ -117,16 +149,26 @@ class RedisDoorbell:
         while not self._stop.is_set():
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub.subscribe(self.channel)
+                pubsub.subscribe(self.channel, self.playlist_channel)
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=RETRY_S)
-                    if message is not None and isinstance(message.get("data"), bytes):
+                    if message is None or not isinstance(message.get("data"), bytes):
+                        continue
+                    if message.get("channel") == self.playlist_channel.encode():
+                        self._deliver_moved(message["data"])
+                    else:
                         self._deliver(message["data"])
             except redis.RedisError as exc:
                 log.warning("doorbell subscription lost (%s); resubscribing", exc)
                 time.sleep(RETRY_S)
             finally:
                 pubsub.close()
+
+    def _deliver_moved(self, data: bytes) -> None:
+        room, _, sender = data.decode(errors="replace").partition(" ")
+        if self._loop is None or sender == self.worker or not ids.ROOM_ID_PATTERN.fullmatch(room):
+            return  # our own ring: this worker was told at once
+        self._loop.call_soon_threadsafe(self.on_playlist, room)
 
     def _deliver(self, data: bytes) -> None:
         ring = parse_ring(data)

@@ -40,10 +40,12 @@ class FleetKeys:
     journals: str  # set: the rooms that have a journal (Journal.rooms)
     spool_bytes: str  # counter: bytes spooled fleet-wide
     ring_prefix: str  # + a worker's name: the channel its doorbell listens on
+    playlist_channel: str  # every worker listens: a room's low-latency playlists moved (held reloads re-check)
 
 
 def fleet_keys(prefix: str) -> FleetKeys:
-    return FleetKeys(journals=f"{prefix}journals", spool_bytes=f"{prefix}spool-bytes", ring_prefix=f"{prefix}ring:")
+    return FleetKeys(journals=f"{prefix}journals", spool_bytes=f"{prefix}spool-bytes", ring_prefix=f"{prefix}ring:",
+                     playlist_channel=f"{prefix}ll-moved")  # fmt: skip
 
 
 @contextlib.contextmanager

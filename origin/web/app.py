@@ -30,7 +30,7 @@ from origin.broadcast.journal.base import Ownership
 from origin.broadcast.lifecycle import LifecyclePolicy
 from origin.broadcast.model import BroadcastState
 from origin.broadcast.publish.filler import FillerBank, FillerPolicy
-from origin.broadcast.publish.lowlatency import Board, LowLatency
+from origin.broadcast.publish.lowlatency import LowLatency
 from origin.broadcast.publish.playlists import RoomPlaylists
 from origin.broadcast.publish.room import PassResult, PublishPolicy, RoomPublisher
 from origin.broadcast.publish.scheduler import PublishScheduler
@@ -95,8 +95,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )  # fmt: skip
     io = None if isinstance(storage, FilesystemStorage) else ThreadPoolExecutor(REMOTE_WRITE_CONCURRENCY, "storage")
 
-    board = Board(Path(settings.state_dir) / "ll")  # low-latency playlists, shared by the host's workers
+    board = coord.board  # low-latency playlists: the host's workers (files) or the fleet's (Redis) read them
     waiters = Waiters()
+
+    def playlist_moved(room: str) -> None:
+        board.forget(room)
+        waiters.notify(room)
 
     def make_publisher(room: str, ownership: Ownership) -> RoomPublisher:
         playlists = RoomPlaylists(room, coord.room_dir(room) / "dvr",
@@ -134,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                  on_result=on_result, inline=local, housekeeping=housekeeping,
                                  claims=coord.claims)  # fmt: skip
     doorbell = coord.make_bell(BellHandlers(on_ring=scheduler.request, on_durable=commit.note_durable,
-                                            on_playlist=waiters.notify, owns=lambda room: room in scheduler.owned))
+                                            on_playlist=playlist_moved, owns=lambda room: room in scheduler.owned))
     trusted = parse_networks(settings.trusted_proxies)
 
     def client_of(request: Request) -> str:

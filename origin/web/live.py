@@ -22,7 +22,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from origin.broadcast.playlist_ll import Edge, edge_of
-from origin.broadcast.publish.lowlatency import Board
+from origin.broadcast.publish.lowlatency import PlaylistBoard
 from origin.contract import ids, layout
 from origin.contract.cache_policy import LIVE_PLAYLIST_MAX_AGE_S, PLAYLIST_CONTENT_TYPE, ObjectKind, headers_for
 from origin.errors import NotFoundError, UnavailableError, ValidationError
@@ -63,7 +63,7 @@ def satisfied(edge: Edge, msn: int, part: int | None) -> bool:
     return part is not None and edge.last_msn == msn - 1 and edge.next_parts > part
 
 
-def build_router(*, board: Board, storage: Storage, waiters: Waiters, clock: Callable[[], float]) -> APIRouter:
+def build_router(*, board: PlaylistBoard, storage: Storage, waiters: Waiters, clock: Callable[[], float]) -> APIRouter:
     router = APIRouter(tags=["listeners"])
     cache = {"Cache-Control": f"public, max-age={LIVE_PLAYLIST_MAX_AGE_S}"}
 

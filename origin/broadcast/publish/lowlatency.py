@@ -13,6 +13,7 @@ import dataclasses
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from origin.broadcast.daterange import window_fields
 from origin.broadcast.model import Publication, RoomState, StoredPart
@@ -77,6 +78,20 @@ def _segment_parts(seg: PublishedSegment, p: Publication) -> PublishedSegment:
                                                 for k, d in enumerate(p.parts)))  # fmt: skip
 
 
+class PlaylistBoard(Protocol):
+    """Where the owner leaves the LL playlists for the workers that answer reloads (a host's files, or Redis)."""
+
+    def write(self, room: str, rendition: str, text: str, skip_text: str) -> None: ...
+
+    def read(self, room: str, rendition: str, *, skip: bool = False) -> str | None: ...
+
+    def forget(self, room: str) -> None:
+        """The room's playlists moved (a ring): nothing read before may be answered again."""
+        ...
+
+    def clear(self, room: str) -> None: ...
+
+
 class Board:
     """Each rendition's current LL playlist, shared by the host's workers (files on local disk)."""
 
@@ -98,6 +113,9 @@ class Board:
         except FileNotFoundError:
             return None
 
+    def forget(self, room: str) -> None:
+        """Every read goes to the file: nothing is kept."""
+
     def clear(self, room: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self.root / ids.room_id(room))
@@ -106,7 +124,7 @@ class Board:
 class LowLatency:
     """The owner's LL renderer for one room: one version per rendition whenever its edge or parts moved."""
 
-    def __init__(self, room: str, board: Board, *, live_window_segments: int) -> None:
+    def __init__(self, room: str, board: PlaylistBoard, *, live_window_segments: int) -> None:
         self.room = room
         self.board = board
         self.live_window_segments = live_window_segments

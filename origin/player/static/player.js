@@ -40,8 +40,10 @@
   // maxLiveSyncPlaybackRate 1). hls.js speeds up only with more than 1 s buffered and within one target
   // duration of the target; a low-latency room's target (PART-HOLD-BACK, ~0.64 s) never has 1 s buffered,
   // and a listener who fell 1.7 s behind (a start or a stall) stayed there for good (measured: 2.9 s).
+  // A low-latency room's target is 3 parts (~0.64 s): the page aims llSlackS further back, so one late part
+  // does not empty the buffer (measured: a stall every ~20 s at the bare target under load).
   var KEEP = { everyMs: 250, startSlackS: 0.5, aboveS: 0.15, settleS: 0.05, minBufferS: 0.3, rate: 1.08,
-               fastRate: 1.15, fastAboveS: 1.0 };
+               fastRate: 1.15, fastAboveS: 1.0, llSlackS: 0.2 };
 
   var player = {
     mode: "loading",
@@ -198,7 +200,8 @@
   function keepLive() {
     var rate = 1;
     if (player.mode === "live" && player.transport === "hls" && player.hls && !audio.paused && !audio.seeking) {
-      var lat = liveLatency(), over = lat === null ? 0 : lat - targetLatency(), fwd = forwardBuffer();
+      var d = player.hls.latestLevelDetails, slack = d && d.partHoldBack ? KEEP.llSlackS : 0;
+      var lat = liveLatency(), over = lat === null ? 0 : lat - targetLatency() - slack, fwd = forwardBuffer();
       if (over < BEHIND_MARGIN_S && fwd > KEEP.minBufferS && over > (keeping ? KEEP.settleS : KEEP.aboveS)) {
         rate = over > KEEP.fastAboveS ? KEEP.fastRate : KEEP.rate;
       }

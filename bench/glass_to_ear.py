@@ -4,8 +4,9 @@ The source is what an SFU forwards: ffmpeg sends Opus RTP (a 1 kHz beep of 100 m
 silence between) to the transcoder's SDP input and, encoded identically, to a second port this bench reads: the
 RTP timestamps and arrival times there give each beep's emission time on the wall clock (the earliest packet's
 offset, so sender start-up does not count). The transcoder runs with the product's defaults, `--low-latency` or
-not; listeners are the embed page (hls.js) in the system Chromium, playing through the nginx edge, joining a
-third of a segment apart. In each page an AnalyserNode on the audio element finds beep onsets (RMS over a
+not; listeners are the embed page (LISTENERS pages) and a bare page with hls.js at its defaults (the same
+vendored build, `new Hls()`), in the system Chromium, playing through the nginx edge, joining a third of a
+segment apart. In each page an AnalyserNode on the audio element finds beep onsets (RMS over a
 threshold, refined to the first loud sample of the analysed buffer) and stamps them with Date.now().
 
     glass_to_ear_s   onset heard − beep emitted (same machine, same clock)
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import socket
 import statistics
 import struct
@@ -48,9 +50,18 @@ from tests.transcoder.rtp import PAYLOAD_TYPE, free_rtp_port, sdp_for  # noqa: E
 RESULTS = ROOT / "bench" / "results"
 ROOM = "glass-to-ear"
 TOKEN = "glass-to-ear-ingest-token-0123456789"
-BEEP_EVERY_S = 4.0
+BEEP_EVERY_S = 8.0  # longer than any listener's delay: a beep is never matched to the one before it
 BEEP_S = 0.1
-LISTENERS = 3
+LISTENERS = 3  # embed pages; one bare hls.js page besides
+BARE_PAGE = "/bench-hls-defaults.html"  # served by the bench (a route), same origin as the edge
+BARE_HTML = """<!doctype html><html><body><audio id="a"></audio><button id="play">play</button>
+<script src="{hls_js}"></script><script>
+const audio = document.getElementById('a'), hls = new Hls();
+hls.loadSource('{master}'); hls.attachMedia(audio);
+hls.on(Hls.Events.MANIFEST_PARSED, () => audio.play());  // hls.js's README usage
+window.spillway = {{audio, hls, mode: 'live'}};
+document.getElementById('play').onclick = () => audio.play();  // already playing: a no-op
+</script></body></html>"""
 WARMUP_S = 10.0
 
 PROBE = """() => {
@@ -175,11 +186,19 @@ def _listen(base: str, seconds: float, emissions: Emissions) -> dict[str, Any]:
     heard: list[float] = []
     pdt: list[float] = []
     latency: list[float] = []
+    embed = httpx.get(f"{base}/embed/{ROOM}").text
+    hls_js = re.search(r'<script[^>]+src="([^"]*hls[^"]*\.js)"', embed)
+    assert hls_js, "the embed page names no hls.js"
+    bare = BARE_HTML.format(hls_js=hls_js.group(1), master=f"{base}/rooms/{ROOM}/master.m3u8")
     with chromium() as browser:
         pages: list[Page] = []
-        for _ in range(LISTENERS):
+        for i in range(LISTENERS + 1):
             page = browser.new_page(viewport={"width": 480, "height": 200})
-            page.goto(f"{base}/embed/{ROOM}")
+            if i == LISTENERS:
+                page.route(f"{base}{BARE_PAGE}", lambda route: route.fulfill(body=bare, content_type="text/html"))
+                page.goto(f"{base}{BARE_PAGE}")
+            else:
+                page.goto(f"{base}/embed/{ROOM}")
             page.wait_for_function("() => window.spillway && window.spillway.mode === 'live'", timeout=40_000)
             page.wait_for_function(PROBE, timeout=30_000)
             page.click("#play")
@@ -204,7 +223,8 @@ def _listen(base: str, seconds: float, emissions: Emissions) -> dict[str, Any]:
             st = page.evaluate(STATE)
             mine = [b / 1000 - emissions.emitted(b / 1000) for b in st["beeps"]]
             heard += [b / 1000 for b in st["beeps"]]
-            listeners.append({"median_s": round(statistics.median(mine), 3) if mine else None,
+            listeners.append({"page": "hls.js defaults" if page.url.endswith(BARE_PAGE) else "embed",
+                              "median_s": round(statistics.median(mine), 3) if mine else None,
                               "stalls_after_warmup": st["stalls"], "target_latency_s": st["target"]})  # fmt: skip
     g2e = [h - emissions.emitted(h) for h in heard]
     return {

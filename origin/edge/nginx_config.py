@@ -45,6 +45,8 @@ DEFAULT_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"  # Debian/Ubuntu ca-certi
 # p99 495 ms). Just over a part (~213 ms at the default 0.2 s), a follower that asked right after the last part
 # finds the next one cached when it looks; one that finds nothing (the part is late) asks the origin itself.
 LL_LOCK_WAIT_MS = 250
+# The same wait for a part object (from storage: a fetch of milliseconds): followers look again this soon.
+PART_LOCK_WAIT_MS = 50
 DEFAULT_STATUS_PORT = 8090  # stub_status server (loopback) read by prometheus-nginx-exporter
 
 
@@ -322,6 +324,7 @@ def template_values(params: EdgeParams) -> dict[str, str]:
         "segment_max_age_s": str(cache_policy.SEGMENT_MAX_AGE_S),
         "error_max_age_s": str(cache_policy.ERROR_MAX_AGE_S),
         "ll_lock_wait_ms": str(params.ll_lock_wait_ms),
+        "part_lock_wait_ms": str(PART_LOCK_WAIT_MS),
     }
 
 

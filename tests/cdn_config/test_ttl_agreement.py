@@ -49,9 +49,11 @@ def test_rendered_nginx_ttls_come_from_cache_policy(storage_kind: str) -> None:
     (live,) = [v for k, v in found.items() if "m3u8|json" in k]
     (ll,) = [v for k, v in found.items() if "/live/" in k]
     fallback = found["@spillway_live_storage"]
-    (media,) = [v for k, v in found.items() if "m3u8" not in k and not k.startswith("@")]
+    media, parts = ([v for k, v in found.items() if "m3u8" not in k and not k.startswith("@") and (".p[" in k) == p]
+                    for p in (False, True))  # fmt: skip
+    assert len(media) == len(parts) == 1, found.keys()
     playlist_s, segment_s = cache_policy.LIVE_PLAYLIST_MAX_AGE_S, cache_policy.SEGMENT_MAX_AGE_S
-    for entries, ok_ttl in ((live, playlist_s), (fallback, playlist_s), (media, segment_s)):
+    for entries, ok_ttl in ((live, playlist_s), (fallback, playlist_s), (media[0], segment_s), (parts[0], segment_s)):
         assert ([200], ok_ttl) in entries
         errors = [(codes, s) for codes, s in entries if codes != [200]]
         assert errors and all(s == cache_policy.ERROR_MAX_AGE_S for _, s in errors)

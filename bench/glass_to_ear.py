@@ -219,12 +219,14 @@ def _listen(base: str, seconds: float, emissions: Emissions) -> dict[str, Any]:
                 if st["latency"] is not None:
                     latency.append(float(st["latency"]))
         listeners = []
+        by_page: dict[str, list[float]] = {}
         for page in pages:
             st = page.evaluate(STATE)
             mine = [b / 1000 - emissions.emitted(b / 1000) for b in st["beeps"]]
             heard += [b / 1000 for b in st["beeps"]]
-            listeners.append({"page": "hls.js defaults" if page.url.endswith(BARE_PAGE) else "embed",
-                              "median_s": round(statistics.median(mine), 3) if mine else None,
+            kind = "hls.js defaults" if page.url.endswith(BARE_PAGE) else "embed"
+            by_page.setdefault(kind, []).extend(mine)
+            listeners.append({"page": kind, "median_s": round(statistics.median(mine), 3) if mine else None,
                               "stalls_after_warmup": st["stalls"], "target_latency_s": st["target"]})  # fmt: skip
     g2e = [h - emissions.emitted(h) for h in heard]
     return {
@@ -234,6 +236,8 @@ def _listen(base: str, seconds: float, emissions: Emissions) -> dict[str, Any]:
         "pdt_delay_s": {"median": round(statistics.median(pdt), 3) if pdt else None, "p95": round(_pct(pdt, 0.95), 3)},
         "hls_latency_s": {"median": round(statistics.median(latency), 3) if latency else None},
         "listeners": listeners,
+        "by_page": {k: {"median": round(statistics.median(v), 3), "p95": round(_pct(v, 0.95), 3)}
+                    for k, v in by_page.items() if v},
         "samples": [round(x, 3) for x in g2e],
     }  # fmt: skip
 

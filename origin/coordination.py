@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import secrets
 import socket
@@ -117,8 +118,21 @@ def _host(settings: Settings, storage: Storage) -> Coordination:
     return Coordination(
         journal=journal, spool=Spool(Path(settings.state_dir) / "spool"), commit=commit, room_dir=journal.room_dir,
         claims=Claims(journal, wall_clock), publisher_storage=lambda ownership: storage, make_bell=bell,
-        signature=signature, board=Board(Path(settings.state_dir) / "ll"), closers=[commit.close],
+        signature=signature, board=Board(board_dir(settings.state_dir)), closers=[commit.close],
     )  # fmt: skip
+
+
+SHM = Path("/dev/shm")
+
+
+def board_dir(state_dir: str) -> Path:
+    """Where one host's LL playlists live: tmpfs when there is one. They are rewritten every part (~15 times a
+    second per room) and never need to survive a reboot; on ext4 a rewrite cost 0.11 ms of CPU, on tmpfs 0.02.
+    Named after the state directory, so origins on one host with their own state never share a board."""
+    if SHM.is_dir() and os.access(SHM, os.W_OK):
+        digest = hashlib.sha256(os.path.realpath(state_dir).encode()).hexdigest()[:16]
+        return SHM / f"spillway-ll-{digest}"
+    return Path(state_dir) / "ll"
 
 
 def worker_name() -> str:

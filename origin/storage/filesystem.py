@@ -302,7 +302,9 @@ class FilesystemStorage:
             try:
                 self._ensure_dir(path.parent)
                 self._store_headers(path, headers, durable=durable)
-                if not durable and len(data) <= REWRITE_IN_PLACE_MAX_BYTES:
+                # In place for what is rewritten (playlists, status.json); a new immutable object (a part, 15 a
+                # second per low-latency room) is a plain create: 0.44 ms of CPU here, 1.02 ms in place.
+                if not durable and len(data) <= REWRITE_IN_PLACE_MAX_BYTES and "immutable" not in headers.cache_control:
                     rewrite_small(path, data)
                 else:
                     _write_atomic(path, bytes(data), durable=durable)

@@ -6,6 +6,7 @@ blocking reloads through the edge) close to the live edge."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ from tests.support.transcoder_proc import transcoder
 ROOM = "edge-ll"
 TOKEN = "edge-ll-ingest-token-0123456789abcdef"
 CLIENTS = 60
+STANDARD_PAGE = """<!doctype html><html><body><audio id="a"></audio><script src="{hls_js}"></script><script>
+window.audio = document.getElementById('a'); window.hls = new Hls({{lowLatencyMode: false}});
+hls.loadSource('{master}'); hls.attachMedia(audio); hls.on(Hls.Events.MANIFEST_PARSED, () => audio.play());
+</script></body></html>"""
 
 
 @dataclass(kw_only=True)
@@ -151,6 +156,18 @@ def test_hls_js_plays_low_latency_through_the_edge() -> None:
                 "() => ({latency: window.spillway.hls.latency, target: window.spillway.hls.targetLatency})"
             )
             late.close()
+            # A standard player on the same URLs: hls.js with lowLatencyMode off ignores the parts and plays.
+            embed_html = httpx.get(f"{edge.base_url}/embed/{ROOM}").text
+            hls_js = re.search(r'<script[^>]+src="([^"]*hls[^"]*\.js)"', embed_html)
+            assert hls_js
+            bare_url = f"{edge.base_url}/standard-hls-js.html"
+            bare = console.attach(browser.new_page())
+            bare.route(bare_url, lambda route: route.fulfill(content_type="text/html", body=STANDARD_PAGE.format(
+                hls_js=hls_js.group(1), master=f"{edge.base_url}/rooms/{ROOM}/master.m3u8")))  # fmt: skip
+            bare.goto(bare_url)
+            bare.wait_for_function("() => window.audio.currentTime > 3", timeout=40_000)
+            standard = bare.evaluate("() => ({ll: window.hls.config.lowLatencyMode, latency: window.hls.latency})")
+            bare.close()
             time.sleep(1.2)  # the access log is buffered up to 1 s
             log = edge.access_log()
     assert state["playing"] and state["block"] and state["parts"] > 0, state
@@ -159,6 +176,7 @@ def test_hls_js_plays_low_latency_through_the_edge() -> None:
     assert t1 - t0 > 2.5  # still playing in real time
     assert rates and max(rates) > 1 and rates[-1] == 1, rates  # caught up by speed, then back to normal
     assert start["latency"] < start["target"] + 1.0, start
+    assert standard["ll"] is False and standard["latency"] > 2.0, standard  # HOLD-BACK: 3 target durations
     blocking = [e for e in log if "/live/" in e.uri and "_HLS_part=" in e.args]
     parts = [e for e in log if ".p" in e.uri.rsplit("/", 1)[-1] and e.uri.endswith(".m4s")]
     assert len(blocking) >= 20, "hls.js asked for every part: ~5 blocking reloads a second"

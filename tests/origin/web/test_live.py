@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import posixpath
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import m3u8
@@ -112,6 +116,22 @@ def test_standard_clients_play_the_same_urls(live: Live) -> None:
     assert listener.proc.stderr is not None
     errors = listener.proc.stderr.read().decode(errors="replace")
     assert "rror" not in errors, errors[-1000:]
+
+
+def test_streamlink_plays_the_same_urls(live: Live, tmp_path: Path) -> None:
+    streamlink = shutil.which("streamlink", path=str(Path(sys.executable).parent))
+    assert streamlink is not None, "streamlink is a test dependency (pyproject.toml)"
+    out = tmp_path / "streamlink.mp4"
+    master = f"{live.origin.base_url}/rooms/{ROOM}/master.m3u8"
+    run = subprocess.run([streamlink, "--stream-segmented-duration", "4", "-o", str(out), f"hls://{master}", "best"],
+                         capture_output=True, timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stderr.decode(errors="replace")[-1000:]
+    probe = subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-f", "null", "-"], capture_output=True,
+                           timeout=60)  # fmt: skip
+    assert probe.returncode == 0 and not probe.stderr, probe.stderr.decode(errors="replace")[-1000:]
+    duration = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                               str(out)], capture_output=True, text=True, timeout=30).stdout  # fmt: skip
+    assert float(duration) >= 3.0, duration
 
 
 def test_a_hold_that_cannot_be_met_ends_in_503() -> None:

@@ -125,7 +125,7 @@ def _host(settings: Settings, storage: Storage) -> Coordination:
 SHM = Path("/dev/shm")
 
 
-def board_dir(state_dir: str) -> Path:
+def board_dir(state_dir: str | Path) -> Path:
     """Where one host's LL playlists live: tmpfs when there is one. They are rewritten every part (~15 times a
     second per room) and never need to survive a reboot; on ext4 a rewrite cost 0.11 ms of CPU, on tmpfs 0.02.
     Named after the state directory, so origins on one host with their own state never share a board."""

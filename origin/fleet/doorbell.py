@@ -19,6 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 256  # rings sent in one pipelined round trip
 RETRY_S = 0.5
+T = TypeVar("T")
 
 # KEYS: owner. ARGV: channel prefix, message, this worker. PUBLISHes to the owner's channel; 0 if none/us.
 _RING = """
@@ -91,20 +93,7 @@ class RedisDoorbell:
         self._moved.put(room)
 
     def _send_moved(self) -> None:
-        while not self._stop.is_set():
-            first = self._moved.get()
-            if first is None:
-                return
-            rooms = {first}
-            while len(rooms) < BATCH:
-                try:
-                    item = self._moved.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._stop.set()
-                    break
-                rooms.add(item)
+        while (rooms := set(self._take(self._moved))):
             pipe = self.client.pipeline(transaction=False)
             for room in rooms:
                 pipe.publish(self.playlist_channel, f"{room} {self.worker}")
@@ -115,21 +104,25 @@ class RedisDoorbell:
 
     # -- sending ------------------------------------------------------------------------------------------
 
+    def _take(self, box: queue.SimpleQueue[T | None]) -> list[T]:
+        """Block for one item, then take what else is queued (up to BATCH); [] once closing."""
+        items: list[T] = []
+        while not self._stop.is_set() and len(items) < BATCH:
+            try:
+                item = box.get() if not items else box.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._stop.set()
+                break
+            items.append(item)
+        return items
+
     def _send(self) -> None:
-        while not self._stop.is_set():
-            first = self._outbox.get()
-            if first is None:
-                return
-            batch = {first[0]: first[1]}
-            while len(batch) < BATCH:
-                try:
-                    item = self._outbox.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._stop.set()
-                    break
-                batch[item[0]] = max(batch.get(item[0], 0.0), item[1])
+        while items := self._take(self._outbox):
+            batch: dict[str, float] = {}
+            for room, stamp in items:
+                batch[room] = max(batch.get(room, 0.0), stamp)
             self._publish(batch)
 
     def _publish(self, batch: dict[str, float]) -> None:

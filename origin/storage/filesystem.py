@@ -19,10 +19,7 @@ object always has its headers, and readers see either the old or the new bytes, 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
-import fcntl
-import itertools
 import json
 import logging
 import os
@@ -34,6 +31,17 @@ from pathlib import Path
 
 from origin.contract.cache_policy import ERROR_MAX_AGE_S, ObjectHeaders
 from origin.errors import StorageError, ValidationError
+from origin.storage.atomic_files import (
+    INTERNAL_MARK,
+    REWRITE_IN_PLACE_MAX_BYTES,
+    create_if_absent,
+    fsync_dir,
+    read_or_none,
+    rewrite_small,
+    syncfs,
+    tmp_path,
+    write_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +50,6 @@ KEY_PART_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
 _PREFIX_TAIL_PATTERN = re.compile(r"[A-Za-z0-9._-]*")
 MAX_KEY_CHARS = 1024  # S3's limit (in UTF-8 bytes; keys are ASCII here)
 MAX_PART_CHARS = 200  # leaves room under NAME_MAX (255) for the sidecar and temp-file decorations
-INTERNAL_MARK = "~"  # never valid in a key part: marks sidecars and temp files
 SIDECAR_SUFFIX = "~headers.json"
 # Headers shared by the objects of one directory (a media directory holds thousands of segments with identical
 # headers): written once, before the first object; an object whose headers differ gets its own sidecar.
@@ -111,147 +118,6 @@ def _decode_headers(raw: bytes) -> ObjectHeaders:
     return ObjectHeaders(content_type=str(doc["content_type"]), cache_control=str(doc["cache_control"]))
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_tmp_counter = itertools.count()
-
-
-def _tmp_path(path: Path) -> Path:
-    """A temp name beside `path`, unique across processes and threads (no random probing as mkstemp does)."""
-    return path.with_name(f".{path.name}{INTERNAL_MARK}tmp.{os.getpid()}.{threading.get_ident()}.{next(_tmp_counter)}")
-
-
-def _write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write `data` to a temp file beside `path`, fsync it (when durable) and rename it over `path`."""
-    tmp = _tmp_path(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)  # the edge may be another user
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        _swap_into_place(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-_RENAME_EXCHANGE = 2  # renameat2(2) flag
-_AT_FDCWD = -100
-_exchange_works = True
-
-
-def _swap_into_place(tmp: Path, path: Path) -> None:
-    """Move `tmp` to `path` atomically. Over an existing file, exchange the two and unlink the old one.
-
-    ext4 (auto_da_alloc) starts writeback of the new file's data on a rename that replaces a file: measured
-    here at 0.12 ms CPU and 0.22 ms per playlist version, against 0.05 ms for renameat2(RENAME_EXCHANGE) and
-    an unlink. Readers see the old bytes or the new, never a mix, either way.
-    """
-    global _exchange_works
-    if _exchange_works:
-        if _libc.renameat2(_AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(path), _RENAME_EXCHANGE) == 0:
-            os.unlink(tmp)  # now the previous version
-            return
-        err = ctypes.get_errno()
-        if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-            _exchange_works = False  # a filesystem or kernel without it: plain renames from now on
-        elif err != errno.ENOENT:  # ENOENT: nothing to exchange with, a new name
-            raise OSError(err, os.strerror(err), str(path))
-    os.replace(tmp, path)
-
-
-# Small derived objects rewritten every second (live playlists, status.json) cycle between two inodes: the
-# next version is written into the spare, then exchanged with the public name. A new inode per version (temp
-# file + rename, the old one freed) made ext4's inode allocator (find_inode_bit / recently_deleted) the top
-# kernel cost of the origin. A reader that opened the previous version keeps consistent bytes until the one
-# after next is written (a second or more): the serve router reads a small object whole, at once.
-REWRITE_IN_PLACE_MAX_BYTES = 256 * 1024
-
-
-def rewrite_small(path: Path, data: bytes) -> None:
-    """Replace a small file's content atomically for readers, reusing two inodes (see above)."""
-    spare = path.with_name(f".{path.name}{INTERNAL_MARK}spare")
-    while True:
-        fd = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # another process rewriting the same object waits here
-            try:
-                same = os.fstat(fd).st_ino == os.stat(spare).st_ino
-            except FileNotFoundError:
-                same = False
-            if not same:  # the writer before us exchanged it into place: ours is public now, reopen
-                continue
-            os.ftruncate(fd, 0)
-            view = memoryview(data)
-            offset = 0
-            while offset < len(view):
-                offset += os.pwrite(fd, view[offset:], offset)
-            _exchange_or_rename(spare, path)
-            return
-        finally:
-            os.close(fd)  # drops the flock
-
-
-def _exchange_or_rename(spare: Path, path: Path) -> None:
-    """Exchange `spare` with `path` (the old version becomes the spare); a plain rename the first time."""
-    global _exchange_works
-    if _exchange_works:
-        if _libc.renameat2(_AT_FDCWD, os.fsencode(spare), _AT_FDCWD, os.fsencode(path), _RENAME_EXCHANGE) == 0:
-            return
-        err = ctypes.get_errno()
-        if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-            _exchange_works = False
-        elif err != errno.ENOENT:
-            raise OSError(err, os.strerror(err), str(path))
-    os.replace(spare, path)
-
-
-def _create_if_absent(path: Path, data: bytes) -> bytes:
-    """Atomically create `path` with `data` unless it exists; return the content that won (ours or theirs)."""
-    tmp = _tmp_path(path)
-    _write_atomic(tmp, data)
-    try:
-        os.link(tmp, path)  # fails with EEXIST if another writer got there first: never overwrites
-        _fsync_dir(path.parent)
-        return data
-    except FileExistsError:
-        return path.read_bytes()
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-
-
-def _read_or_none(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
-
-
-def syncfs(path: Path) -> None:
-    """syncfs(2) on the filesystem holding `path` (Linux): flushes every dirty file and directory on it."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _libc.syncfs(fd) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class FilesystemStorage:
     """`Storage` on a local directory. Thread-safe; puts of the same key are serialized in-process."""
 
@@ -307,9 +173,9 @@ class FilesystemStorage:
                 if not durable and len(data) <= REWRITE_IN_PLACE_MAX_BYTES and "immutable" not in headers.cache_control:
                     rewrite_small(path, data)
                 else:
-                    _write_atomic(path, bytes(data), durable=durable)
+                    write_atomic(path, bytes(data), durable=durable)
                 if durable:
-                    _fsync_dir(path.parent)
+                    fsync_dir(path.parent)
             except OSError as exc:
                 raise self._error(key, "put", exc) from exc
 
@@ -321,13 +187,13 @@ class FilesystemStorage:
             try:
                 self._ensure_dir(path.parent)
                 self._store_headers(path, headers, durable=True)
-                tmp = _tmp_path(path)
+                tmp = tmp_path(path)
                 try:
                     os.link(source, tmp)
                 except OSError as exc:
                     if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
                         raise
-                    _write_atomic(path, source.read_bytes())
+                    write_atomic(path, source.read_bytes())
                 else:
                     try:
                         os.replace(tmp, path)
@@ -335,7 +201,7 @@ class FilesystemStorage:
                         with contextlib.suppress(OSError):
                             os.unlink(tmp)
                         raise
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
             except FileNotFoundError:
                 raise
             except OSError as exc:
@@ -371,7 +237,7 @@ class FilesystemStorage:
         encoded = _encode_headers(headers)
         default = self._dir_defaults.get(path.parent)
         if default is None:
-            default = _read_or_none(path.parent / DIR_HEADERS_NAME) or _create_if_absent(
+            default = read_or_none(path.parent / DIR_HEADERS_NAME) or create_if_absent(
                 path.parent / DIR_HEADERS_NAME, encoded
             )
             if len(self._dir_defaults) > _DIR_CACHE_SIZE:
@@ -381,8 +247,8 @@ class FilesystemStorage:
         if default == encoded:
             if sidecar.exists():  # an earlier version had other headers
                 sidecar.unlink()
-        elif _read_or_none(sidecar) != encoded:
-            _write_atomic(sidecar, encoded, durable=durable)
+        elif read_or_none(sidecar) != encoded:
+            write_atomic(sidecar, encoded, durable=durable)
 
     def get(self, key: str) -> bytes:
         path = self.path_for(key)
@@ -443,7 +309,7 @@ class FilesystemStorage:
         try:
             if not path.is_file():
                 raise KeyError(key)
-            raw = _read_or_none(_sidecar_path(path)) or (path.parent / DIR_HEADERS_NAME).read_bytes()
+            raw = read_or_none(_sidecar_path(path)) or (path.parent / DIR_HEADERS_NAME).read_bytes()
         except FileNotFoundError:
             if not path.is_file():
                 raise KeyError(key) from None

@@ -25,7 +25,7 @@ from pathlib import Path
 from origin.broadcast.journal.base import Ownership, RoomLocks
 from origin.broadcast.records import JournalError, Record, decode, encode_all
 from origin.contract import ids
-from origin.storage.filesystem import syncfs
+from origin.storage.atomic_files import syncfs
 
 log = logging.getLogger(__name__)
 

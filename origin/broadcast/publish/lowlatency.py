@@ -27,7 +27,7 @@ from origin.broadcast.playlist_ll import (
 )
 from origin.broadcast.publish.playlists import published_segment
 from origin.contract import ids, layout
-from origin.storage.filesystem import rewrite_small
+from origin.storage.atomic_files import rewrite_small
 
 PART_SUM_TOLERANCE_S = 0.003  # a segment's parts must add up to it (ms rounding of durations aside)
 

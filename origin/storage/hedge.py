@@ -79,6 +79,27 @@ class _Latest:
     durable: bool
 
 
+def chained_put(
+    store: ConditionalStore, key: str, data: bytes, headers: ObjectHeaders, known: str | None,
+    superseded: Callable[[], bool],
+) -> str:  # fmt: skip
+    """Write `data` If-Match `known` (the ETag of what it follows; _UNKNOWN: read it first); the new ETag.
+    Never lands over a newer version: a lost condition reads the ETag again and, unless superseded, retries."""
+    mine = md5_etag(data)
+    for _ in range(CHAIN_ATTEMPTS):
+        if known == _UNKNOWN:
+            known = store.etag(key)
+        if superseded():  # checked after the read: an ETag read now may be a newer version's
+            raise StorageError("a newer version was issued", key=key, backend="s3", retryable=False)
+        if known == mine:
+            return mine  # this version is there already (an earlier attempt landed)
+        try:
+            return store.put_conditional(key, data, headers, if_match=known, if_absent=known is None)
+        except PreconditionFailedError:
+            known = _UNKNOWN
+    raise StorageError(f"conditional write lost {CHAIN_ATTEMPTS} times", key=key, backend="s3")
+
+
 def _is_conditional(store: object) -> TypeGuard[ConditionalStore]:
     return callable(getattr(store, "put_conditional", None)) and callable(getattr(store, "etag", None))
 
@@ -158,7 +179,9 @@ class HedgedStorage:
         if self._chained is not None:
             chained = self._chained
             etags: list[str] = []
-            self._race(key, lambda: etags.append(self._chained_put(chained, key, data, headers, superseded)),
+            with self._lock:
+                known = self._etags.get(key, _UNKNOWN)
+            self._race(key, lambda: etags.append(chained_put(chained, key, data, headers, known, superseded)),
                        superseded)  # fmt: skip
             with self._lock:
                 lane.landed(version)
@@ -170,26 +193,6 @@ class HedgedStorage:
             lane.landed(version)
             if lane.stored == version:
                 self._latest[key] = _Latest(version=version, data=data, headers=headers, durable=durable)
-
-    def _chained_put(
-        self, store: ConditionalStore, key: str, data: bytes, headers: ObjectHeaders, superseded: Callable[[], bool]
-    ) -> str:
-        """Write `data` If-Match the ETag of what it follows; the new ETag. Never lands over a newer version."""
-        mine = md5_etag(data)
-        with self._lock:
-            known = self._etags.get(key, _UNKNOWN)
-        for _ in range(CHAIN_ATTEMPTS):
-            if known == _UNKNOWN:
-                known = store.etag(key)
-            if superseded():  # checked after the read: an ETag read now may be a newer version's
-                raise StorageError("a newer version was issued", key=key, backend=self.name, retryable=False)
-            if known == mine:
-                return mine  # this version is there already (an earlier attempt landed)
-            try:
-                return store.put_conditional(key, data, headers, if_match=known, if_absent=known is None)
-            except PreconditionFailedError:
-                known = _UNKNOWN
-        raise StorageError(f"conditional write lost {CHAIN_ATTEMPTS} times", key=key, backend=self.name)
 
     def _repair(self, key: str) -> None:
         """Write the newest stored version of `key` again, unless a newer write is on its way anyway."""

@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_PKGS := ffmpeg espeak-ng nginx
-TEST_PKGS := $(DEMO_PKGS) redis-server chromium janus prometheus prometheus-nginx-exporter
+TEST_PKGS := $(DEMO_PKGS) redis-server chromium janus prometheus prometheus-nginx-exporter \
+             gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
 
 .PHONY: demo test lint typecheck bench sysdeps-demo sysdeps-test venv clean
 
@@ -27,12 +28,14 @@ typecheck: venv
 bench: venv
 	$(BIN)/python bench/transcode.py
 
-# A package is missing when its main binary is absent (nginx and redis live in /usr/sbin or /usr/bin).
+# A package is missing when its main binary is absent (nginx and redis live in /usr/sbin or /usr/bin) and dpkg
+# does not list it as installed (plugin packages have no binary of their name).
 define ensure_packages
 	@missing=""; \
 	for pkg in $(1); do \
 	  bin=$$pkg; \
-	  command -v $$bin >/dev/null 2>&1 || [ -x /usr/sbin/$$bin ] || [ -x /usr/bin/$$bin ] || missing="$$missing $$pkg"; \
+	  command -v $$bin >/dev/null 2>&1 || [ -x /usr/sbin/$$bin ] || [ -x /usr/bin/$$bin ] || \
+	    dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$pkg"; \
 	done; \
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \

@@ -134,6 +134,27 @@ def test_streamlink_plays_the_same_urls(live: Live, tmp_path: Path) -> None:
     assert float(duration) >= 3.0, duration
 
 
+def test_gstreamer_plays_the_same_urls(live: Live, tmp_path: Path) -> None:
+    """GStreamer 1.22 (Debian): uridecodebin3 picks hlsdemux2, which reads fMP4 and ignores the LL tags."""
+    out = tmp_path / "gst.pcm"
+    master = f"{live.origin.base_url}/rooms/{ROOM}/master.m3u8"
+    rate_bytes = 48_000 * 2 * 2  # S16LE stereo at 48 kHz
+    proc = subprocess.Popen(["gst-launch-1.0", "uridecodebin3", f"uri={master}", "!", "audioconvert", "!",
+                             "audioresample", "!", "audio/x-raw,format=S16LE,rate=48000,channels=2", "!",
+                             "filesink", f"location={out}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        wait_for(lambda: out.exists() and out.stat().st_size > 3 * rate_bytes, timeout_s=30,
+                 what="GStreamer decoding the LL room")  # fmt: skip
+    finally:
+        proc.kill()  # a live stream has no end; what was decoded is on disk
+        log = proc.communicate(timeout=10)[0].decode(errors="replace")
+    assert "ERROR" not in log, log[-1500:]
+    pcm = out.read_bytes()
+    assert len(pcm) > 3 * rate_bytes
+    assert any(pcm[k] for k in range(0, len(pcm), 997)), "GStreamer decoded only silence"  # the 440 Hz tone
+
+
 def test_a_hold_that_cannot_be_met_ends_in_503() -> None:
     with origin_server(workers=1, env={"SPILLWAY_FILL_GAPS": "false"}) as origin:  # filler would meet it
         origin.create_room(ROOM, ingest_token=TOKEN)

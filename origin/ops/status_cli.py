@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -100,6 +102,10 @@ def _use_colour(mode: str, out: TextIO) -> bool:
 def watch(fetch: Callable[[], list[RoomRow]], *, origin: str, interval_s: float, out: TextIO, colour: bool,
           screen: bool, clock: Callable[[], float] = wall_clock, rounds: int | None = None) -> int:  # fmt: skip
     """Refresh until interrupted (or `rounds` screens); an unreachable origin shows in red and is retried."""
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C must quit whatever this process inherited: an ignored SIGINT survives exec, a blocked one too.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if screen:
         out.write(_ENTER_SCREEN)
     try:

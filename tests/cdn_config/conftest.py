@@ -65,7 +65,12 @@ class EdgeRig:
 
 
 def _options(*, origin_url: str, storage: StorageBackend | None = None) -> EdgeOptions:
-    return EdgeOptions(origin_url=origin_url, storage=storage, allowed_origins=(ALLOWED_ORIGIN, OTHER_ALLOWED_ORIGIN))
+    # These rigs serve standard live playlists under thousands of pollers. The first fill of a playlist's cache
+    # entry waits ll_lock_wait_ms (250 ms, sized for low-latency parts); moto on a loaded CI machine can take
+    # longer, and then that first wave of followers each asks upstream once (docs/edge.md). Refreshes are served
+    # stale-while-updating and never wait. The collapse tests count per-TTL requests, so they get a longer wait.
+    return EdgeOptions(origin_url=origin_url, storage=storage, allowed_origins=(ALLOWED_ORIGIN, OTHER_ALLOWED_ORIGIN),
+                       ll_lock_wait_ms=2000)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

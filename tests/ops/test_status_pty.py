@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from tests.support.origin_server import ADMIN_TOKEN, origin_server
 from tests.support.pusher import Push
@@ -90,6 +91,11 @@ def test_status_follows_a_room_on_a_live_origin() -> None:
             deadline = time.monotonic() + 20
             while term.proc.poll() is None and time.monotonic() < deadline:
                 term.read()  # keep draining: a full pty would block the view's last writes
+            if term.proc.poll() is None:  # say where it is stuck before failing
+                spy = Path(sys.executable).with_name("py-spy")
+                dump = subprocess.run([str(spy), "dump", "--pid", str(term.proc.pid)], capture_output=True, text=True,
+                                      timeout=30) if spy.exists() else None  # fmt: skip
+                raise AssertionError(f"status ignored SIGINT for 20 s:\n{dump.stdout + dump.stderr if dump else ''}")
             assert term.proc.wait(timeout=1) == 0
             term.read()
             assert term.text.endswith("\x1b[?25h\x1b[?1049l")  # cursor and the normal screen restored

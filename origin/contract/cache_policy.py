@@ -45,6 +45,11 @@ class ObjectHeaders:
     content_type: str
     cache_control: str
 
+    @property
+    def immutable(self) -> bool:
+        """Never rewritten under its name (segments, parts, inits): safe to create once, cache for good."""
+        return "immutable" in self.cache_control
+
 
 def _public(max_age_s: int, *, immutable: bool = False) -> str:
     return f"public, max-age={max_age_s}" + (", immutable" if immutable else "")

@@ -33,7 +33,7 @@ READ_TIMEOUT_S = 0.5
 
 
 def board_key(prefix: str, room: str) -> str:
-    return room_keys(prefix, room).owner.removesuffix(":owner") + ":ll"
+    return room_keys(prefix, room).board
 
 
 class RedisBoard:

@@ -27,12 +27,13 @@ class RoomKeys:
     owner: str  # the ownership lease: "{epoch}|{worker}" with a TTL
     epoch: str  # INCR per new owner: the fencing token
     spool: str  # hash: storage key -> bytes waiting for S3
+    board: str  # hash: the low-latency playlists, rendition (and rendition.skip) -> text (fleet/board.py)
 
 
 def room_keys(prefix: str, room: str) -> RoomKeys:
     base = f"{prefix}{{{ids.room_id(room)}}}"
     return RoomKeys(journal=f"{base}:journal", lock=f"{base}:lock", owner=f"{base}:owner", epoch=f"{base}:epoch",
-                    spool=f"{base}:spool")  # fmt: skip
+                    spool=f"{base}:spool", board=f"{base}:ll")  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -53,6 +53,8 @@ _UNKNOWN = "?"  # no ETag known for the key: read it before writing
 class ConditionalStore(Protocol):
     """The S3 backend's conditional write (origin.storage.s3.S3Storage)."""
 
+    name: str
+
     def put_conditional(
         self, key: str, data: bytes, headers: ObjectHeaders, *, if_match: str | None = None, if_absent: bool = False
     ) -> str: ...
@@ -90,22 +92,18 @@ def chained_put(
         if known == _UNKNOWN:
             known = store.etag(key)
         if superseded():  # checked after the read: an ETag read now may be a newer version's
-            raise StorageError("a newer version was issued", key=key, backend="s3", retryable=False)
+            raise StorageError("a newer version was issued", key=key, backend=store.name, retryable=False)
         if known == mine:
             return mine  # this version is there already (an earlier attempt landed)
         try:
             return store.put_conditional(key, data, headers, if_match=known, if_absent=known is None)
         except PreconditionFailedError:
             known = _UNKNOWN
-    raise StorageError(f"conditional write lost {CHAIN_ATTEMPTS} times", key=key, backend="s3")
+    raise StorageError(f"conditional write lost {CHAIN_ATTEMPTS} times", key=key, backend=store.name)
 
 
 def _is_conditional(store: object) -> TypeGuard[ConditionalStore]:
     return callable(getattr(store, "put_conditional", None)) and callable(getattr(store, "etag", None))
-
-
-def is_immutable(headers: ObjectHeaders) -> bool:
-    return "immutable" in headers.cache_control
 
 
 class HedgedStorage:
@@ -145,13 +143,13 @@ class HedgedStorage:
         body = bytes(data)
         if len(body) > HEDGE_MAX_BYTES:
             self.inner.put(key, body, headers, durable=durable)
-        elif is_immutable(headers):
+        elif headers.immutable:
             self._race(key, lambda: self.inner.put(key, body, headers, durable=durable), lambda: False)
         else:
             self._put_version(key, body, headers, durable)
 
     def put_file(self, key: str, source: Path, headers: ObjectHeaders) -> None:
-        if not is_immutable(headers) or source.stat().st_size > HEDGE_MAX_BYTES:  # FileNotFoundError if missing
+        if not headers.immutable or source.stat().st_size > HEDGE_MAX_BYTES:  # FileNotFoundError if missing
             self.inner.put_file(key, source, headers)
             return
         self._race(key, lambda: self.inner.put_file(key, source, headers), lambda: False)

@@ -4,8 +4,8 @@ Credentials come from boto3's standard chain (environment, shared config/profile
 role); settings never carry keys. Every put sends Content-Type and Cache-Control from origin.contract.cache_policy and,
 when configured, a canned ACL (`public-read` for a public bucket; none behind CloudFront OAC).
 
-Retries are ours, not botocore's: botocore makes exactly one attempt per call, and `_call` retries it with
-capped exponential backoff and full jitter (origin/storage/retry.py) on throttling, 5xx, timeouts and
+Retries are ours, not botocore's: botocore makes exactly one attempt per call, and RetryingCalls (s3_calls.py)
+retries it with capped exponential backoff and full jitter (origin/storage/retry.py) on throttling, 5xx, timeouts and
 connection errors. Other 4xx are not retried. Each failed attempt is logged (WARNING, with the key) and
 reported to `on_error(backend, kind)` with kind an ErrorClass value ("throttle", "server", "timeout",
 "connection", "client", "other") — wire it to a Prometheus counter. Once attempts run out the call raises
@@ -19,35 +19,28 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    HTTPClientError,
-    IncompleteReadError,
-    ReadTimeoutError,
-)
-from botocore.exceptions import (
-    ConnectionError as BotoConnectionError,
-)
+from botocore.exceptions import ClientError
 
 from origin.contract.cache_policy import ObjectHeaders
 from origin.errors import StorageError, ValidationError
-from origin.storage.base import given_up
 from origin.storage.filesystem import validate_key, validate_prefix
-from origin.storage.retry import ErrorClass, RetryPolicy, classify_response, next_delay
+from origin.storage.retry import RetryPolicy
+from origin.storage.s3_calls import (
+    BACKEND,
+    AddressingStyle,
+    ErrorCallback,
+    RetryingCalls,
+    classify_exception,
+    make_client,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
 
-BACKEND = "s3"
-MAX_POOL_CONNECTIONS = 50  # one client is shared by every worker thread of an origin process
 DEFAULT_CONNECT_TIMEOUT_S = 2.0
 DEFAULT_READ_TIMEOUT_S = 5.0  # a 2 s segment that takes longer than this is better retried
 DEFAULT_MAX_ATTEMPTS = 4
@@ -56,23 +49,7 @@ _NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 # missing key), 409 (S3's ConditionalRequestConflict: another conditional write to the key is in flight).
 _CONDITION_LOST = frozenset({412, 404, 409})
 
-T = TypeVar("T")
-ErrorCallback = Callable[[str, str], None]
-AddressingStyle = Literal["auto", "virtual", "path"]
-
-
-def classify_exception(exc: BaseException) -> ErrorClass:
-    """Map a botocore exception to its ErrorClass (the I/O half of the retry policy)."""
-    if isinstance(exc, ClientError):
-        meta = exc.response.get("ResponseMetadata", {})
-        status = meta.get("HTTPStatusCode")
-        code = exc.response.get("Error", {}).get("Code")
-        return classify_response(status, code)
-    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
-        return ErrorClass.TIMEOUT
-    if isinstance(exc, BotoConnectionError | HTTPClientError | IncompleteReadError):
-        return ErrorClass.CONNECTION
-    return ErrorClass.OTHER
+__all__ = ["ErrorCallback", "PreconditionFailedError", "S3Storage", "classify_exception", "normalize_prefix"]
 
 
 class PreconditionFailedError(StorageError):
@@ -126,44 +103,11 @@ class S3Storage:
         self.prefix = normalize_prefix(prefix)
         self.acl = acl or None
         self.policy = retry_policy if retry_policy is not None else RetryPolicy(max_attempts=max_attempts)
-        self._on_error = on_error
-        self._sleep = sleep
-        self._rand = rand if rand is not None else random.Random().random
-        self._client: S3Client = (
-            client
-            if client is not None
-            else self._make_client(
-                region=region,
-                endpoint_url=endpoint_url,
-                addressing_style=addressing_style,
-                connect_timeout_s=connect_timeout_s,
-                read_timeout_s=read_timeout_s,
-            )
-        )
-
-    @staticmethod
-    def _make_client(
-        *,
-        region: str | None,
-        endpoint_url: str | None,
-        addressing_style: AddressingStyle,
-        connect_timeout_s: float,
-        read_timeout_s: float,
-    ) -> S3Client:
-        config = Config(
-            connect_timeout=connect_timeout_s,
-            read_timeout=read_timeout_s,
-            retries={"total_max_attempts": 1, "mode": "standard"},  # one try per call; _call retries
-            max_pool_connections=MAX_POOL_CONNECTIONS,
-            s3={"addressing_style": addressing_style},
-            # Checksums only where S3 requires them: R2, GCS interop and older MinIO reject the
-            # CRC headers / aws-chunked bodies newer botocore sends by default.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
-        # A Session of our own: boto3's default session is not safe to create clients from concurrently.
-        session = boto3.session.Session(region_name=region)
-        return session.client("s3", endpoint_url=endpoint_url or None, config=config)
+        self._call = RetryingCalls(policy=self.policy, on_error=on_error, sleep=sleep,
+                                   rand=rand if rand is not None else random.Random().random)  # fmt: skip
+        self._client: S3Client = client if client is not None else make_client(
+            region=region, endpoint_url=endpoint_url, addressing_style=addressing_style,
+            connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s)  # fmt: skip
 
     def __repr__(self) -> str:
         return f"S3Storage(bucket={self.bucket!r}, prefix={self.prefix!r})"
@@ -174,51 +118,6 @@ class S3Storage:
 
     def full_key(self, key: str) -> str:
         return self.prefix + validate_key(key)
-
-    # -- retry loop ----------------------------------------------------------------------------------
-
-    def _call(self, op: str, key: str, fn: Callable[[], T], *, max_attempts: int | None = None) -> T:
-        limit = self.policy.max_attempts if max_attempts is None else max_attempts
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return fn()
-            except (ClientError, BotoCoreError) as exc:
-                error = classify_exception(exc)
-                if self._on_error is not None:
-                    self._on_error(BACKEND, error.value)
-                delay = next_delay(self.policy, attempt=attempt, error=error, rand=self._rand())
-                if attempt >= limit or given_up():  # abandoned by a hedge: never send it again
-                    delay = None
-                if delay is None:
-                    logger.warning(
-                        "s3 %s %s failed (%s: %s) after %d attempt(s); giving up",
-                        op,
-                        key,
-                        error.value,
-                        exc,
-                        attempt,
-                    )
-                    raise StorageError(
-                        f"{op} failed after {attempt} attempt(s) ({error.value}): {exc}",
-                        key=key,
-                        backend=BACKEND,
-                        retryable=error.retryable,
-                    ) from exc
-                logger.warning(
-                    "s3 %s %s failed (%s: %s), attempt %d/%d; retrying in %.3fs",
-                    op,
-                    key,
-                    error.value,
-                    exc,
-                    attempt,
-                    limit,
-                    delay,
-                )
-                self._sleep(delay)
-                if given_up():
-                    raise StorageError(f"{op} abandoned by its caller", key=key, backend=BACKEND) from exc
 
     # -- Storage protocol ----------------------------------------------------------------------------
 

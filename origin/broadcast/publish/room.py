@@ -12,31 +12,23 @@ A playlist is written only after every object it names is durable; a failed writ
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
-from origin.broadcast import fmp4, lifecycle
+from origin.broadcast import lifecycle
 from origin.broadcast.journal.base import Journal, Ownership
 from origin.broadcast.lifecycle import LifecyclePolicy
 from origin.broadcast.model import BroadcastState, Publication, RoomState
-from origin.broadcast.publish.filler import (
-    FillerBank,
-    FillerError,
-    FillerPolicy,
-    FillerSlot,
-    filler_deadline,
-    filler_specs,
-    plan_fillers,
-)
+from origin.broadcast.publish.fill import SlotFiller
+from origin.broadcast.publish.filler import FillerBank, FillerPolicy, filler_deadline, filler_specs
 from origin.broadcast.publish.lowlatency import LowLatency, attach_parts
 from origin.broadcast.publish.playlists import RoomPlaylists, Write
+from origin.broadcast.publish.writes import put_all, upload_spooled
 from origin.broadcast.records import (
     AnchorSet,
     MasterWritten,
-    ObjectUploaded,
     Published,
     Quarantined,
     Record,
@@ -47,7 +39,6 @@ from origin.broadcast.sequencer import plan_publications
 from origin.broadcast.spool import SpoolStore
 from origin.broadcast.states import RoomStates
 from origin.contract import layout
-from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.errors import StorageError
 from origin.metrics import Metrics
 from origin.storage.base import Storage
@@ -55,7 +46,6 @@ from origin.storage.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
 
-UPLOADS_PER_PASS = 64
 BACKLOG_WARN_OBJECTS = 30
 
 
@@ -126,6 +116,9 @@ class RoomPublisher:
         self.clock = clock
         self.io = io
         self.low_latency = low_latency
+        self._filler = (SlotFiller(room=room, states=states, storage=storage, bank=self.filler, policy=policy.filler,
+                                   metrics=metrics, io=io)
+                        if self.filler is not None and policy.filler is not None else None)  # fmt: skip
         self._dirty: set[str] = set()
         self._advanced: dict[str, float] = {}  # rendition -> when this owner last published on it (wall clock)
         self._started = False
@@ -152,7 +145,8 @@ class RoomPublisher:
             self._start()
         result = PassResult()
         now = self.clock()
-        self._append(self._upload_spooled())
+        self._append(upload_spooled(room=self.room, states=self.states, spool=self.spool, storage=self.storage,
+                                    metrics=self.metrics))  # fmt: skip
         with self.journal.locked(self.room):
             with self.states.hold(self.room) as state:
                 before = state.state
@@ -166,7 +160,8 @@ class RoomPublisher:
                     self.commit.barrier_blocking()
                 decision = self._decide(state, now, final)
             self.journal.append(self.room, decision.records, fence=self.ownership)
-        fillers = self._fill(now, decision) if not final else []
+        fresh = {p.rendition for p in decision.publications}
+        fillers = self._filler.fill(now, fresh, self._advanced.get) if self._filler is not None and not final else []
         self._append([Published(publications=tuple(fillers))] if fillers else [])
         new = decision.publications + fillers
         if new:
@@ -235,72 +230,7 @@ class RoomPublisher:
                 out.records.append(Published(publications=tuple(pubs)))
         return out
 
-    def _fill(self, now: float, decision: _Decision) -> list[Publication]:
-        """Filler for renditions this pass published nothing on, whose next slot is past its deadline."""
-        if self.filler is None or self.policy.filler is None:
-            return []
-        fresh = {p.rendition for p in decision.publications}
-        with self.states.hold(self.room) as state:
-            if state.state is not BroadcastState.LIVE:
-                return []
-            slots = [s for r in state.renditions if r not in fresh
-                     for s in plan_fillers(state, r, now, self.policy.filler, self._advanced.get(r))]  # fmt: skip
-        filler = self.filler
-
-        def make(slot: FillerSlot) -> Publication:
-            p = slot.publication
-            template = filler.segment(channels=slot.channels, sample_rate=slot.sample_rate, bitrate=slot.bitrate,
-                                      frames=slot.frames)  # fmt: skip
-            data = fmp4.retime_segment(template, base_decode_time=slot.base_decode_time, sequence_number=p.msn)
-            key = layout.filler_segment(self.room, p.session, p.rendition, p.msn)
-            self.storage.put(key, data, headers_for(ObjectKind.SEGMENT))  # durable: named right away
-            return dataclasses.replace(p, size=len(data))
-
-        # Renditions in parallel on remote storage: the edge must not wait for three writes in a row.
-        futures = [self.io.submit(make, slot) for slot in slots] if self.io is not None and len(slots) > 1 else []
-        made: list[Publication] = []
-        failed: set[str] = set()  # a rendition's fillers must stay contiguous: stop at its first failure
-        for i, slot in enumerate(slots):
-            p = slot.publication
-            if p.rendition in failed and not futures:
-                continue
-            try:
-                made_p = futures[i].result() if futures else make(slot)
-            except (FillerError, StorageError) as exc:
-                self.metrics.storage_error(self.storage.name, "put")
-                log.warning("room=%s filler for %s failed: %s", self.room, p.rendition, exc)
-                failed.add(p.rendition)
-                continue
-            if p.rendition not in failed:
-                made.append(made_p)
-        if made:
-            self.metrics.filler(self.room, len(made))
-            log.warning("room=%s source late: %d filler segment(s) on %s", self.room, len(made),
-                        ",".join(sorted({p.rendition for p in made})))  # fmt: skip
-        return made
-
     # -- I/O -----------------------------------------------------------------------------------------------
-
-    def _upload_spooled(self) -> list[Record]:
-        with self.states.hold(self.room) as state:
-            waiting = sorted(state.spooled.values(), key=lambda o: (o.idx, o.received_at))[:UPLOADS_PER_PASS]
-        done: list[Record] = []
-        for obj in waiting:
-            key = layout.init_segment(self.room, obj.session, obj.rendition) if obj.is_init else layout.media_segment(
-                self.room, obj.session, obj.rendition, obj.idx)  # fmt: skip
-            kind = ObjectKind.INIT if obj.is_init else ObjectKind.SEGMENT
-            try:
-                self.spool.upload(key, self.storage, headers_for(kind))
-            except KeyError:
-                log.error("room=%s spooled %s is missing from the spool", self.room, key)
-                continue
-            except StorageError as exc:
-                self.metrics.storage_error(self.storage.name, "put")
-                log.warning("room=%s upload of spooled %s failed, will retry: %s", self.room, key, exc)
-                break  # storage is still failing: try again next pass, in order
-            self.spool.delete(key)
-            done.append(ObjectUploaded(session=obj.session, rendition=obj.rendition, idx=obj.idx))
-        return done
 
     def _write_playlists(self, result: PassResult, final: bool, published: list[Publication]) -> None:
         now = self.clock()
@@ -314,8 +244,8 @@ class RoomPublisher:
             self._finish(now)
             return
         try:
-            self._put_all(writes, durable=final)
-            self._put_all(masters, durable=True)
+            put_all(self.storage, writes, durable=final, io=self.io)
+            put_all(self.storage, masters, durable=True, io=self.io)
         except StorageError as exc:
             result.error = str(exc)
             self.metrics.storage_error(self.storage.name, "put")
@@ -341,20 +271,6 @@ class RoomPublisher:
     def _finish(self, now: float) -> None:
         self._append([StateChanged(state=BroadcastState.ENDED, at=now)])
         log.info("room=%s broadcast ended; replay at %s", self.room, layout.replay_master(self.room))
-
-    def _put_all(self, writes: Sequence[Write], *, durable: bool) -> None:
-        """Write concurrently when an executor is given (remote storage); raise the first failure after all ran."""
-        def put(w: Write) -> None:
-            self.storage.put(w.key, w.text.encode(), headers_for(w.kind), durable=durable)
-
-        if self.io is None or len(writes) < 2:
-            for w in writes:
-                put(w)
-            return
-        errors = [f.exception() for f in [self.io.submit(put, w) for w in writes]]
-        for error in errors:
-            if error is not None:
-                raise error
 
     def _report(self, result: PassResult) -> None:
         if result.backlog >= BACKLOG_WARN_OBJECTS:

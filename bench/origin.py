@@ -50,6 +50,10 @@ def histogram(metrics_text: str) -> list[tuple[float, float]]:
     return sorted(out)
 
 
+def _total(metrics_text: str, name: str) -> float:
+    return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", metrics_text, re.M))
+
+
 def quantile(buckets: list[tuple[float, float]], q: float) -> float:
     """Linear interpolation inside the bucket holding quantile q (as Prometheus' histogram_quantile)."""
     total = buckets[-1][1] if buckets else 0
@@ -111,16 +115,38 @@ async def push_room(
 
 
 async def drive(
-    origin: str, rooms: list[str], media: dict[str, tuple[bytes, list[bytes]]], seconds: float
+    origin: str, rooms: list[str], media: dict[str, tuple[bytes, list[bytes]]], seconds: float, master_pid: int
 ) -> dict[str, object]:
     errors: list[str] = []
     connector = aiohttp.TCPConnector(limit=400)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
         t0 = time.monotonic() + 1.0
-        sent = await asyncio.gather(
+        pushes = asyncio.gather(
             *(push_room(session, origin, room, media, seconds=seconds, t0=t0, errors=errors) for room in rooms)
         )
-    return {"segments_sent": sum(sent), "errors": len(errors), "error_kinds": sorted(set(errors))[:5]}
+        steady = asyncio.create_task(steady_window(session, origin, master_pid, t0=t0, seconds=seconds))
+        sent = await pushes
+        window = await steady
+    return {"segments_sent": sum(sent), "errors": len(errors), "error_kinds": sorted(set(errors))[:5], **window}
+
+
+async def steady_window(session: aiohttp.ClientSession, origin: str, master_pid: int, *, t0: float,
+                        seconds: float) -> dict[str, float]:  # fmt: skip
+    """Origin CPU per segment while every room is pushing: from one segment after the last room's first PUT to
+    one segment before the first room's last, so neither start-up nor the filler after the pushes end counts."""
+    async def sample() -> tuple[float, float, float]:
+        async with session.get(f"{origin}/metrics") as r:
+            text = await r.text()
+        return time.monotonic(), process_cpu_seconds(master_pid), _total(text, "spillway_segments_received_total")
+
+    start, stop = t0 + 2 * SEGMENT_S, t0 + seconds - SEGMENT_S
+    await asyncio.sleep(max(0.0, start - time.monotonic()))
+    t_a, cpu_a, seg_a = await sample()
+    await asyncio.sleep(max(0.0, stop - time.monotonic()))
+    t_b, cpu_b, seg_b = await sample()
+    received = max(seg_b - seg_a, 1.0)  # segment PUTs, every rendition's counted
+    return {"steady_seconds": round(t_b - t_a, 1), "steady_segments": received,
+            "steady_cpu_ms_per_segment": round(1000 * (cpu_b - cpu_a) / received, 3)}
 
 
 def run_step(n_rooms: int, *, backend: str, seconds: float, media: dict[str, tuple[bytes, list[bytes]]],
@@ -135,13 +161,15 @@ def run_step(n_rooms: int, *, backend: str, seconds: float, media: dict[str, tup
                     headers={"Authorization": "Bearer test-admin-token"},
                 )
                 r.raise_for_status()
-        before = histogram(httpx.get(f"{origin.base_url}/metrics").text)
+        metrics_before = httpx.get(f"{origin.base_url}/metrics").text
+        before = histogram(metrics_before)
         cpu_before = process_cpu_seconds(origin.process.pid)
         t = time.monotonic()
-        result = asyncio.run(drive(origin.base_url, rooms, media, seconds))
+        result = asyncio.run(drive(origin.base_url, rooms, media, seconds, origin.process.pid))
         wall = time.monotonic() - t
         time.sleep(SEGMENT_S * 2)  # let the last publishes land
-        after = histogram(httpx.get(f"{origin.base_url}/metrics").text)
+        metrics_after = httpx.get(f"{origin.base_url}/metrics").text
+        after = histogram(metrics_after)
         cpu = process_cpu_seconds(origin.process.pid) - cpu_before
     delta = [(le, c - dict(before).get(le, 0.0)) for le, c in after]
     published = delta[-1][1] if delta else 0
@@ -155,6 +183,12 @@ def run_step(n_rooms: int, *, backend: str, seconds: float, media: dict[str, tup
         "p99_ms": round(quantile(delta, 0.99) * 1000, 1),
         "origin_cpu_s_per_s": round(cpu / wall, 2),
         "origin_cpu_ms_per_segment": round(1000 * cpu / max(int(result["segments_sent"]), 1), 3),  # type: ignore[call-overload]
+        # Filler the origin made (a source late past its deadline): 0 unless the origin fell behind the pushers.
+        "filler_segments": int(_total(metrics_after, "spillway_filler_segments_total")
+                               - _total(metrics_before, "spillway_filler_segments_total")),
+        "passes_per_segment": round((_total(metrics_after, "spillway_publish_passes_total")
+                                     - _total(metrics_before, "spillway_publish_passes_total"))
+                                    / max(int(result["segments_sent"]), 1), 2),  # type: ignore[call-overload]
         **result,
     }
     print(json.dumps(step), flush=True)

@@ -30,6 +30,7 @@ from origin.ops.room_stats import RoomStatsTracker
 
 SEGMENTS_RECEIVED = Counter("spillway_segments_received", "Media segments received from transcoders")
 SEGMENTS_PUBLISHED = Counter("spillway_segments_published", "Media segments named in a published playlist")
+PUBLISH_PASSES = Counter("spillway_publish_passes", "Publishing passes run (per segment received: the pass overhead)")
 FILLER_SEGMENTS = Counter("spillway_filler_segments", "Silence/slate segments published while a source was gone")
 INGEST_REJECTED = Counter("spillway_ingest_rejected", "Ingest requests refused, by error code", ["reason"])
 STORAGE_ERRORS = Counter(
@@ -139,6 +140,7 @@ class Metrics:
 
     def room_state(self, room: str, state: str, now: float) -> None:
         """End of a publishing pass: share the owner's figures (origin/ops/room_stats.py)."""
+        PUBLISH_PASSES.inc()
         if self.stats is not None:
             self.stats.flush(room, now, final=state == "ended")
 

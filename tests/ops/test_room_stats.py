@@ -55,9 +55,16 @@ def test_tracker_writes_only_when_the_edge_advanced_and_forgets_ended_rooms() ->
     first = store.read("r")
     assert first is not None and first.live_edge_at == 10.5 and first.p99_s == 0.05 and first.samples == 1
     assert first.owner_pid == os.getpid()
-    tracker.flush("r", 12.0)
-    assert store.read("r") == first  # no advance since: no write
-    tracker.flush("r", 13.0, final=True)
+    tracker.edge_advanced("r", 11.1)
+    tracker.flush("r", 11.2)
+    assert store.read("r") == first  # advanced, but the last write is younger than the flush interval
+    tracker.flush("r", 11.6)
+    waited = store.read("r")
+    assert waited is not None and waited.live_edge_at == 11.1  # a later pass wrote what waited
+    tracker.flush("r", 12.5)
+    assert store.read("r") == waited  # no advance since: no write
+    tracker.edge_advanced("r", 12.7)
+    tracker.flush("r", 13.0, final=True)  # the end writes at once
     assert tracker.rooms() == 0
     last = store.read("r")
     assert last is not None and last.at == 13.0  # the last figures stay for readers

@@ -95,7 +95,11 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _counter(metrics: str, name: str, labels: str = "") -> float:
-    return sum(float(v) for v in re.findall(rf"^{name}\{{[^}}]*{labels}[^}}]*\}} ([0-9.e+]+)$", metrics, re.M))
+    """The sum of a counter's series whose labels contain `labels` (fleet counters have none: the stack carries
+    one room)."""
+    any_labels = rf"^{name}(?:\{{[^}}]*\}})? ([0-9.e+]+)$"
+    pattern = rf"^{name}\{{[^}}]*{labels}[^}}]*\}} ([0-9.e+]+)$" if labels else any_labels
+    return sum(float(v) for v in re.findall(pattern, metrics, re.M))
 
 
 def summarize(
@@ -115,7 +119,7 @@ def summarize(
             "listener_stall_s": round(max(stalled_within(stalls[u], e.t, end) for u in live), 2),
             "heard_again_s": round(max(h - e.back for h in heard if h is not None), 2) if None not in heard else None,
         })  # fmt: skip
-    received = _counter(metrics, "spillway_segments_received_total", f'room="{ROOM}"')
+    received = _counter(metrics, "spillway_segments_received_total")
     in_replay = sum(1 for p in replays.values() for seg in p.segments if "/fill-" not in seg.uri)
     replay_s = {r: round(sum(seg.duration for seg in p.segments), 1) for r, p in replays.items()}
     return {
@@ -143,7 +147,7 @@ def summarize(
         "_timeline": {u.rsplit("/", 1)[1]: [(round(x.at - started, 2), x.msn, x.duration_s, x.uri.split("/")[-2:])
                                            for x in edge.seen[u]] for u in live},
         "edge_polls_per_s": round(edge.polls / len(live) / (live_until - started), 1),
-        "filler_segments": int(_counter(metrics, "spillway_filler_segments_total", f'room="{ROOM}"')),
+        "filler_segments": int(_counter(metrics, "spillway_filler_segments_total")),
     }
 
 

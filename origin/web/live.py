@@ -96,7 +96,7 @@ def build_router(*, board: PlaylistBoard, storage: Storage, waiters: Waiters, cl
             raise ValidationError("_HLS_part needs _HLS_msn")
         skip = skip_arg is not None
         event = waiters.event(room)  # taken before the read: a ring in between is not missed
-        text = board.read(room, rendition, skip=skip)
+        text = await board.aread(room, rendition, skip=skip)
         if text is None:
             return await standard(room, rendition, request)
         if msn is not None:
@@ -113,7 +113,7 @@ def build_router(*, board: PlaylistBoard, storage: Storage, waiters: Waiters, cl
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), timeout=min(remaining, 0.5))
                 event = waiters.event(room)
-                fresh = board.read(room, rendition, skip=skip)
+                fresh = await board.aread(room, rendition, skip=skip)
                 if fresh is None:  # the broadcast ended: the standard playlist has the end
                     return await standard(room, rendition, request)
                 text, edge = fresh, edge_of(fresh)

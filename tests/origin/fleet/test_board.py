@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import redis
 
@@ -45,6 +46,52 @@ def test_reads_are_kept_until_a_ring_or_a_quarter_second(redis_server: RedisServ
     owner.write("launch", "a64", "v3", "v3-skip")
     clock.now += 0.3  # the ring was lost: staleness is bounded
     assert reader.read("launch", "a64") == "v3"
+
+
+class CountingClient:
+    """The real client, its HGETs counted and (optionally) slowed: a Redis that answers late."""
+
+    def __init__(self, client: redis.Redis[bytes], delay_s: float = 0.0) -> None:
+        self.client, self.delay_s, self.hgets = client, delay_s, 0
+
+    def hget(self, key: str, field: str) -> bytes | None:
+        self.hgets += 1
+        answer = self.client.hget(key, field)
+        time.sleep(self.delay_s)  # the answer comes back late
+        return answer
+
+
+def test_held_reloads_share_one_hget_off_the_loop_and_a_ring_starts_a_new_one(redis_server: RedisServer,
+                                                                            prefix: str) -> None:  # fmt: skip
+    owner = RedisBoard(redis_server.client(), prefix=prefix)
+    counting = CountingClient(redis_server.client(), delay_s=0.2)
+    reader = RedisBoard(counting, prefix=prefix)  # type: ignore[arg-type]
+    owner.write("launch", "a64", "v1", "v1-skip")
+
+    async def scenario() -> None:
+        ticks = 0
+
+        async def ticker() -> None:  # the loop keeps turning while Redis is slow
+            nonlocal ticks
+            for _ in range(15):
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        texts, _ = await asyncio.gather(asyncio.gather(*(reader.aread("launch", "a64") for _ in range(500))), ticker())
+        assert set(texts) == {"v1"} and counting.hgets == 1  # 500 held reloads, one HGET
+        assert ticks == 15  # the loop was never blocked by the 0.2 s HGET
+        assert await reader.aread("launch", "a64") == "v1" and counting.hgets == 1  # kept until a ring
+        owner.write("launch", "a64", "v2", "v2-skip")
+        reader.forget("launch")  # ring 1
+        slow = asyncio.ensure_future(reader.aread("launch", "a64"))  # its HGET is in flight when ring 2 comes
+        await asyncio.sleep(0.05)
+        owner.write("launch", "a64", "v3", "v3-skip")
+        reader.forget("launch")  # ring 2
+        assert await reader.aread("launch", "a64") == "v3"  # a new HGET, not the flight from before the ring
+        assert await slow == "v2" and counting.hgets == 3
+        assert await reader.aread("launch", "a64") == "v3" and counting.hgets == 3  # the older answer was not kept
+
+    asyncio.run(scenario())
 
 
 def test_redis_down_answers_none_and_drops_writes(prefix: str) -> None:

@@ -136,6 +136,7 @@ class LowLatency:
         self.board = board
         self.live_window_segments = live_window_segments
         self._edges: dict[str, tuple[int, int]] = {}  # rendition -> (last msn, open parts) last written
+        self._segments: dict[int, tuple[Publication, PublishedSegment]] = {}  # id(publication) -> its entry
 
     def update(self, state: RoomState, windows: Mapping[str, Sequence[Publication]]) -> bool:
         """Write the LL playlists whose edge moved; True when anything was written (ring the workers)."""
@@ -147,9 +148,12 @@ class LowLatency:
         moved = [n for n in ll if self._edges.get(n) != edges[n]]
         for name in moved:
             reports = [self._report(state, other, edges[other]) for other in ll if other != name]
-            full, skip = (self._render(state, name, windows[name], reports, skip=s) for s in (False, True))
+            full, skip = self._render(state, name, windows[name], reports)
             self.board.write(self.room, name, full, skip)
         self._edges = edges
+        if len(self._segments) > 4 * sum(len(w) for w in windows.values()) + 64:  # keep what the windows hold
+            held = {id(p) for w in windows.values() for p in w}
+            self._segments = {k: v for k, v in self._segments.items() if k in held}
         return bool(moved)
 
     @staticmethod
@@ -172,11 +176,21 @@ class LowLatency:
         opened = open_parts(state, rendition)
         return (last.msn if last else -1, len(opened[0]) if opened else 0)
 
-    def _render(self, state: RoomState, name: str, tail: Sequence[Publication], reports: Sequence[RenditionReport],
-                *, skip: bool) -> str:  # fmt: skip
+    def _segment(self, p: Publication) -> PublishedSegment:
+        """A publication as a playlist entry with its parts, converted once (publications never change)."""
+        hit = self._segments.get(id(p))
+        if hit is not None and hit[0] is p:
+            return hit[1]
+        seg = _segment_parts(published_segment(p), p)
+        self._segments[id(p)] = (p, seg)
+        return seg
+
+    def _render(self, state: RoomState, name: str, tail: Sequence[Publication],
+                reports: Sequence[RenditionReport]) -> tuple[str, str]:  # fmt: skip
+        """The full playlist and its delta update, from one window."""
         rs = state.rendition(name)
         target = target_duration_s(rs.longest_s, state.nominal_segment_s)
-        segments = [_segment_parts(published_segment(p), p) for p in tail]
+        segments = [self._segment(p) for p in tail]
         # Twice CAN-SKIP-UNTIL: a delta update (what LL clients reload ~5 times a second) then skips half the
         # window; a window as short as the standard one would have nothing older than the skip boundary.
         window = live_window(segments, min_segments=self.live_window_segments, target_duration=target,
@@ -192,13 +206,14 @@ class LowLatency:
                 init_uri=layout.init_uri(session, name), discontinuity=new_session,
             )  # fmt: skip
         longest_part = max(rs.longest_part_s, max((d for s in window for _, d in s.parts), default=0.0))
-        return render_ll_playlist(
+        ranges = window_fields(state.timed, [(s.media_sequence, s.program_date_time.timestamp(),
+                                              s.program_date_time.timestamp() + s.duration_s) for s in window])
+        full, skip = (render_ll_playlist(
             window, open_segment, target_duration=target, part_target=part_target_s(longest_part or 0.2),
             discontinuity_sequence=rs.discontinuities - sum(s.discontinuity for s in window), reports=reports,
-            skip=skip, dateranges=window_fields(state.timed, [(s.media_sequence, s.program_date_time.timestamp(),
-                                                               s.program_date_time.timestamp() + s.duration_s)
-                                                              for s in window]),
-        )  # fmt: skip
+            skip=delta, dateranges=ranges,
+        ) for delta in (False, True))  # fmt: skip
+        return full, skip
 
     @staticmethod
     def _next(state: RoomState, rendition: str, parts: list[StoredPart]) -> tuple[str, int]:

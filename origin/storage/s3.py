@@ -169,19 +169,24 @@ class S3Storage:
 
         return self._call("put_conditional", key, op)
 
-    def etag(self, key: str) -> str | None:
-        """The object's ETag (a conditional write's `if_match`), None when absent."""
+    def _head(self, op: str, key: str) -> dict[str, Any] | None:
+        """head_object's answer, None when the object is absent (a 404)."""
         full = self.full_key(key)
 
-        def op() -> str | None:
+        def head() -> dict[str, Any] | None:
             try:
-                return self._client.head_object(Bucket=self.bucket, Key=full)["ETag"]
+                return dict(self._client.head_object(Bucket=self.bucket, Key=full))
             except ClientError as exc:
                 if _is_not_found(exc):
                     return None
                 raise
 
-        return self._call("etag", key, op)
+        return self._call(op, key, head)
+
+    def etag(self, key: str) -> str | None:
+        """The object's ETag (a conditional write's `if_match`), None when absent."""
+        resp = self._head("etag", key)
+        return None if resp is None else str(resp["ETag"])
 
     def put_file(self, key: str, source: Path, headers: ObjectHeaders) -> None:
         self.put(key, source.read_bytes(), headers)
@@ -214,33 +219,14 @@ class S3Storage:
     def exists(self, key: str) -> bool:
         """head_object: 404 is False. A 403 raises StorageError (S3 answers 403 for a missing key when the
         credentials lack s3:ListBucket: grant it, or exists() cannot tell absent from forbidden)."""
-        full = self.full_key(key)
-
-        def op() -> bool:
-            try:
-                self._client.head_object(Bucket=self.bucket, Key=full)
-            except ClientError as exc:
-                if _is_not_found(exc):
-                    return False
-                raise
-            return True
-
-        return self._call("exists", key, op)
+        return self._head("exists", key) is not None
 
     def get_headers(self, key: str) -> ObjectHeaders:
         """Stored Content-Type/Cache-Control of `key`. Raises KeyError if absent."""
-        full = self.full_key(key)
-
-        def op() -> ObjectHeaders:
-            try:
-                resp = self._client.head_object(Bucket=self.bucket, Key=full)
-            except ClientError as exc:
-                if _is_not_found(exc):
-                    raise KeyError(key) from None
-                raise
-            return ObjectHeaders(content_type=resp.get("ContentType", ""), cache_control=resp.get("CacheControl", ""))
-
-        return self._call("get_headers", key, op)
+        resp = self._head("get_headers", key)
+        if resp is None:
+            raise KeyError(key)
+        return ObjectHeaders(content_type=resp.get("ContentType", ""), cache_control=resp.get("CacheControl", ""))
 
     def list(self, prefix: str) -> list[str]:
         full_prefix = self.prefix + validate_prefix(prefix)

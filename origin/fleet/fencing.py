@@ -29,6 +29,7 @@ from typing import Protocol
 from origin.contract.cache_policy import ObjectHeaders
 from origin.errors import StorageError
 from origin.storage.base import Storage
+from origin.storage.delegate import ReadsBelow
 from origin.storage.s3 import PreconditionFailedError, S3Storage
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,12 @@ def owner_marker(token: int) -> bytes:
     return f"# spillway-owner {token}\n".encode()
 
 
-class FencedStorage:
+class FencedStorage(ReadsBelow):
     """`Storage` for one room's owner in a fleet. Safe for concurrent writes of different keys."""
 
     def __init__(self, storage: S3Storage, fence: Fence, *, others: Storage | None = None) -> None:
         self.storage = storage
-        self.others: Storage = others if others is not None else storage
+        self.below: Storage = others if others is not None else storage  # segments and reads (hedged, if on)
         self.fence = fence
         self.name = storage.name
         self._etags: dict[str, object] = {}  # key -> the ETag of our last version, None: absent, or _UNKNOWN
@@ -67,7 +68,7 @@ class FencedStorage:
         elif "/fill-" in key:
             self._put_once(key, data, headers)
         else:
-            self.others.put(key, data, headers, durable=durable)
+            self.below.put(key, data, headers, durable=durable)
 
     def _put_playlist(self, key: str, body: bytes, headers: ObjectHeaders) -> None:
         for _ in range(ATTEMPTS):
@@ -100,22 +101,8 @@ class FencedStorage:
     # -- the rest of Storage, unchanged ---------------------------------------------------------------------
 
     def sync(self) -> None:
-        self.others.sync()
-
-    def delete(self, key: str) -> None:
-        self.others.delete(key)
+        self.below.sync()
 
     def put_file(self, key: str, source: Path, headers: ObjectHeaders) -> None:
         self.put(key, source.read_bytes(), headers)
 
-    def get(self, key: str) -> bytes:
-        return self.others.get(key)
-
-    def exists(self, key: str) -> bool:
-        return self.others.exists(key)
-
-    def list(self, prefix: str) -> list[str]:
-        return self.others.list(prefix)
-
-    def check(self) -> None:
-        self.others.check()

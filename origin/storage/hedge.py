@@ -39,6 +39,7 @@ from typing import Protocol, TypeGuard
 from origin.contract.cache_policy import ObjectHeaders
 from origin.errors import StorageError
 from origin.storage.base import Storage, abandon_when
+from origin.storage.delegate import ReadsBelow
 from origin.storage.hedge_policy import HedgePolicy, Lane, Sample, hedge_delay, may_hedge, recent
 from origin.storage.s3 import PreconditionFailedError
 
@@ -106,7 +107,7 @@ def _is_conditional(store: object) -> TypeGuard[ConditionalStore]:
     return callable(getattr(store, "put_conditional", None)) and callable(getattr(store, "etag", None))
 
 
-class HedgedStorage:
+class HedgedStorage(ReadsBelow):
     def __init__(
         self,
         inner: Storage,
@@ -117,6 +118,7 @@ class HedgedStorage:
         threads: int = HEDGE_THREADS,
     ) -> None:
         self.inner = inner
+        self.below = inner
         self.name = inner.name
         self.policy = policy or HedgePolicy()
         self.metrics = metrics
@@ -283,21 +285,6 @@ class HedgedStorage:
 
     def sync(self) -> None:
         self.inner.sync()
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
-
-    def get(self, key: str) -> bytes:
-        return self.inner.get(key)
-
-    def exists(self, key: str) -> bool:
-        return self.inner.exists(key)
-
-    def list(self, prefix: str) -> list[str]:
-        return self.inner.list(prefix)
-
-    def check(self) -> None:
-        self.inner.check()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -189,7 +189,18 @@ class S3Storage:
         return None if resp is None else str(resp["ETag"])
 
     def put_file(self, key: str, source: Path, headers: ObjectHeaders) -> None:
-        self.put(key, source.read_bytes(), headers)
+        """One PUT streamed from the file (a multi-hour replay download is hundreds of MB: never in memory)."""
+        full = self.full_key(key)
+        extra: dict[str, Any] = {"ACL": self.acl} if self.acl else {}
+        size = source.stat().st_size  # FileNotFoundError if missing
+
+        def op() -> None:
+            with source.open("rb") as body:  # reopened per attempt: a retry starts from the first byte
+                self._client.put_object(Bucket=self.bucket, Key=full, Body=body, ContentLength=size,
+                                        ContentType=headers.content_type, CacheControl=headers.cache_control,
+                                        **extra)  # fmt: skip
+
+        self._call("put_file", key, op)
 
     def sync(self) -> None:
         """Every successful PUT is already durable in S3."""

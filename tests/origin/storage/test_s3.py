@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import time
+import tracemalloc
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -174,6 +178,42 @@ def test_get_retries_5xx_but_not_a_missing_key(proxy: FaultProxy, bucket: str) -
     assert proxy.counts() == {"GET": 1}
     assert not storage.exists(KEY + ".missing")
     assert rec.events == [("s3", "server")] * 2
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_put_file_streams_a_large_file_without_reading_it_into_memory(moto: MotoServer, bucket: str,
+                                                                      tmp_path: Path) -> None:  # fmt: skip
+    source = tmp_path / "replay.m4a"
+    chunk = os.urandom(1 << 20)
+    with source.open("wb") as fh:
+        for _ in range(24):  # 24 MB: a replay download of ~25 minutes at 128 kb/s
+            fh.write(chunk)
+    storage = S3Storage(bucket=bucket, endpoint_url=moto.endpoint_url)
+    download = headers_for(ObjectKind.DOWNLOAD)
+    tracemalloc.start()
+    try:
+        storage.put_file("rooms/r/replay.m4a", source, download)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"put_file held {peak >> 20} MB"  # reading it whole would be ≥ 24 MB
+    got = moto.client().get_object(Bucket=bucket, Key="rooms/r/replay.m4a")
+    assert got["ContentLength"] == 24 << 20 and got["ContentType"] == download.content_type
+    assert hashlib.sha256(got["Body"].read()).digest() == hashlib.sha256(source.read_bytes()).digest()
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_put_file_retries_from_the_first_byte(proxy: FaultProxy, bucket: str, moto: MotoServer,
+                                              tmp_path: Path) -> None:  # fmt: skip
+    source = tmp_path / "replay.m4a"
+    source.write_bytes(os.urandom(300_000))
+    storage = _storage(proxy, bucket, Recorder())
+    proxy.fail_next(2, Reply(status=503), methods={"PUT"})
+    storage.put_file("rooms/r/replay.m4a", source, headers_for(ObjectKind.DOWNLOAD))
+    assert proxy.counts()["PUT"] == 3
+    assert moto.client().get_object(Bucket=bucket, Key="rooms/r/replay.m4a")["Body"].read() == source.read_bytes()
+    with pytest.raises(FileNotFoundError):
+        storage.put_file("rooms/r/other.m4a", tmp_path / "missing.m4a", headers_for(ObjectKind.DOWNLOAD))
 
 
 @pytest.mark.usefixtures("aws_env")

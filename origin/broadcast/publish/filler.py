@@ -192,12 +192,6 @@ def plan_fillers(
     frames = filler_frames(session, spec)
     duration_s = frames * AAC_FRAME_SAMPLES / init.timescale
     deadline_s = policy.deadline_segments * session.segment_seconds
-    # The source is not late when its next segment is in storage and only waits for a durability barrier or a
-    # pass (an origin running behind): filler would put a discontinuity before real audio that is already here
-    # and add work to an overloaded origin. Bounded: one more segment of lateness and filler goes out anyway.
-    waiting = rs.pending.get(session.id, {}).get(rs.last_real_idx.get(session.id, -1) + 1)
-    if waiting is not None and not waiting.spooled and now - last.end_pdt < deadline_s + session.segment_seconds:
-        return []
     count = fillers_due(last_end_pdt=last.end_pdt, now=now, segment_s=duration_s, deadline_s=deadline_s,
                         max_count=policy.max_per_pass)  # fmt: skip
     if count == 0 and advanced_at is not None and now - advanced_at >= deadline_s:

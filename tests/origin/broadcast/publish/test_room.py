@@ -169,27 +169,6 @@ def test_a_late_source_gets_filler_on_its_deadline_and_real_audio_splices_back(t
     room.publisher.close()
 
 
-def test_a_segment_that_arrived_but_waits_for_durability_gets_no_filler(tmp_path: Path) -> None:
-    """An origin behind (its barrier slow) is not a source gone: no filler and no discontinuity before real audio
-    that is already stored — for at most one more segment, then filler anyway."""
-    room = make_room(tmp_path, filler=True)
-    room.record(started(at=T0), init(at=T0), segment(0, at=T0 + 1))
-    first = room.run(after=1.0)
-    assert first.next_deadline is not None
-    room.clock.now = first.next_deadline - 0.2
-    room.record(segment(1, at=room.clock.now))  # arrived, not yet covered by a barrier
-    held = room.run(after=0.3, barrier=False)  # past the deadline
-    assert (held.fillers, held.published, held.needs_barrier) == (0, 0, True)
-    room.run()  # the barrier came
-    live = room.live()
-    assert [s.uri.rsplit("/", 1)[1] for s in live.segments] == ["000000.m4s", "000001.m4s"]
-    assert not any(s.discontinuity for s in live.segments)
-    room.record(segment(2, at=room.clock.now + 0.9))
-    stuck = room.run(after=0.9 + 1.4 + 1.05, barrier=False)  # a barrier that never comes: bounded
-    assert stuck.fillers >= 1
-    room.publisher.close()
-
-
 def test_the_edge_waits_no_longer_than_the_deadline_when_its_pdt_runs_ahead_of_the_clock(tmp_path: Path) -> None:
     """A burst (a drained backlog, a host change's buffered segments) puts the PDT end ahead of the wall clock;
     if the source then stops, filler still comes one deadline after the edge last advanced."""

@@ -121,21 +121,21 @@ class S3Storage:
 
     # -- Storage protocol ----------------------------------------------------------------------------
 
+    def _put_args(self, key: str, headers: ObjectHeaders) -> dict[str, Any]:
+        """What every PUT of `key` sends besides its body: the full key, the cache policy's headers, the ACL."""
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self.full_key(key), "ContentType": headers.content_type,
+                                "CacheControl": headers.cache_control}  # fmt: skip
+        if self.acl:
+            args["ACL"] = self.acl
+        return args
+
     def put(self, key: str, data: bytes, headers: ObjectHeaders, *, durable: bool = True) -> None:
         """S3 makes every successful PUT durable; `durable` only matters to the filesystem backend."""
-        full = self.full_key(key)
-        extra: dict[str, Any] = {"ACL": self.acl} if self.acl else {}
+        args = self._put_args(key, headers)
         body = bytes(data)
 
         def op() -> None:
-            self._client.put_object(
-                Bucket=self.bucket,
-                Key=full,
-                Body=body,
-                ContentType=headers.content_type,
-                CacheControl=headers.cache_control,
-                **extra,
-            )
+            self._client.put_object(Body=body, **args)
 
         self._call("put", key, op)
 
@@ -149,16 +149,13 @@ class S3Storage:
         """
         if (if_match is None) == (not if_absent):
             raise ValueError("exactly one of if_match and if_absent")
-        full = self.full_key(key)
-        extra: dict[str, Any] = {"ACL": self.acl} if self.acl else {}
-        extra.update({"IfMatch": if_match} if if_match is not None else {"IfNoneMatch": "*"})
+        args = self._put_args(key, headers)
+        args.update({"IfMatch": if_match} if if_match is not None else {"IfNoneMatch": "*"})
         body = bytes(data)
 
         def op() -> str:
             try:
-                resp = self._client.put_object(Bucket=self.bucket, Key=full, Body=body,
-                                               ContentType=headers.content_type, CacheControl=headers.cache_control,
-                                               **extra)  # fmt: skip
+                resp = self._client.put_object(Body=body, **args)
             except ClientError as exc:
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
                 if status in _CONDITION_LOST:
@@ -190,15 +187,12 @@ class S3Storage:
 
     def put_file(self, key: str, source: Path, headers: ObjectHeaders) -> None:
         """One PUT streamed from the file (a multi-hour replay download is hundreds of MB: never in memory)."""
-        full = self.full_key(key)
-        extra: dict[str, Any] = {"ACL": self.acl} if self.acl else {}
+        args = self._put_args(key, headers)
         size = source.stat().st_size  # FileNotFoundError if missing
 
         def op() -> None:
             with source.open("rb") as body:  # reopened per attempt: a retry starts from the first byte
-                self._client.put_object(Bucket=self.bucket, Key=full, Body=body, ContentLength=size,
-                                        ContentType=headers.content_type, CacheControl=headers.cache_control,
-                                        **extra)  # fmt: skip
+                self._client.put_object(Body=body, ContentLength=size, **args)
 
         self._call("put_file", key, op)
 

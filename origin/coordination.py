@@ -155,7 +155,7 @@ def _fleet(settings: Settings, storage: Storage) -> Coordination:
 
     # Playlists go through conditional PUTs on S3 itself: their ETag chain keeps an older version from landing
     # after a newer one (what hedging's repairs do for unconditional writes); everything else may be hedged.
-    s3 = storage.inner if isinstance(storage, HedgedStorage) else storage
+    s3 = storage.below if isinstance(storage, HedgedStorage) else storage
     if not isinstance(s3, S3Storage):
         raise TypeError("a fleet publishes through S3 conditional writes: SPILLWAY_STORAGE=s3")
     client = connect(settings.redis_url)

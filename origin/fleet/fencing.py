@@ -62,6 +62,11 @@ class FencedStorage(ReadsBelow):
         self._etags: dict[str, object] = {}  # key -> the ETag of our last version, None: absent, or _UNKNOWN
         self._lock = threading.Lock()
 
+    @staticmethod
+    def _fenced(key: str) -> bool:
+        """Playlists (conditional, owner-marked) and filler (written once): the writes a stale owner must lose."""
+        return key.endswith(".m3u8") or "/fill-" in key
+
     def put(self, key: str, data: bytes, headers: ObjectHeaders, *, durable: bool = True) -> None:
         if key.endswith(".m3u8"):
             self._put_playlist(key, bytes(data) + owner_marker(self.fence.token), headers)
@@ -104,7 +109,7 @@ class FencedStorage(ReadsBelow):
         self.below.sync()
 
     def put_file(self, key: str, source: Path, headers: ObjectHeaders) -> None:
-        if key.endswith(".m3u8") or "/fill-" in key:  # small, and fenced: through put
+        if self._fenced(key):  # small: through put
             self.put(key, source.read_bytes(), headers)
         else:  # a segment from the spool, the replay download: streamed by the store below
             self.below.put_file(key, source, headers)

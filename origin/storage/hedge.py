@@ -117,7 +117,6 @@ class HedgedStorage(ReadsBelow):
         clock: Callable[[], float] = time.monotonic,
         threads: int = HEDGE_THREADS,
     ) -> None:
-        self.inner = inner
         self.below = inner
         self.name = inner.name
         self.policy = policy or HedgePolicy()
@@ -137,24 +136,24 @@ class HedgedStorage(ReadsBelow):
         self.repaired = 0
 
     def __repr__(self) -> str:
-        return f"HedgedStorage({self.inner!r})"
+        return f"HedgedStorage({self.below!r})"
 
     # -- writes ------------------------------------------------------------------------------------------
 
     def put(self, key: str, data: bytes, headers: ObjectHeaders, *, durable: bool = True) -> None:
         body = bytes(data)
         if len(body) > HEDGE_MAX_BYTES:
-            self.inner.put(key, body, headers, durable=durable)
+            self.below.put(key, body, headers, durable=durable)
         elif headers.immutable:
-            self._race(key, lambda: self.inner.put(key, body, headers, durable=durable), lambda: False)
+            self._race(key, lambda: self.below.put(key, body, headers, durable=durable), lambda: False)
         else:
             self._put_version(key, body, headers, durable)
 
     def put_file(self, key: str, source: Path, headers: ObjectHeaders) -> None:
         if not headers.immutable or source.stat().st_size > HEDGE_MAX_BYTES:  # FileNotFoundError if missing
-            self.inner.put_file(key, source, headers)
+            self.below.put_file(key, source, headers)
             return
-        self._race(key, lambda: self.inner.put_file(key, source, headers), lambda: False)
+        self._race(key, lambda: self.below.put_file(key, source, headers), lambda: False)
 
     def _put_version(self, key: str, data: bytes, headers: ObjectHeaders, durable: bool) -> None:
         with self._lock:
@@ -188,7 +187,7 @@ class HedgedStorage(ReadsBelow):
                 if lane.stored == version and etags:
                     self._etags[key] = etags[0]
             return
-        self._race(key, lambda: self.inner.put(key, data, headers, durable=durable), superseded, on_late=late)
+        self._race(key, lambda: self.below.put(key, data, headers, durable=durable), superseded, on_late=late)
         with self._lock:
             lane.landed(version)
             if lane.stored == version:
@@ -284,7 +283,7 @@ class HedgedStorage(ReadsBelow):
     # -- pass-through ------------------------------------------------------------------------------------
 
     def sync(self) -> None:
-        self.inner.sync()
+        self.below.sync()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -110,15 +110,14 @@ class RoomPublisher:
         self.spool = spool
         self.commit = commit
         self.playlists = playlists
-        self.filler = filler if policy.filler is not None else None
         self.policy = policy
         self.metrics = metrics
         self.clock = clock
         self.io = io
         self.low_latency = low_latency
-        self._filler = (SlotFiller(room=room, states=states, storage=storage, bank=self.filler, policy=policy.filler,
+        self._filler = (SlotFiller(room=room, states=states, storage=storage, bank=filler, policy=policy.filler,
                                    metrics=metrics, io=io)
-                        if self.filler is not None and policy.filler is not None else None)  # fmt: skip
+                        if filler is not None and policy.filler is not None else None)  # fmt: skip
         self._dirty: set[str] = set()
         self._advanced: dict[str, float] = {}  # rendition -> when this owner last published on it (wall clock)
         self._started = False
@@ -186,8 +185,8 @@ class RoomPublisher:
             result.backlog = len(state.spooled)
             result.state = state.state
             result.status_changed |= state.state is not before
-            if state.state is BroadcastState.LIVE and self.filler is not None:
-                self.filler.warm(filler_specs(state))
+            if state.state is BroadcastState.LIVE and self._filler is not None:
+                self._filler.bank.warm(filler_specs(state))
             if state.state is BroadcastState.LIVE and self.policy.filler is not None:
                 deadlines = [filler_deadline(state, r, self.policy.filler, self._advanced.get(r))
                              for r in state.renditions]  # fmt: skip

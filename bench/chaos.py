@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import random
-import re
 import sys
 import time
 from pathlib import Path
@@ -45,6 +44,7 @@ from tests.support.live_edge import (  # noqa: E402
     longest_still,
     stalled_within,
 )
+from tests.support.metrics_text import counter_total  # noqa: E402
 from tests.support.moto_server import FAKE_AWS_ENV  # noqa: E402
 
 ROOM = "chaos"
@@ -94,14 +94,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                      watcher_result, faulted)  # fmt: skip
 
 
-def _counter(metrics: str, name: str, labels: str = "") -> float:
-    """The sum of a counter's series whose labels contain `labels` (fleet counters have none: the stack carries
-    one room)."""
-    any_labels = rf"^{name}(?:\{{[^}}]*\}})? ([0-9.e+]+)$"
-    pattern = rf"^{name}\{{[^}}]*{labels}[^}}]*\}} ([0-9.e+]+)$" if labels else any_labels
-    return sum(float(v) for v in re.findall(pattern, metrics, re.M))
-
-
 def summarize(
     args: argparse.Namespace, events: list[Fault], edge: EdgeTracker, listener: LiveListener,
     live: list[str], live_until: float, started: float, wall: float, metrics: str,
@@ -119,7 +111,7 @@ def summarize(
             "listener_stall_s": round(max(stalled_within(stalls[u], e.t, end) for u in live), 2),
             "heard_again_s": round(max(h - e.back for h in heard if h is not None), 2) if None not in heard else None,
         })  # fmt: skip
-    received = _counter(metrics, "spillway_segments_received_total")
+    received = counter_total(metrics, "spillway_segments_received_total")
     in_replay = sum(1 for p in replays.values() for seg in p.segments if "/fill-" not in seg.uri)
     replay_s = {r: round(sum(seg.duration for seg in p.segments), 1) for r, p in replays.items()}
     return {
@@ -142,12 +134,12 @@ def summarize(
         "sequence_regressions": len(watcher[2]), "violations": watcher[1][:5] + watcher[2][:5],
         "ffmpeg_listener_decoded_s": round(listener.decoded_s, 1),
         "storage_writes_faulted": faulted,
-        "hedges": {ev: int(_counter(metrics, "spillway_storage_hedges_total", f'event="{ev}"'))
+        "hedges": {ev: int(counter_total(metrics, "spillway_storage_hedges_total", f'event="{ev}"'))
                    for ev in ("hedged", "won", "repaired")},
         "_timeline": {u.rsplit("/", 1)[1]: [(round(x.at - started, 2), x.msn, x.duration_s, x.uri.split("/")[-2:])
                                            for x in edge.seen[u]] for u in live},
         "edge_polls_per_s": round(edge.polls / len(live) / (live_until - started), 1),
-        "filler_segments": int(_counter(metrics, "spillway_filler_segments_total")),
+        "filler_segments": int(counter_total(metrics, "spillway_filler_segments_total")),
     }
 
 

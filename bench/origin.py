@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from origin.contract.ingest import SEGMENT_SECONDS_DEFAULT  # noqa: E402
 from tests.support.live_push import encode_segments, process_cpu_seconds, segment_at  # noqa: E402
+from tests.support.metrics_text import counter_total  # noqa: E402
 from tests.support.moto_server import FAKE_AWS_ENV, moto_server  # noqa: E402
 from tests.support.origin_server import origin_server  # noqa: E402
 from tests.support.pusher import new_session_id  # noqa: E402
@@ -48,10 +49,6 @@ def histogram(metrics_text: str) -> list[tuple[float, float]]:
         le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
         out.append((le, float(m.group(2))))
     return sorted(out)
-
-
-def _total(metrics_text: str, name: str) -> float:
-    return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", metrics_text, re.M))
 
 
 def quantile(buckets: list[tuple[float, float]], q: float) -> float:
@@ -137,7 +134,8 @@ async def steady_window(session: aiohttp.ClientSession, origin: str, master_pid:
     async def sample() -> tuple[float, float, float]:
         async with session.get(f"{origin}/metrics") as r:
             text = await r.text()
-        return time.monotonic(), process_cpu_seconds(master_pid), _total(text, "spillway_segments_received_total")
+        received = counter_total(text, "spillway_segments_received_total")
+        return time.monotonic(), process_cpu_seconds(master_pid), received
 
     start, stop = t0 + 2 * SEGMENT_S, t0 + seconds - SEGMENT_S
     await asyncio.sleep(max(0.0, start - time.monotonic()))
@@ -184,10 +182,10 @@ def run_step(n_rooms: int, *, backend: str, seconds: float, media: dict[str, tup
         "origin_cpu_s_per_s": round(cpu / wall, 2),
         "origin_cpu_ms_per_segment": round(1000 * cpu / max(int(result["segments_sent"]), 1), 3),  # type: ignore[call-overload]
         # Filler the origin made (a source late past its deadline): 0 unless the origin fell behind the pushers.
-        "filler_segments": int(_total(metrics_after, "spillway_filler_segments_total")
-                               - _total(metrics_before, "spillway_filler_segments_total")),
-        "passes_per_segment": round((_total(metrics_after, "spillway_publish_passes_total")
-                                     - _total(metrics_before, "spillway_publish_passes_total"))
+        "filler_segments": int(counter_total(metrics_after, "spillway_filler_segments_total")
+                               - counter_total(metrics_before, "spillway_filler_segments_total")),
+        "passes_per_segment": round((counter_total(metrics_after, "spillway_publish_passes_total")
+                                     - counter_total(metrics_before, "spillway_publish_passes_total"))
                                     / max(int(result["segments_sent"]), 1), 2),  # type: ignore[call-overload]
         **result,
     }

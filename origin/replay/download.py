@@ -274,8 +274,6 @@ class ReplayDownloads:
             if proc.returncode != 0 or not output.exists():
                 tail = proc.stderr.decode(errors="replace")[-STDERR_TAIL_CHARS:]
                 raise ReplayDownloadError(f"ffmpeg remux exited {proc.returncode}: {tail}", room=plan.room)
-            with output.open("rb") as fh:
-                os.fsync(fh.fileno())  # put_file stores a durable file (the filesystem backend hard-links it)
             # Streamed, never read into memory: a 3 h broadcast at 128 kb/s is ~170 MB.
             self.storage.put_file(layout.replay_download(plan.room), output, headers_for(ObjectKind.DOWNLOAD))
             return output.stat().st_size

@@ -180,11 +180,17 @@ class FilesystemStorage:
                 raise self._error(key, "put", exc) from exc
 
     def put_file(self, key: str, source: Path, headers: ObjectHeaders) -> None:
-        """Store the (already fsynced) file `source` at `key`: a hard link when on the same filesystem, so the
-        bytes are neither copied nor synced twice; a durable copy otherwise. `source` itself is left in place."""
+        """Store the file `source` at `key`: fsynced (next to free when its writer already did, like the spool),
+        then a hard link when on the same filesystem, so the bytes are not copied; a durable copy otherwise.
+        `source` itself is left in place."""
         path = self.path_for(key)
         with self._lock_for(key):
             try:
+                fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)  # FileNotFoundError if missing
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
                 self._ensure_dir(path.parent)
                 self._store_headers(path, headers, durable=True)
                 tmp = tmp_path(path)

@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 STATS_NAME = "publish-stats.json"
 WINDOW_S = 60.0  # the rolling window of the per-room publish latency figures
 WINDOW_MAX_SAMPLES = 4096  # per room; a room publishing faster keeps its newest samples only
-# A room passes ~3 times per segment (renditions arrive one after another); a file replace per pass was ~6 % of
-# the origin's CPU. The figures are read by people and by alerts with a 10 s `for:`: half a second stale is fine.
+# A room passes ~3 times per segment (renditions arrive one after another); a file replace per pass was ~7 % of
+# the origin's GIL time. The figures are read by people and by alerts with a 10 s `for:`: half a second stale is fine.
 FLUSH_INTERVAL_S = 0.5
 
 

@@ -96,13 +96,18 @@ def _process(argv: list[str], *, env: dict[str, str], log: Path | None = None) -
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            _wait_or_kill(proc, timeout=20)
         if out:
             out.close()
+
+
+def _wait_or_kill(proc: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """Waits for a process asked to stop; past the timeout, kills its whole group."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -200,10 +205,7 @@ def _run(args: argparse.Namespace, room: str, interrupts: _Interrupts) -> int:
         if transcoder.poll() is None:
             # Only the supervisor: it forwards the stop to ffmpeg, waits for the final segment, then ends the session.
             os.kill(transcoder.pid, signal.SIGINT)
-            try:
-                transcoder.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(transcoder.pid, signal.SIGKILL)
+            _wait_or_kill(transcoder, timeout=30)
         httpx.post(f"{origin_url}/v1/rooms/{room}/end", headers=admin, timeout=10)
         replay = f"{listener_base}/rooms/{room}/replay.m3u8"
         _wait(lambda: _replay_final(replay), 30, "the replay")

@@ -7,11 +7,13 @@ TranscoderError                 root; carries room and session when known
 ├── IngestError                 an ingest call to the origin failed; carries status code and URL
 │   ├── OriginUnavailableError  connection refused, timeout or 5xx: retried by the supervisor's backoff
 │   └── IngestRejectedError     4xx (409 room ended / session reused, 401/403 token): fatal
-├── FfmpegError                 ffmpeg exited with an error; carries exit code and stderr tail
-└── CrashLoopError              the supervisor gave up restarting; carries exit code and stderr tail
+└── FfmpegError                 ffmpeg exited with an error; carries exit code and stderr tail
+    └── CrashLoopError          the supervisor gave up restarting; also carries the failure count
 """
 
 from __future__ import annotations
+
+from typing import NotRequired, TypedDict, Unpack
 
 
 class TranscoderError(Exception):
@@ -68,6 +70,13 @@ class IngestRejectedError(IngestError):
     """The origin refused the call (4xx); retrying cannot help."""
 
 
+class FfmpegFailure(TypedDict):
+    exit_code: int | None
+    stderr_tail: NotRequired[str]
+    room: NotRequired[str | None]
+    session: NotRequired[str | None]
+
+
 class FfmpegError(TranscoderError):
     def __init__(
         self,
@@ -83,20 +92,9 @@ class FfmpegError(TranscoderError):
         self.stderr_tail = stderr_tail
 
 
-class CrashLoopError(TranscoderError):
+class CrashLoopError(FfmpegError):
     """The supervisor gave up restarting (too many crashes in the window, or the origin stayed down)."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        exit_code: int | None,
-        stderr_tail: str = "",
-        failures: int = 0,
-        room: str | None = None,
-        session: str | None = None,
-    ) -> None:
-        super().__init__(message, room=room, session=session)
-        self.exit_code = exit_code
-        self.stderr_tail = stderr_tail
+    def __init__(self, message: str, *, failures: int = 0, **ffmpeg: Unpack[FfmpegFailure]) -> None:
+        super().__init__(message, **ffmpeg)
         self.failures = failures

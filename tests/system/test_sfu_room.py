@@ -12,6 +12,7 @@ to HLS at once (sfu_unavailable); Janus back: room, allowed list and forwarder r
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ HZ_TOLERANCE = 15.0  # FFT bins are 5.9 Hz at 48 kHz / 8192
 SILENT_LEVEL = 0.001  # inbound-rtp audioLevel (linear, 1 = full scale): the tone arrives at ~0.05
 LEASE_S = 6.0
 ROOM_KEYS = RoomKeys(key=ROOM_SECRET.encode())
+STALE_POLL = re.compile(r"404 http://[^/]+/janus/\d+\?rid=\d+&maxev=\d+")  # a destroyed session's last long poll
 JANUS_ENV = {"SPILLWAY_JANUS_ROOM_SECRET": ROOM_SECRET, "SPILLWAY_JANUS_ADMIN_KEY": ADMIN_KEY}
 
 
@@ -133,9 +135,32 @@ def test_cap_two_webrtc_then_hls_promotion_and_janus_refusals(room: Room) -> Non
 
     consoles = [Console() for _ in range(3)]
     pages = [room.listener(c) for c in consoles[:2]]
+    third: Page | None = None
+    try:
+        third = room.listener(consoles[2])
+        _seats_then_promotion(room, pages, third, access)
+        for console in consoles[1:]:
+            assert not _errors(console), (console.errors, console.failed_responses)
+    finally:  # seats held by pages left open would keep the next test's listener on HLS
+        for page in (*pages, third):
+            if page is not None and not page.is_closed():
+                page.close()
+
+
+def _errors(console: Console) -> list[str]:
+    """Console errors, but for the 404 that Chromium logs when a Janus session the player destroyed (a join
+    attempt that failed, retried later) still had its long poll in flight: janus.js polls again before the
+    destroy's answer arrives."""
+    stale_polls = [r for r in console.failed_responses if STALE_POLL.fullmatch(r)]
+    benign = "Failed to load resource: the server responded with a status of 404 (Not Found)"
+    if stale_polls and len(stale_polls) == len(console.failed_responses):
+        return [e for e in console.errors if e != benign]
+    return console.errors
+
+
+def _seats_then_promotion(room: Room, pages: list[Page], third: Page, access: dict[str, object]) -> None:
     for page in pages:
         wait_js(page, "window.spillway.transport === 'webrtc'", timeout_s=20)
-    third = room.listener(consoles[2])
     wait_js(third, "window.spillway.audio.currentTime > 1", timeout_s=20)
     # status.json said "full", so the player did not even ask (or asked on a stale copy and heard "full").
     assert js(third, "window.spillway.seatResults") in ([], ["hls:full"])
@@ -164,10 +189,6 @@ def test_cap_two_webrtc_then_hls_promotion_and_janus_refusals(room: Room) -> Non
     assert promoted_s <= 10.0
     wait_for(lambda: _level(third) > 0, timeout_s=10, what="promoted listener hears WebRTC")
     _hears_tone(third, "rtc")
-    for console in consoles[1:]:
-        assert not console.errors, console.errors
-    for page in (pages[1], third):
-        page.close()
 
 
 def _live_segments(room: Room) -> list[str]:

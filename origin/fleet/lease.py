@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 import redis
 
@@ -79,21 +80,21 @@ class RedisOwnership:
         self._keeper.release(self)
 
 
+@dataclass(eq=False)
 class LeaseKeeper:
-    def __init__(
-        self, client: redis.Redis[bytes], *, prefix: str, worker: str, lease_s: float,
-        clock: Callable[[], float] = time.monotonic, on_release: Callable[[str], None] = lambda room: None,
-    ) -> None:  # fmt: skip
-        self.client = client
-        self.on_release = on_release
-        self.prefix = prefix
-        self.worker = worker
-        self.lease_s = lease_s
-        self.clock = clock
-        self._lease_ms = int(lease_s * 1000)
-        self._claim = client.register_script(_CLAIM)
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+    client: redis.Redis[bytes]
+    _: KW_ONLY
+    prefix: str
+    worker: str
+    lease_s: float
+    clock: Callable[[], float] = time.monotonic
+    on_release: Callable[[str], None] = lambda room: None
+
+    def __post_init__(self) -> None:
+        self._lease_ms = int(self.lease_s * 1000)
+        self._claim = self.client.register_script(_CLAIM)
+        self._renew = self.client.register_script(_RENEW)
+        self._release = self.client.register_script(_RELEASE)
         self._held: dict[str, RedisOwnership] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()

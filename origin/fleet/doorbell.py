@@ -19,14 +19,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import dataclass
 from typing import TypeVar
 
 import redis
 
 from origin.broadcast.publish.doorbell import parse_ring
 from origin.contract import ids
-from origin.fleet.keys import fleet_keys, room_keys
+from origin.fleet.keys import FleetMember, fleet_keys, room_keys
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,8 @@ return redis.call('PUBLISH', ARGV[1] .. owner, ARGV[2])
 """
 
 
-@dataclass(eq=False)
-class RedisDoorbell:
-    client: redis.Redis[bytes]
-    _: KW_ONLY
-    prefix: str
-    worker: str
+@dataclass(eq=False, kw_only=True)
+class RedisDoorbell(FleetMember):
     on_ring: Callable[[str], None]
     on_durable: Callable[[float], None]
     owns: Callable[[str], bool]

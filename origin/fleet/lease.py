@@ -18,12 +18,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import dataclass
 
 import redis
 
 from origin.errors import OwnershipLostError
-from origin.fleet.keys import redis_errors, room_keys
+from origin.fleet.keys import FleetMember, redis_errors, room_keys
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +80,8 @@ class RedisOwnership:
         self._keeper.release(self)
 
 
-@dataclass(eq=False)
-class LeaseKeeper:
-    client: redis.Redis[bytes]
-    _: KW_ONLY
-    prefix: str
-    worker: str
+@dataclass(eq=False, kw_only=True)
+class LeaseKeeper(FleetMember):
     lease_s: float
     clock: Callable[[], float] = time.monotonic
     on_release: Callable[[str], None] = lambda room: None

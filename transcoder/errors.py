@@ -16,16 +16,23 @@ from __future__ import annotations
 from typing import NotRequired, TypedDict, Unpack
 
 
+class ErrorContext(TypedDict, total=False):
+    """Where an error happened, as far as the raiser knows (every error carries both, None when unknown)."""
+
+    room: str | None
+    session: str | None
+
+
 class TranscoderError(Exception):
     """Root of every error the transcoder raises on purpose."""
 
     exit_status = 1
 
-    def __init__(self, message: str, *, room: str | None = None, session: str | None = None) -> None:
+    def __init__(self, message: str, **context: Unpack[ErrorContext]) -> None:
         super().__init__(message)
         self.message = message
-        self.room = room
-        self.session = session
+        self.room = context.get("room")
+        self.session = context.get("session")
 
 
 class ConfigError(TranscoderError):
@@ -33,31 +40,24 @@ class ConfigError(TranscoderError):
 
 
 class FfmpegNotFoundError(ConfigError):
-    def __init__(self, binary: str, *, room: str | None = None) -> None:
+    def __init__(self, binary: str, **context: Unpack[ErrorContext]) -> None:
         super().__init__(
-            f"ffmpeg not found: {binary!r} is not an executable on PATH (install ffmpeg or pass --ffmpeg)",
-            room=room,
+            f"ffmpeg not found: {binary!r} is not an executable on PATH (install ffmpeg or pass --ffmpeg)", **context
         )
         self.binary = binary
 
 
 class SourceError(TranscoderError):
-    def __init__(self, message: str, *, source: str, room: str | None = None) -> None:
-        super().__init__(message, room=room)
+    def __init__(self, message: str, *, source: str, **context: Unpack[ErrorContext]) -> None:
+        super().__init__(message, **context)
         self.source = source
 
 
 class IngestError(TranscoderError):
     def __init__(
-        self,
-        message: str,
-        *,
-        url: str,
-        status_code: int | None = None,
-        room: str | None = None,
-        session: str | None = None,
+        self, message: str, *, url: str, status_code: int | None = None, **context: Unpack[ErrorContext]
     ) -> None:
-        super().__init__(message, room=room, session=session)
+        super().__init__(message, **context)
         self.url = url
         self.status_code = status_code
 
@@ -70,24 +70,16 @@ class IngestRejectedError(IngestError):
     """The origin refused the call (4xx); retrying cannot help."""
 
 
-class FfmpegFailure(TypedDict):
+class FfmpegFailure(ErrorContext):
     exit_code: int | None
     stderr_tail: NotRequired[str]
-    room: NotRequired[str | None]
-    session: NotRequired[str | None]
 
 
 class FfmpegError(TranscoderError):
     def __init__(
-        self,
-        message: str,
-        *,
-        exit_code: int | None,
-        stderr_tail: str = "",
-        room: str | None = None,
-        session: str | None = None,
+        self, message: str, *, exit_code: int | None, stderr_tail: str = "", **context: Unpack[ErrorContext]
     ) -> None:
-        super().__init__(message, room=room, session=session)
+        super().__init__(message, **context)
         self.exit_code = exit_code
         self.stderr_tail = stderr_tail
 

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import InitVar, dataclass
 
 from origin.admission import status
 from origin.admission.backend import AdmissionBackend
@@ -32,31 +33,22 @@ MIN_INTERVAL_S = 1.0  # the STATUS TTL: publishing more often than the CDN refre
 URGENT_INTERVAL_S = 0.25  # ... except when the room fills up or frees its first seat
 
 
+@dataclass(kw_only=True, eq=False)
 class StatusPublisher:
-    def __init__(
-        self,
-        *,
-        storage: Storage,
-        rooms: RoomRegistry,
-        backend: AdmissionBackend,
-        broadcasts: BroadcastView,
-        public_base_url: str,
-        api_url: str,
-        min_interval_s: float = MIN_INTERVAL_S,
-        clock: Clock = wall_clock,
-        metrics: Metrics | None = None,
-    ) -> None:
-        self.storage = storage
-        self.rooms = rooms
-        self.backend = backend
-        self.broadcasts = broadcasts
-        self.public_base_url = public_base_url
-        self.api_url = api_url
-        self.clock = clock
+    storage: Storage
+    rooms: RoomRegistry
+    backend: AdmissionBackend
+    broadcasts: BroadcastView
+    public_base_url: str
+    api_url: str
+    min_interval_s: InitVar[float] = MIN_INTERVAL_S
+    clock: Clock = wall_clock
+    metrics: Metrics | None = None
+
+    def __post_init__(self, min_interval_s: float) -> None:
         self.schedule = PublishSchedule(min_interval_s=min_interval_s, urgent_interval_s=URGENT_INTERVAL_S)
         self.writes = 0  # successful status.json writes by this publisher (for metrics and tests)
         self.failures = 0  # publishing steps that failed (storage or backend down), retried
-        self.metrics = metrics
         self._lock = threading.Lock()
         self._hls_answers: Counter[str] = Counter()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from origin.admission import status
@@ -97,40 +97,25 @@ class RoomSpec:
     embed_origins: tuple[str, ...] = ()
 
 
+@dataclass(kw_only=True, eq=False)
 class AdmissionService:
-    def __init__(
-        self,
-        *,
-        rooms: RoomRegistry,
-        backend: AdmissionBackend,
-        publisher: StatusPublisher,
-        broadcasts: BroadcastView,
-        limiter: RateLimiter,
-        hint: FullHint,
-        lease_limiter: RateLimiter | None = None,
-        seat_token_secret: bytes,
-        public_base_url: str,
-        api_url: str,
-        lease_s: float,
-        room_cache_s: float = ROOM_CACHE_S,
-        new_lease: Callable[[], str] = new_lease_id,
-        gate: SeatGate | None = None,
-    ) -> None:
-        self.rooms = rooms
-        self.backend = backend
-        self.publisher = publisher
-        self.broadcasts = broadcasts
-        self.limiter = limiter
-        self.lease_limiter = lease_limiter
-        self.hint = hint
-        self._secret = seat_token_secret
-        self.public_base_url = public_base_url
-        self.api_url = api_url
-        self.lease_s = lease_s
-        self._room_cache_s = room_cache_s
-        self._new_lease = new_lease
+    rooms: RoomRegistry
+    backend: AdmissionBackend
+    publisher: StatusPublisher
+    broadcasts: BroadcastView
+    limiter: RateLimiter
+    hint: FullHint
+    lease_limiter: RateLimiter | None = None
+    seat_token_secret: bytes = field(repr=False)
+    public_base_url: str
+    api_url: str
+    lease_s: float
+    room_cache_s: float = ROOM_CACHE_S
+    new_lease: Callable[[], str] = new_lease_id
+    gate: SeatGate | None = None  # the SFU that enforces seats (origin/admission/sfu/), or None
+
+    def __post_init__(self) -> None:
         self._cache: dict[str, CachedRoom] = {}
-        self.gate = gate  # the SFU that enforces seats (origin/admission/sfu/), or None
 
     # -- non-blocking (event loop) ----------------------------------------------------------------------
 
@@ -155,7 +140,7 @@ class AdmissionService:
 
     def cached_room(self, room: str, now: float) -> CachedRoom | None:
         cached = self._cache.get(room)
-        if cached is None or not 0 <= now - cached.fetched_at < self._room_cache_s:
+        if cached is None or not 0 <= now - cached.fetched_at < self.room_cache_s:
             return None
         return cached
 
@@ -188,7 +173,7 @@ class AdmissionService:
         if quick is not None:
             return quick
         room, cap = cached.room.id, cached.room.realtime_cap
-        lease = self._new_lease()
+        lease = self.new_lease()
         result = self.backend.admit(room, lease=lease, cap=cap, now=now, lease_s=self.lease_s)
         if result.seats_taken >= cap:
             self.hint.mark_full(room, now)
@@ -281,7 +266,7 @@ class AdmissionService:
             lease=lease,
             expires_at=expires_at,
             heartbeat_s=heartbeat_interval_s(self.lease_s),
-            seat_token=sign_seat_token(claims, self._secret),
+            seat_token=sign_seat_token(claims, self.seat_token_secret),
             status_url=status.status_url(self.public_base_url, room),
             sfu=None if self.gate is None else self.gate.access(room, lease, now=now, expires_at=expires_at),
         )

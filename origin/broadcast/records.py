@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, dataclass_transform
 
 from origin.broadcast.model import BroadcastState, EndReason, Publication, RenditionSpec, StoredObject, StoredPart
 from origin.broadcast.timed import EventKind, TimedEvent
@@ -25,8 +25,16 @@ class JournalError(OriginError):
     """A journal line that cannot be decoded (a torn write, or a file that is not ours)."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class SessionStarted:
+@dataclass_transform(kw_only_default=True, frozen_default=True)
+class _Record:
+    """What every journal record is: a frozen, keyword-only dataclass (each subclass is made one as it is defined)."""
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        dataclass(frozen=True, kw_only=True)(cls)
+
+
+class SessionStarted(_Record):
     session: str
     at: float
     segment_seconds: float
@@ -34,78 +42,65 @@ class SessionStarted:
     part_seconds: float | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class ObjectStored:
+class ObjectStored(_Record):
     obj: StoredObject
 
 
-@dataclass(frozen=True, kw_only=True)
-class PartStored:
+class PartStored(_Record):
     part: StoredPart
 
 
-@dataclass(frozen=True, kw_only=True)
-class SessionEnded:
+class SessionEnded(_Record):
     session: str
     at: float
     reason: EndReason
 
 
-@dataclass(frozen=True, kw_only=True)
-class EndRequested:
+class EndRequested(_Record):
     at: float
 
 
-@dataclass(frozen=True, kw_only=True)
-class ObjectUploaded:
+class ObjectUploaded(_Record):
     session: str
     rendition: str
     idx: int
 
 
-@dataclass(frozen=True, kw_only=True)
-class Published:
+class Published(_Record):
     publications: tuple[Publication, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
-class AnchorSet:
+class AnchorSet(_Record):
     session: str
     pdt: float
 
 
-@dataclass(frozen=True, kw_only=True)
-class Sealed:
+class Sealed(_Record):
     session: str
     rendition: str
 
 
-@dataclass(frozen=True, kw_only=True)
-class StateChanged:
+class StateChanged(_Record):
     state: BroadcastState
     at: float
 
 
-@dataclass(frozen=True, kw_only=True)
-class Quarantined:
+class Quarantined(_Record):
     session: str
     rendition: str
     idx: int
     reason: str
 
 
-@dataclass(frozen=True, kw_only=True)
-class MasterWritten:
+class MasterWritten(_Record):
     renditions: tuple[str, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
-class DownloadBuilt:
+class DownloadBuilt(_Record):
     size: int
 
 
-@dataclass(frozen=True, kw_only=True)
-class TimedEventRecorded:
+class TimedEventRecorded(_Record):
     """A speaker turn, chapter or text opened; or (same id, `end` set) a turn closed."""
 
     event: TimedEvent

@@ -20,17 +20,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from origin.edge.errors import EdgeError
-from origin.edge.nginx_config import (
-    LL_LOCK_WAIT_MS,
-    EdgeParams,
-    StorageBackend,
-    origin_storage,
-    parse_upstream,
-    render_config,
-    s3_storage,
-)
+from origin.edge.nginx_config import LL_LOCK_WAIT_MS, EdgeParams, parse_upstream, render_config
 from origin.edge.nginx_process import TEMPLATE_PATH, EdgeOptions, run_edge
-from origin.edge.options import origin_url_from_settings, storage_from_settings
+from origin.edge.options import chosen_storage, origin_url_from_settings
 from origin.settings import Settings
 
 
@@ -57,20 +49,18 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _storage(args: argparse.Namespace, settings: Settings, origin_url: str) -> StorageBackend:
-    if args.s3_endpoint:
-        return s3_storage(endpoint_url=args.s3_endpoint, bucket=args.s3_bucket, prefix=args.s3_prefix)
-    if args.origin_url:
-        return origin_storage(origin_url)
-    return storage_from_settings(settings)
-
-
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = Settings()
         origin_url = args.origin_url or origin_url_from_settings(settings)
-        storage = _storage(args, settings, origin_url)
+        storage = chosen_storage(
+            settings,
+            origin_url=args.origin_url,
+            s3_endpoint=args.s3_endpoint,
+            s3_bucket=args.s3_bucket,
+            s3_prefix=args.s3_prefix,
+        )
         host, _, port = args.listen.rpartition(":")
         if not port.isdigit():
             raise EdgeError(f"--listen {args.listen!r} must be host:port")

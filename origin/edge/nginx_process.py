@@ -156,17 +156,15 @@ def check_config(nginx_bin: str, prefix: Path, conf: Path) -> None:
         )
 
 
+@dataclass(kw_only=True, eq=False)
 class EdgeProcess:
     """One nginx edge. Create with `start_edge` or `run_edge`; `stop()` is idempotent."""
 
-    def __init__(
-        self, *, params: EdgeParams, prefix: Path, conf: Path, proc: subprocess.Popen[bytes], owns_prefix: bool
-    ) -> None:
-        self.params = params
-        self.prefix = prefix
-        self.conf = conf
-        self.proc = proc
-        self._owns_prefix = owns_prefix
+    params: EdgeParams
+    prefix: Path
+    conf: Path
+    proc: subprocess.Popen[bytes]
+    owns_prefix: bool  # the prefix is a temporary directory: stop() removes it
 
     @property
     def base_url(self) -> str:
@@ -257,7 +255,7 @@ class EdgeProcess:
         # Workers share the master's process group; make sure none outlived it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        if self._owns_prefix:
+        if self.owns_prefix:
             shutil.rmtree(self.prefix, ignore_errors=True)
 
     def __enter__(self) -> EdgeProcess:

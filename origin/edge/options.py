@@ -34,6 +34,22 @@ def storage_from_settings(settings: Settings) -> StorageBackend:
     return s3_storage(endpoint_url=endpoint, bucket=settings.s3_bucket, prefix=settings.s3_prefix)
 
 
+def chosen_storage(
+    settings: Settings,
+    *,
+    origin_url: str | None = None,
+    s3_endpoint: str | None = None,
+    s3_bucket: str = "",
+    s3_prefix: str = "",
+) -> StorageBackend:
+    """What the caller named (an S3 endpoint, else an origin to read through), else what `settings` say."""
+    if s3_endpoint:
+        return s3_storage(endpoint_url=s3_endpoint, bucket=s3_bucket, prefix=s3_prefix)
+    if origin_url:
+        return origin_storage(origin_url)
+    return storage_from_settings(settings)
+
+
 def edge_options_from_settings(
     settings: Settings,
     *,

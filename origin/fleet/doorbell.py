@@ -19,13 +19,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import redis
 
 from origin.broadcast.publish.doorbell import parse_ring
 from origin.contract import ids
-from origin.fleet.keys import fleet_keys, room_keys
+from origin.fleet.keys import FleetMember, fleet_keys, room_keys
 
 log = logging.getLogger(__name__)
 
@@ -43,24 +44,19 @@ return redis.call('PUBLISH', ARGV[1] .. owner, ARGV[2])
 """
 
 
-class RedisDoorbell:
-    def __init__(
-        self, client: redis.Redis[bytes], *, prefix: str, worker: str, on_ring: Callable[[str], None],
-        on_durable: Callable[[float], None], owns: Callable[[str], bool],
-        on_playlist: Callable[[str], None] = lambda room: None,
-    ) -> None:  # fmt: skip
-        self.client = client
-        self.prefix = prefix
-        self.worker = worker
-        self.on_ring = on_ring
-        self.on_durable = on_durable
-        self.owns = owns
-        self.on_playlist = on_playlist
-        self.ring_prefix = fleet_keys(prefix).ring_prefix
-        self.channel = self.ring_prefix + worker
-        self.playlist_channel = fleet_keys(prefix).playlist_channel
+@dataclass(eq=False, kw_only=True)
+class RedisDoorbell(FleetMember):
+    on_ring: Callable[[str], None]
+    on_durable: Callable[[float], None]
+    owns: Callable[[str], bool]
+    on_playlist: Callable[[str], None] = lambda room: None
+
+    def __post_init__(self) -> None:
+        self.ring_prefix = fleet_keys(self.prefix).ring_prefix
+        self.channel = self.ring_prefix + self.worker
+        self.playlist_channel = fleet_keys(self.prefix).playlist_channel
         self._moved: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-        self._ring = client.register_script(_RING)
+        self._ring = self.client.register_script(_RING)
         self._outbox: queue.SimpleQueue[tuple[str, float] | None] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None

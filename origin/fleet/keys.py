@@ -1,4 +1,5 @@
-"""Redis key names of the fleet, and the one mapping of Redis failures to StorageError.
+"""Redis key names of the fleet, what a worker's Redis-backed parts share (`FleetMember`), and the one mapping of
+Redis failures to StorageError.
 
 Every key of a room carries the room in a hash tag (`{room}`), so a room's keys share one Redis Cluster slot
 and its Lua scripts stay single-slot. The epoch counter is never deleted: fencing tokens must keep growing
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 import redis
 
@@ -47,6 +48,17 @@ class FleetKeys:
 def fleet_keys(prefix: str) -> FleetKeys:
     return FleetKeys(journals=f"{prefix}journals", spool_bytes=f"{prefix}spool-bytes", ring_prefix=f"{prefix}ring:",
                      playlist_channel=f"{prefix}ll-moved")  # fmt: skip
+
+
+@dataclass(eq=False)
+class FleetMember:
+    """One worker's handle on the fleet: the Redis client, the key prefix, and the worker's own name (the base of
+    its lease keeper and its doorbell)."""
+
+    client: redis.Redis[bytes]
+    _: KW_ONLY
+    prefix: str
+    worker: str
 
 
 @contextlib.contextmanager

@@ -18,11 +18,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis
 
 from origin.errors import OwnershipLostError
-from origin.fleet.keys import redis_errors, room_keys
+from origin.fleet.keys import FleetMember, redis_errors, room_keys
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +80,17 @@ class RedisOwnership:
         self._keeper.release(self)
 
 
-class LeaseKeeper:
-    def __init__(
-        self, client: redis.Redis[bytes], *, prefix: str, worker: str, lease_s: float,
-        clock: Callable[[], float] = time.monotonic, on_release: Callable[[str], None] = lambda room: None,
-    ) -> None:  # fmt: skip
-        self.client = client
-        self.on_release = on_release
-        self.prefix = prefix
-        self.worker = worker
-        self.lease_s = lease_s
-        self.clock = clock
-        self._lease_ms = int(lease_s * 1000)
-        self._claim = client.register_script(_CLAIM)
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+@dataclass(eq=False, kw_only=True)
+class LeaseKeeper(FleetMember):
+    lease_s: float
+    clock: Callable[[], float] = time.monotonic
+    on_release: Callable[[str], None] = lambda room: None
+
+    def __post_init__(self) -> None:
+        self._lease_ms = int(self.lease_s * 1000)
+        self._claim = self.client.register_script(_CLAIM)
+        self._renew = self.client.register_script(_RENEW)
+        self._release = self.client.register_script(_RELEASE)
         self._held: dict[str, RedisOwnership] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()

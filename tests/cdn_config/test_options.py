@@ -10,7 +10,12 @@ import pytest
 
 from origin.edge.errors import EdgeConfigError
 from origin.edge.nginx_process import check_config, find_nginx
-from origin.edge.options import edge_options_from_settings, origin_url_from_settings, storage_from_settings
+from origin.edge.options import (
+    chosen_storage,
+    edge_options_from_settings,
+    origin_url_from_settings,
+    storage_from_settings,
+)
 from origin.settings import Settings
 
 
@@ -32,6 +37,21 @@ def test_s3_storage_uses_region_endpoint_bucket_and_prefix() -> None:
         storage_from_settings(Settings(storage="s3", s3_bucket="media-b"))
     options = edge_options_from_settings(settings, listen_port=8000, allowed_origins=("https://news.example",))
     assert options.storage == storage and options.listen_port == 8000
+
+
+def test_named_storage_wins_over_the_settings() -> None:
+    settings = Settings(bind="0.0.0.0:8080", storage="filesystem")
+    s3 = chosen_storage(
+        settings,
+        origin_url="http://10.0.0.5:8080",
+        s3_endpoint="http://127.0.0.1:9000",
+        s3_bucket="media-b",
+        s3_prefix="live",
+    )
+    assert (s3.kind, s3.upstream.server, s3.path_prefix) == ("s3", "127.0.0.1:9000", "/media-b/live/")
+    origin = chosen_storage(settings, origin_url="http://10.0.0.5:8080")
+    assert (origin.kind, origin.upstream.server) == ("origin", "10.0.0.5:8080")
+    assert chosen_storage(settings) == storage_from_settings(settings)
 
 
 def test_render_command_output_passes_nginx_t(tmp_path: Path) -> None:

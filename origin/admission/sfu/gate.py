@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge
 
@@ -45,28 +46,21 @@ SFU_ROOMS_RECREATED = Counter("spillway_sfu_rooms_recreated", "SFU rooms found m
 SFU_KICKS = Counter("spillway_sfu_kicks", "Participants dropped because their lease ended", ["sfu"])
 
 
+@dataclass(kw_only=True, eq=False)
 class SeatGate:
-    def __init__(
-        self,
-        *,
-        sfu: Sfu,
-        backend: AdmissionBackend,
-        health: SfuHealth | None = None,
-        clock: Clock = wall_clock,
-        sync_interval_s: float = SYNC_INTERVAL_S,
-        discover_interval_s: float = DISCOVER_INTERVAL_S,
-    ) -> None:
-        self.sfu = sfu
-        self.backend = backend
-        self.health = health or SfuHealth()
-        self.clock = clock
-        self.sync_interval_s = sync_interval_s
-        self.discover_interval_s = discover_interval_s
+    sfu: Sfu
+    backend: AdmissionBackend
+    health: SfuHealth = field(default_factory=SfuHealth)
+    clock: Clock = wall_clock
+    sync_interval_s: float = SYNC_INTERVAL_S
+    discover_interval_s: float = DISCOVER_INTERVAL_S
+
+    def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._active: dict[str, float] = {}
         self._discovered: set[str] = set()
         self._last_discover = float("-inf")
-        SFU_UP.labels(sfu.kind).set(1)
+        SFU_UP.labels(self.sfu.kind).set(1)
 
     @property
     def kind(self) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import KW_ONLY, dataclass
 from typing import Protocol
 
 from origin.broadcast.journal.base import Journal, Ownership
@@ -32,16 +33,16 @@ class LeaseHints(Protocol):
         ...
 
 
+@dataclass(eq=False)
 class Claims:
-    def __init__(
-        self, journal: Journal, clock: Callable[[], float], *, in_thread: bool = False,
-        backoff_s: float = CLAIM_BACKOFF_S, hints: LeaseHints | None = None,
-    ) -> None:  # fmt: skip
-        self.journal = journal
-        self.clock = clock
-        self.in_thread = in_thread
-        self.backoff_s = backoff_s
-        self.hints = hints
+    journal: Journal
+    clock: Callable[[], float]
+    _: KW_ONLY
+    in_thread: bool = False
+    backoff_s: float = CLAIM_BACKOFF_S
+    hints: LeaseHints | None = None
+
+    def __post_init__(self) -> None:
         self.on_due: Callable[[str], None] | None = None  # asked to claim a room whose owner's lease ran out
         self._due: dict[str, asyncio.TimerHandle] = {}
         self.finished: set[str] = set()  # ended rooms: never claimed again by this worker

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
 from origin.broadcast import fmp4
@@ -58,11 +58,14 @@ def filler_specs(state: RoomState) -> set[FillerSpec]:
                        frames=filler_frames(session, r)) for r in session.ladder}  # fmt: skip
 
 
+@dataclass(eq=False)
 class FillerBank:
-    def __init__(self, cache_dir: Path, *, slate_file: Path | None = None, ffmpeg: str = "ffmpeg") -> None:
-        self.cache_dir = cache_dir
-        self.slate_file = slate_file
-        self.ffmpeg = ffmpeg
+    cache_dir: Path
+    _: KW_ONLY
+    slate_file: Path | None = None
+    ffmpeg: str = "ffmpeg"
+
+    def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._memory: dict[str, bytes] = {}
         self._warming: set[FillerSpec] = set()

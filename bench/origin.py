@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from origin.contract.ingest import SEGMENT_SECONDS_DEFAULT  # noqa: E402
+from origin.settings import Settings  # noqa: E402
 from tests.support.live_push import encode_segments, process_cpu_seconds, segment_at  # noqa: E402
 from tests.support.metrics_text import counter_total  # noqa: E402
 from tests.support.moto_server import FAKE_AWS_ENV, moto_server  # noqa: E402
@@ -148,8 +149,8 @@ async def steady_window(session: aiohttp.ClientSession, origin: str, master_pid:
 
 
 def run_step(n_rooms: int, *, backend: str, seconds: float, media: dict[str, tuple[bytes, list[bytes]]],
-             env: dict[str, str]) -> dict[str, object]:  # fmt: skip
-    with origin_server(workers=2, env=env) as origin:
+             env: dict[str, str], workers: int) -> dict[str, object]:  # fmt: skip
+    with origin_server(workers=workers, env=env) as origin:
         rooms = [f"bench-{i:04d}" for i in range(n_rooms)]
         with httpx.Client(timeout=30) as client:
             for room in rooms:
@@ -173,6 +174,7 @@ def run_step(n_rooms: int, *, backend: str, seconds: float, media: dict[str, tup
     published = delta[-1][1] if delta else 0
     step = {
         "backend": backend,
+        "workers": workers,
         "rooms": n_rooms,
         "seconds": round(wall, 1),
         "segments_published": int(published),
@@ -200,6 +202,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--segment-seconds", type=float, default=SEGMENT_SECONDS_DEFAULT,
                         help="default: the product default")
+    parser.add_argument("--workers", type=int, default=Settings().workers,
+                        help="gunicorn workers (default: the product default, SPILLWAY_WORKERS)")
     args = parser.parse_args()
     global SEGMENT_S
     SEGMENT_S = args.segment_seconds
@@ -216,7 +220,8 @@ def main() -> int:
                 env.update({"SPILLWAY_STORAGE": "s3", "SPILLWAY_S3_BUCKET": "bench",
                             "SPILLWAY_S3_ENDPOINT_URL": moto.endpoint_url})  # fmt: skip
             for n in args.rooms:
-                steps.append(run_step(n, backend=args.backend, seconds=args.seconds, media=media, env=env))
+                steps.append(run_step(n, backend=args.backend, seconds=args.seconds, media=media, env=env,
+                                      workers=args.workers))
     passing = [s["rooms"] for s in steps if float(s["p99_ms"]) <= GOAL_P99_S * 1000 and s["errors"] == 0]  # type: ignore[arg-type]
     summary = {"backend": args.backend, "segment_seconds": SEGMENT_S, "steps": steps,
                "largest_rooms_p99_le_250ms": max(passing, default=0)}  # type: ignore[type-var]
@@ -240,7 +245,7 @@ def _plot(steps: list[dict[str, object]], path: Path, backend: str) -> None:
     ax.axhline(GOAL_P99_S * 1000, color="red", linestyle="--", label="goal p99 250 ms")
     ax.set_xlabel(f"rooms (3 renditions, {SEGMENT_S:g} s segments, real-time pace)")
     ax.set_ylabel("publish latency (ms)")
-    ax.set_title(f"Origin publish latency, 2 gunicorn workers, {backend} storage")
+    ax.set_title(f"Origin publish latency, {steps[0]['workers'] if steps else '?'} gunicorn workers, {backend} storage")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -1,6 +1,6 @@
-"""Suite-wide clean-up: every origin a test starts gets a fresh state directory, and with it a low-latency board
-on tmpfs (/dev/shm/spillway-ll-*, origin/coordination.py board_dir) that outlives its process by design (a host's
-workers share it). The boards this run created are removed when it ends."""
+"""Suite-wide clean-up: every origin a test starts gets a fresh state directory, and with it scratch directories
+on tmpfs (/dev/shm/spillway-ll-* and spillway-stats-*, origin/coordination.py scratch_dir) that outlive their
+process by design (a host's workers share them). The ones this run created are removed when it ends."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from origin.coordination import SHM
 
 def _boards() -> set[Path]:
     try:
-        return set(SHM.glob("spillway-ll-*"))
+        return set(SHM.glob("spillway-ll-*")) | set(SHM.glob("spillway-stats-*"))
     except OSError:
         return set()
 

@@ -70,6 +70,8 @@ class BroadcastControl:
             self.storage.delete(key)
         journal.delete(room)
         self.spool.delete_room(room)
+        if self.stats is not None:
+            self.stats.delete(room)
         self.states.forget(room)
         log.info("room=%s deleted: state and %d stored objects", room, len(keys))
         return len(keys)

@@ -2,10 +2,10 @@
 
 The owner (the worker holding the room's owner lock) sees every publish latency and every live-edge
 advance; a request for `/v1/rooms` or `/metrics` may reach any worker. So the owner keeps a rolling window
-of the room's latencies (`LatencyWindow`, pure) and, each pass that advanced the live edge, writes a small
-`PublishStats` file next to the room's journal (`{state_dir}/rooms/{room}/publish-stats.json`, replaced
-atomically, not fsynced: these are figures, not truth). Readers take it from there. A new owner starts an
-empty window; the file is deleted with the room's state.
+of the room's latencies (`LatencyWindow`, pure) and, at most every FLUSH_INTERVAL_S while the live edge
+advances, writes a small `PublishStats` file in the host's stats directory (`{stats_dir}/{room}.json`, on
+tmpfs: origin/coordination.py stats_dir; replaced atomically, not fsynced: these are figures, not truth).
+Readers take it from there. A new owner starts an empty window; the file is deleted with the room's state.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import math
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
+
+from origin.contract import ids
 
 log = logging.getLogger(__name__)
 
@@ -95,22 +96,25 @@ class StatsStore(Protocol):
 
     def read(self, room: str) -> PublishStats | None: ...
 
+    def delete(self, room: str) -> None: ...
+
 
 class FileStatsStore:
-    """`publish-stats.json` in each room's journal directory (`room_dir(room)`); never creates that directory,
-    so a write racing the room's deletion leaves nothing behind."""
+    """`{root}/{room}.json`, one small file per room, replaced atomically (a temp file renamed over it)."""
 
-    def __init__(self, room_dir: Callable[[str], Path]) -> None:
-        self.room_dir = room_dir
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, room: str) -> Path:
+        return self.root / f"{ids.room_id(room)}.json"
 
     def write(self, room: str, stats: PublishStats) -> None:
-        directory = self.room_dir(room)
-        tmp = directory / f".{STATS_NAME}.{os.getpid()}.{threading.get_ident()}"
+        path = self._path(room)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
             tmp.write_text(stats.to_json())
-            os.replace(tmp, directory / STATS_NAME)
-        except FileNotFoundError:
-            return  # the room was deleted meanwhile
+            os.replace(tmp, path)
         except OSError as exc:
             log.warning("room=%s publish stats not written: %s", room, exc)
             with contextlib.suppress(OSError):
@@ -118,7 +122,7 @@ class FileStatsStore:
 
     def read(self, room: str) -> PublishStats | None:
         try:
-            raw = (self.room_dir(room) / STATS_NAME).read_bytes()
+            raw = self._path(room).read_bytes()
         except OSError:
             return None
         try:
@@ -126,6 +130,10 @@ class FileStatsStore:
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("room=%s unreadable publish stats: %s", room, exc)
             return None
+
+    def delete(self, room: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(room).unlink()
 
 
 class MemoryStatsStore:
@@ -139,6 +147,9 @@ class MemoryStatsStore:
 
     def read(self, room: str) -> PublishStats | None:
         return self.data.get(room)
+
+    def delete(self, room: str) -> None:
+        self.data.pop(room, None)
 
 
 @dataclass(kw_only=True)

@@ -90,11 +90,14 @@ def rewrite_small(path: Path, data: bytes) -> None:
                 same = False
             if not same:  # the writer before us exchanged it into place: ours is public now, reopen
                 continue
-            os.ftruncate(fd, 0)
+            # Over the old bytes, then cut to length: truncating to 0 first freed the file's blocks and the write
+            # allocated new ones, every version (ext4, mounted with discard here: 0.21 ms of CPU per rewrite
+            # against 0.06 ms in place; tmpfs 0.06 against 0.05).
             view = memoryview(data)
             offset = 0
             while offset < len(view):
                 offset += os.pwrite(fd, view[offset:], offset)
+            os.ftruncate(fd, len(view))
             _exchange_or_rename(spare, path)
             return
         finally:

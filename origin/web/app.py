@@ -38,7 +38,7 @@ from origin.broadcast.retention import Retention
 from origin.broadcast.states import RoomStates
 from origin.broadcast.view import ListenerView
 from origin.clock import wall_clock
-from origin.coordination import BellHandlers, build_coordination, local_room_dir
+from origin.coordination import BellHandlers, build_coordination, stats_dir
 from origin.ops.room_metrics import AdmissionSeats, RoomCollector, RoomSampler
 from origin.ops.room_stats import FileStatsStore, RoomStatsTracker
 from origin.player import PlayerDeps
@@ -66,7 +66,7 @@ def _count_ingest_refusal(m: metrics.Metrics, request: Request, status: int) -> 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     # The owners' per-room figures, read by every worker (in a fleet: by the owner's instance's workers).
-    stats = FileStatsStore(local_room_dir(settings))
+    stats = FileStatsStore(stats_dir(settings.state_dir))
     m = metrics.Metrics(stats=RoomStatsTracker(stats), storage_backend=settings.storage)
     storage = build_storage(
         backend=settings.storage, root=settings.storage_root, bucket=settings.s3_bucket, prefix=settings.s3_prefix,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from origin.errors import ValidationError
 from origin.ops.room_stats import (
     FileStatsStore,
     LatencyWindow,
@@ -70,17 +71,19 @@ def test_tracker_writes_only_when_the_edge_advanced_and_forgets_ended_rooms() ->
     assert last is not None and last.at == 13.0  # the last figures stay for readers
 
 
-def test_file_store_round_trips_replaces_atomically_and_never_creates_a_room(tmp_path: Path) -> None:
-    store = FileStatsStore(lambda room: tmp_path / room)
+def test_file_store_round_trips_replaces_atomically_and_deletes(tmp_path: Path) -> None:
+    store = FileStatsStore(tmp_path / "stats")  # made on the first write
     stats = PublishStats(at=1.0, live_edge_at=0.5, p50_s=0.01, p99_s=0.2, samples=3, window_s=60.0, owner_pid=7)
-    store.write("gone", stats)
-    assert not (tmp_path / "gone").exists()  # deleted rooms are not brought back
-    (tmp_path / "r").mkdir()
     store.write("r", stats)
     assert store.read("r") == stats
     store.write("r", PublishStats(**{**stats.__dict__, "at": 2.0}))
     assert store.read("r") is not None and store.read("r").at == 2.0  # type: ignore[union-attr]
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["publish-stats.json"]  # no temp file left
-    (tmp_path / "r" / "publish-stats.json").write_text("{not json")
+    assert sorted(p.name for p in (tmp_path / "stats").iterdir()) == ["r.json"]  # no temp file left
+    (tmp_path / "stats" / "r.json").write_text("{not json")
     assert store.read("r") is None
     assert store.read("never") is None
+    store.delete("r")
+    store.delete("never")
+    assert list((tmp_path / "stats").iterdir()) == []
+    with pytest.raises(ValidationError):
+        store.write("../escape", stats)  # a room id is a strict pattern: no path out of the directory

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -150,6 +151,44 @@ def test_a_visible_object_always_has_its_headers(fs_storage: FilesystemStorage) 
         thread.join(timeout=10)
     assert checked[0] > 150
     assert bad == []
+
+
+def test_rewrites_of_a_small_object_are_whole_versions_longer_or_shorter(fs_storage: FilesystemStorage) -> None:
+    """Playlists are rewritten over the spare's old bytes and cut to length: a reader sees one whole version,
+    never a longer version's tail after a shorter one, across two processes writing the same key."""
+    key = "rooms/fs-room/live/a64.m3u8"
+    playlist = headers_for(ObjectKind.LIVE_PLAYLIST)
+    versions = [f"#EXTM3U\n# v{i}\n".encode() + b"#" * (400 if i % 3 == 0 else 7 * i) + b"\n" for i in range(60)]
+    stop = threading.Event()
+    seen: set[bytes] = set()
+
+    def reader() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(KeyError):
+                seen.add(fs_storage.get(key))
+
+    def write_all(start: int) -> None:
+        storage = FilesystemStorage(fs_storage.root)  # another process's view: its own caches and locks
+        for v in versions[start::2]:
+            storage.put(key, v, playlist, durable=False)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child process
+            try:
+                write_all(1)
+            finally:
+                os._exit(0)
+        write_all(0)
+        os.waitpid(child, 0)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert seen and seen <= set(versions), sorted(seen - set(versions))[:2]
+    fs_storage.put(key, versions[1], playlist, durable=False)  # shorter than the version before it
+    assert fs_storage.get(key) == versions[1]
 
 
 def test_missing_root_is_created_by_put(tmp_path: Path) -> None:

@@ -6,14 +6,18 @@ Layout under `root`, for key `rooms/r1/live/a48.m3u8`:
     rooms/r1/live/.~headers.json              Content-Type/Cache-Control shared by the directory's objects
     rooms/r1/live/.a48.m3u8~headers.json      an object's own headers, only when they differ (sidecar)
     rooms/r1/live/.a48.m3u8~tmp.PID.TID.N     a write in progress (renamed into place, or removed)
+    rooms/r1/media/S/a48/.~pack.PID.NONCE      small immutable objects (segments, parts, inits, filler) of the
+                                               directory, appended by one process (packs.py: no file each)
 
-Every internal name contains `~`, a character no valid key part may contain, so sidecars and temp files can
-never collide with an object, be listed or be served.
+Every internal name contains `~`, a character no valid key part may contain, so sidecars, temp files and packs
+can never collide with an object, be listed or be served.
 
 A `put` settles the headers (the directory's, created once with link-if-absent so concurrent writers agree,
 or the object's own sidecar) BEFORE the object (temp file, fsync, rename), then fsyncs the directory: a visible
 object always has its headers, and readers see either the old or the new bytes, never a partial file.
-`put_file` hard-links an already durable file (the origin's spool) instead of copying it.
+`put_file` hard-links an already durable file (the origin's spool) instead of copying it. An immutable object of
+up to 1 MiB goes to the directory's pack instead, with its headers in its record; reads look for a file first,
+then in the packs.
 """
 
 from __future__ import annotations
@@ -24,10 +28,13 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
 import threading
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from origin.contract.cache_policy import ERROR_MAX_AGE_S, ObjectHeaders
 from origin.errors import StorageError, ValidationError
@@ -42,6 +49,7 @@ from origin.storage.atomic_files import (
     tmp_path,
     write_atomic,
 )
+from origin.storage.packs import PACK_MAX_OBJECT_BYTES, PackError, Packs, is_pack
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +138,7 @@ class FilesystemStorage:
         self._dirs_made: set[Path] = set()
         self._dir_defaults: dict[Path, bytes] = {}
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._packs = Packs()
 
     def __repr__(self) -> str:
         return f"FilesystemStorage(root={str(self.root)!r})"
@@ -164,6 +173,12 @@ class FilesystemStorage:
 
     def put(self, key: str, data: bytes, headers: ObjectHeaders, *, durable: bool = True) -> None:
         path = self.path_for(key)
+        if headers.immutable and len(data) <= PACK_MAX_OBJECT_BYTES:
+            try:
+                self._packs.put(path.parent, path.name, data, headers, durable=durable)
+            except OSError as exc:
+                raise self._error(key, "put", exc) from exc
+            return
         with self._lock_for(key):
             try:
                 self._ensure_dir(path.parent)
@@ -230,6 +245,10 @@ class FilesystemStorage:
                     pass
                 except OSError as exc:
                     raise self._error(key, "delete", exc) from exc
+            try:
+                self._packs.delete(path.parent, path.name)
+            except OSError as exc:
+                raise self._error(key, "delete", exc) from exc
 
     def _ensure_dir(self, directory: Path) -> None:
         if directory not in self._dirs_made:
@@ -260,7 +279,18 @@ class FilesystemStorage:
         path = self.path_for(key)
         try:
             return path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        except (FileNotFoundError, IsADirectoryError):
+            pass  # packed, or absent
+        except NotADirectoryError:
+            raise KeyError(key) from None
+        except OSError as exc:
+            raise self._error(key, "get", exc) from exc
+        try:
+            entry = self._packs.find(path.parent, path.name)
+            if entry is None:
+                raise KeyError(key)
+            return self._packs.read(path.parent, entry)
+        except (FileNotFoundError, NotADirectoryError, PackError):
             raise KeyError(key) from None
         except OSError as exc:
             raise self._error(key, "get", exc) from exc
@@ -268,7 +298,9 @@ class FilesystemStorage:
     def exists(self, key: str) -> bool:
         path = self.path_for(key)
         try:
-            return path.is_file()
+            return path.is_file() or self._packs.find(path.parent, path.name) is not None
+        except (FileNotFoundError, NotADirectoryError):
+            return False
         except OSError as exc:
             raise self._error(key, "exists", exc) from exc
 
@@ -282,9 +314,12 @@ class FilesystemStorage:
                 rel = os.path.relpath(dirpath, self.root)
                 rel_key = "" if rel == "." else rel.replace(os.sep, "/") + "/"
                 dirnames[:] = [d for d in dirnames if _is_key_part(d)]
-                for name in filenames:
+                names = [n for n in filenames if _is_key_part(n)]
+                if any(is_pack(n) for n in filenames):
+                    names = sorted(set(names) | set(self._packs.names(Path(dirpath))))
+                for name in names:
                     key = rel_key + name
-                    if _is_key_part(name) and key.startswith(prefix):
+                    if key.startswith(prefix):
                         keys.append(key)
         except OSError as exc:
             raise self._error(prefix, "list", exc) from exc
@@ -311,14 +346,55 @@ class FilesystemStorage:
 
     def get_headers(self, key: str) -> ObjectHeaders:
         """Stored Content-Type/Cache-Control of `key`. Raises KeyError if the object is absent."""
+        return self.open_object(key, headers_only=True).headers
+
+    def open_object(self, key: str, *, headers_only: bool = False) -> StoredObject:
+        """The object's headers, size and modification time, and (unless `headers_only`) an open file with its
+        bytes at `start`: for the serve router. Raises KeyError if the object is absent."""
         path = self.path_for(key)
         try:
-            if not path.is_file():
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return self._open_packed(key, path, headers_only=headers_only)
+        except OSError as exc:
+            raise self._error(key, "open", exc) from exc
+        try:
+            st = os.fstat(fd)
+        except OSError as exc:
+            os.close(fd)
+            raise self._error(key, "open", exc) from exc
+        if not stat.S_ISREG(st.st_mode):  # a directory: the key may still be a packed object
+            os.close(fd)
+            return self._open_packed(key, path, headers_only=headers_only)
+        f = os.fdopen(fd, "rb")
+        try:
+            headers = self._file_headers(key, path)
+            found = StoredObject(headers=headers, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                                 file=None if headers_only else f, start=0)  # fmt: skip
+        except BaseException:
+            f.close()
+            raise
+        if headers_only:
+            f.close()
+        return found
+
+    def _open_packed(self, key: str, path: Path, *, headers_only: bool) -> StoredObject:
+        try:
+            entry = self._packs.find(path.parent, path.name)
+            if entry is None:
                 raise KeyError(key)
+            f = None if headers_only else open(path.parent / entry.pack, "rb")  # noqa: SIM115 - the caller's
+        except (FileNotFoundError, NotADirectoryError):
+            raise KeyError(key) from None
+        except OSError as exc:
+            raise self._error(key, "open", exc) from exc
+        return StoredObject(headers=entry.headers, size=entry.length, mtime_ns=entry.mtime_ns, file=f,
+                            start=entry.offset)  # fmt: skip
+
+    def _file_headers(self, key: str, path: Path) -> ObjectHeaders:
+        try:
             raw = read_or_none(_sidecar_path(path)) or (path.parent / DIR_HEADERS_NAME).read_bytes()
         except FileNotFoundError:
-            if not path.is_file():
-                raise KeyError(key) from None
             logger.warning("filesystem object %s has no headers sidecar; serving fallback headers", key)
             return FALLBACK_HEADERS
         except OSError as exc:
@@ -328,6 +404,21 @@ class FilesystemStorage:
         except (ValueError, KeyError, TypeError) as exc:
             msg = f"corrupt headers sidecar: {exc}"
             raise StorageError(msg, key=key, backend=BACKEND, retryable=False) from exc
+
+    def close(self) -> None:
+        self._packs.close()
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredObject:
+    """What the serve router needs of an object: its bytes are `size` bytes of `file` from `start` (a pack holds
+    many objects); `file` is None when only the headers were asked for. The caller closes `file`."""
+
+    headers: ObjectHeaders
+    size: int
+    mtime_ns: int
+    file: BinaryIO | None
+    start: int
 
 
 def _raise_walk_error(exc: OSError) -> None:

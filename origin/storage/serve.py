@@ -10,7 +10,6 @@ failure is a 503. File work runs in the threadpool; large files are streamed in 
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from origin.contract.cache_policy import ERROR_MAX_AGE_S, ObjectHeaders
+from origin.contract.cache_policy import ERROR_MAX_AGE_S
 from origin.errors import StorageError, ValidationError
 from origin.storage.filesystem import FilesystemStorage
 
@@ -133,17 +132,17 @@ class _Request:
 def _respond(storage: FilesystemStorage, req: _Request) -> Response:
     """Blocking half of the handler (runs in the threadpool)."""
     try:
-        path = storage.path_for(req.key)
-        headers: ObjectHeaders = storage.get_headers(req.key)
-        f = open(path, "rb")  # noqa: SIM115 — closed below or by the streaming iterator
-    except (ValidationError, KeyError, FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        found = storage.open_object(req.key)
+    except (ValidationError, KeyError):
         return _not_found()
+    f = found.file
+    assert f is not None
     streaming = False
     try:
-        st = os.fstat(f.fileno())
-        size = st.st_size
-        etag = f'"{size:x}-{st.st_mtime_ns:x}"'
-        last_modified = formatdate(st.st_mtime, usegmt=True)
+        size, headers = found.size, found.headers
+        etag = f'"{size:x}-{found.mtime_ns:x}"'
+        mtime_s = found.mtime_ns / 1e9
+        last_modified = formatdate(mtime_s, usegmt=True)
         common = {
             "Cache-Control": headers.cache_control,
             "ETag": etag,
@@ -153,7 +152,7 @@ def _respond(storage: FilesystemStorage, req: _Request) -> Response:
         if req.if_none_match is not None:
             if _etag_matches(req.if_none_match, etag):
                 return Response(status_code=304, headers=common)
-        elif req.if_modified_since is not None and _not_modified_since(req.if_modified_since, st.st_mtime):
+        elif req.if_modified_since is not None and _not_modified_since(req.if_modified_since, mtime_s):
             return Response(status_code=304, headers=common)
         byte_range: ByteRange | None = None
         if req.method == "GET" and (req.if_range is None or req.if_range.strip() in (etag, last_modified)):
@@ -165,6 +164,7 @@ def _respond(storage: FilesystemStorage, req: _Request) -> Response:
                     headers={"Content-Range": f"bytes */{size}", "Cache-Control": ERROR_CACHE_CONTROL},
                 )
         start, length = (byte_range.start, byte_range.length) if byte_range else (0, size)
+        start += found.start  # where the object begins in its file (a pack holds many)
         status = 206 if byte_range else 200
         out = {**common, "Content-Length": str(length)}
         if byte_range:

@@ -24,19 +24,26 @@ def _files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def test_layout_object_plus_hidden_directory_headers(fs_storage: FilesystemStorage) -> None:
+def test_layout_packed_immutable_objects_and_files_with_directory_headers(fs_storage: FilesystemStorage) -> None:
     key = layout.init_segment("fs-room", SESSION, "a48")
     fs_storage.put(key, b"ftypmoov", SEGMENT)
     seg = layout.media_segment("fs-room", SESSION, "a48", 0)
     fs_storage.put(seg, b"moofmdat", SEGMENT)
     media = f"rooms/fs-room/media/{SESSION}/a48"
-    # Objects sharing their directory's headers need no sidecar of their own.
-    assert _files(fs_storage.root) == [f"{media}/.~headers.json", f"{media}/000000.m4s", f"{media}/init.mp4"]
-    shared = json.loads((fs_storage.root / media / ".~headers.json").read_text())
-    assert shared == {"content_type": SEGMENT.content_type, "cache_control": SEGMENT.cache_control}
-    mode = stat.S_IMODE((fs_storage.root / key).stat().st_mode)
+    # Small immutable objects: one pack per writing process and directory, headers in each record.
+    (pack,) = _files(fs_storage.root)
+    assert pack.startswith(f"{media}/.~pack.{os.getpid()}.")
+    mode = stat.S_IMODE((fs_storage.root / pack).stat().st_mode)
     assert mode == 0o644  # readable by an edge running as another user
-    assert fs_storage.list("") == [key, seg] or fs_storage.list("") == sorted([key, seg])
+    assert fs_storage.list("") == sorted([key, seg])
+    assert (fs_storage.get(key), fs_storage.get(seg)) == (b"ftypmoov", b"moofmdat")
+    # Other objects are files; objects sharing their directory's headers need no sidecar of their own.
+    live = layout.live_playlist("fs-room", "a48")
+    fs_storage.put(live, b"#EXTM3U\n", headers_for(ObjectKind.LIVE_PLAYLIST))
+    assert sorted(f for f in _files(fs_storage.root) if "/live/" in f) == [f"rooms/fs-room/live/{n}" for n in
+                                                                          (".~headers.json", "a48.m3u8")]  # fmt: skip
+    shared = json.loads((fs_storage.root / "rooms/fs-room/live/.~headers.json").read_text())
+    assert shared == {"content_type": "application/vnd.apple.mpegurl", "cache_control": "public, max-age=1"}
 
 
 def test_an_object_with_other_headers_gets_its_own_sidecar_and_loses_it_again(fs_storage: FilesystemStorage) -> None:
@@ -82,10 +89,12 @@ def test_sidecar_names_cannot_be_used_as_keys(fs_storage: FilesystemStorage) -> 
 
 
 def test_failed_object_write_leaves_no_visible_object(fs_storage: FilesystemStorage) -> None:
-    fs_storage.put("rooms/r/a", b"file", SEGMENT)
-    with pytest.raises(StorageError) as info:
-        fs_storage.put("rooms/r/a/b", b"x", SEGMENT)  # "a" is a file: cannot be a directory too
-    assert info.value.backend == "filesystem" and not info.value.retryable
+    playlist = headers_for(ObjectKind.LIVE_PLAYLIST)
+    fs_storage.put("rooms/r/a", b"file", playlist)
+    for headers in (SEGMENT, playlist):  # a packed object and a file of its own
+        with pytest.raises(StorageError) as info:
+            fs_storage.put("rooms/r/a/b", b"x", headers)  # "a" is a file: cannot be a directory too
+        assert info.value.backend == "filesystem" and not info.value.retryable
     assert fs_storage.list("") == ["rooms/r/a"]
     assert sorted(os.listdir(fs_storage.root / "rooms" / "r")) == [".~headers.json", "a"]  # no temp file left
 

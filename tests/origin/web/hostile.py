@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from origin.storage.filesystem import FilesystemStorage
 from tests.support.origin_server import ADMIN_TOKEN, OriginServer
 from tests.support.pusher import new_session_id
 
@@ -58,9 +59,10 @@ class RoomClient:
         return r.text if r.status_code == 200 else None
 
     def media_files(self) -> list[str]:
-        root = self.origin.storage_root / "rooms" / self.room / "media"
-        files = root.rglob("*") if root.exists() else ()
-        return sorted(str(p.relative_to(root)) for p in files if p.is_file() and not p.name.startswith("."))
+        """The room's stored media objects (`{session}/{rendition}/{name}`), as the storage lists them: small
+        immutable objects live in packs, not files of their own."""
+        prefix = f"rooms/{self.room}/media/"
+        return [key.removeprefix(prefix) for key in FilesystemStorage(self.origin.storage_root).list(prefix)]
 
 
 def make_room(origin: OriginServer, room: str, **fields: object) -> RoomClient:

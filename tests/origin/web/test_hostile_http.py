@@ -17,6 +17,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from origin.storage import packs
+from origin.storage.filesystem import FilesystemStorage
 from tests.origin.conftest import Fmp4Media
 from tests.origin.web.hostile import (
     ADMIN,
@@ -231,8 +233,9 @@ def test_finding_10_a_room_can_be_deleted_with_everything_it_published(
     assert httpx.get(url, headers=ADMIN, timeout=10).status_code == 404
     assert httpx.delete(url, headers=ADMIN, timeout=10).status_code == 404
     time.sleep(1.5)  # status.json is written on its own schedule: a deleted room must not get one back
-    left = origin.storage_root / "rooms" / client.room  # objects, not the backend's "~" bookkeeping files
-    assert not [p for p in left.rglob("*") if p.is_file() and "~" not in p.name] if left.exists() else True
+    assert FilesystemStorage(origin.storage_root).list(f"rooms/{client.room}/") == []
+    left = origin.storage_root / "rooms" / client.room  # the packs' bytes went too, not just their names
+    assert not [p for p in left.rglob("*") if p.is_file() and packs.is_pack(p.name)] if left.exists() else True
     assert not (origin.state_dir / "rooms" / client.room).exists()
     assert httpx.get(f"{origin.base_url}/rooms/{client.room}/live/a64.m3u8", timeout=5).status_code == 404
 

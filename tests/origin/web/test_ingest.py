@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from origin.storage import packs
+from origin.storage.filesystem import FilesystemStorage
 from tests.origin.conftest import Fmp4Media
 from tests.support.origin_server import OriginServer, origin_server
 from tests.support.pusher import new_session_id
@@ -43,9 +45,11 @@ def files_under(path: Path) -> list[str]:
 
 
 def stored(origin: OriginServer) -> tuple[list[str], list[str]]:
-    """Media objects in storage and the ingest spool (status.json is written on its own schedule)."""
-    media = [f for f in files_under(origin.storage_root / "rooms") if "/media/" in f]
-    return media, files_under(origin.state_dir / "spool")
+    """Media objects in storage (files, or records in packs) and files of the ingest spool (status.json is
+    written on its own schedule)."""
+    media = [k for k in FilesystemStorage(origin.storage_root).list("rooms/") if "/media/" in k]
+    packed = [f for f in files_under(origin.storage_root / "rooms") if packs.is_pack(f.rsplit("/", 1)[-1])]
+    return media + packed, files_under(origin.state_dir / "spool")
 
 
 def put(origin: OriginServer, path: str, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:

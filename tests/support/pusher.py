@@ -5,6 +5,7 @@ It is independent of transcoder/ on purpose: origin tests pin the contract, not 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import subprocess
 import time
@@ -53,10 +54,10 @@ class Push:
             timeout=10,
         )
 
-    def argv(self) -> list[str]:
+    def argv(self, *, stoppable: bool = False) -> list[str]:
         n = len(self.ladder)
         split = "".join(f"[a{i}]" for i in range(n))
-        argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"]
+        argv = ["ffmpeg", "-hide_banner", "-loglevel", "error", *(() if stoppable else ("-nostdin",))]
         if self.realtime:
             argv.append("-re")
         argv += ["-f", "lavfi", "-i", f"{self.source}:d={self.seconds}"]
@@ -77,10 +78,20 @@ class Push:
         ]  # fmt: skip
         return argv
 
-    def spawn(self) -> subprocess.Popen[bytes]:
+    def spawn(self, *, stoppable: bool = False) -> subprocess.Popen[bytes]:
+        """`stoppable`: ffmpeg reads its keyboard from a pipe, so `stop_early` can end the push before `seconds`."""
         r = self.start()
         assert r.status_code == 201, r.text
-        return subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stdin = subprocess.PIPE if stoppable else subprocess.DEVNULL
+        return subprocess.Popen(self.argv(stoppable=stoppable), stdin=stdin, stderr=subprocess.PIPE)
+
+    @staticmethod
+    def stop_early(proc: subprocess.Popen[bytes]) -> None:
+        """ffmpeg's `q`: it stops reading its input, then ends the stream as at the input's end (exit 0)."""
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # it had already finished
+            proc.stdin.write(b"q")
+            proc.stdin.flush()
 
     def run(self) -> None:
         """start → ffmpeg to completion → end."""

@@ -2,12 +2,12 @@
 
 Real parts: an ffmpeg Opus RTP sender, `spillway transcode --sdp` with default flags, the origin under gunicorn
 (2 workers, default settings) writing to S3 (moto) through the fault proxy, ffmpeg as a listener, a playlist
-watcher and an edge tracker reading storage as the CDN would. Faults, in order: the RTP source gone for 20 s
+watcher and an edge tracker reading storage as the CDN would. Faults, in order: the RTP source gone for 16 s
 (past the transcoder's idle timeout) and back, a host change to a second transcoder on another source, SIGKILL
 of its ffmpeg, SIGKILL of the worker that owns the room, 20 % of storage writes failing, dropped or hung.
 Asserted: the invariants (the source is heard again after every fault, filler covered the silence, no
 dangling reference, no sequence regression, nothing lost, the replay covers the broadcast, the listener played
-to the end). The timings are bench/chaos.py's (docs/reliability.md).
+to the end). The timings are bench/chaos.py's (docs/reliability.md), shortened where no timeout needs more.
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ from tests.support.moto_server import apply_fake_aws_env
 ROOM = "never-dead-air"
 TOKEN = "never-dead-air-ingest-token-0123456789"
 BUCKET = "never-dead-air"
-DURATIONS = Durations(drop_s=20.0, storage_faults_s=10.0)
+# The drop outlasts both 10 s timeouts (ffmpeg's RTP idle timeout ends the input and the supervisor restarts it;
+# the origin ends the silent session) by 6 s: filler that stopped with the session would leave a 6 s hole, twice
+# what the replay check below tolerates. bench/chaos.py's 20 s exercises no other timeout.
+DURATIONS = Durations(drop_s=16.0, storage_faults_s=10.0)
 
 
 def test_a_room_over_rtp_rides_through_every_fault(monkeypatch: pytest.MonkeyPatch) -> None:

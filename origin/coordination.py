@@ -42,19 +42,24 @@ FLEET_CLAIM_BACKOFF_S = 0.1  # the Redis journal itself skips claims while an ow
 DOWNLOAD_CLAIM_WAIT_S = 10.0  # the room's publisher releases its lease right after the end
 
 
+class RingHandler(Protocol):
+    def __call__(self, room: str, rendition: str | None = None) -> None:
+        """A room has new records; `rendition`: a segment of it (the owner gathers a segment's renditions)."""
+
+
 class Bell(Protocol):
     def open(self, loop: asyncio.AbstractEventLoop) -> None: ...
 
     def close(self) -> None: ...
 
-    def ring(self, room: str, durable_before: float = 0.0) -> None: ...
+    def ring(self, room: str, durable_before: float = 0.0, rendition: str | None = None) -> None: ...
 
     def ring_playlist(self, room: str) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
 class BellHandlers:
-    on_ring: Callable[[str], None]  # the scheduler: a room has new records
+    on_ring: RingHandler  # the scheduler: a room has new records
     on_durable: Callable[[float], None]  # the group commit: records before this time are durable
     on_playlist: Callable[[str], None]  # the held low-latency reloads: a room's LL playlists moved
     owns: Callable[[str], bool]  # whether this worker publishes the room

@@ -20,13 +20,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import redis
 
-from origin.broadcast.publish.doorbell import parse_ring
+from origin.broadcast.publish.doorbell import parse_ring, ring_message, segment_rendition
 from origin.contract import ids
 from origin.fleet.keys import FleetMember, fleet_keys, room_keys
+
+if TYPE_CHECKING:
+    from origin.coordination import RingHandler
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ return redis.call('PUBLISH', ARGV[1] .. owner, ARGV[2])
 
 @dataclass(eq=False, kw_only=True)
 class RedisDoorbell(FleetMember):
-    on_ring: Callable[[str], None]
+    on_ring: RingHandler
     on_durable: Callable[[float], None]
     owns: Callable[[str], bool]
     on_playlist: Callable[[str], None] = lambda room: None
@@ -57,7 +60,7 @@ class RedisDoorbell(FleetMember):
         self.playlist_channel = fleet_keys(self.prefix).playlist_channel
         self._moved: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._ring = self.client.register_script(_RING)
-        self._outbox: queue.SimpleQueue[tuple[str, float] | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[tuple[str, float, str | None] | None] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
@@ -77,11 +80,11 @@ class RedisDoorbell(FleetMember):
         for thread in self._threads:
             thread.join(timeout=2)
 
-    def ring(self, room: str, durable_before: float = 0.0) -> None:
+    def ring(self, room: str, durable_before: float = 0.0, rendition: str | None = None) -> None:
         """Event loop: tell this worker now, the room's owner (elsewhere) soon."""
-        self.on_ring(room)
+        self.on_ring(room, rendition)
         if not self.owns(room):
-            self._outbox.put((room, durable_before))
+            self._outbox.put((room, durable_before, rendition))
 
     def ring_playlist(self, room: str) -> None:
         """Event loop: this worker's held reloads now, every other worker's soon."""
@@ -116,15 +119,15 @@ class RedisDoorbell(FleetMember):
 
     def _send(self) -> None:
         while items := self._take(self._outbox):
-            batch: dict[str, float] = {}
-            for room, stamp in items:
-                batch[room] = max(batch.get(room, 0.0), stamp)
+            batch: dict[tuple[str, str | None], float] = {}
+            for room, stamp, rendition in items:
+                batch[room, rendition] = max(batch.get((room, rendition), 0.0), stamp)
             self._publish(batch)
 
-    def _publish(self, batch: dict[str, float]) -> None:
+    def _publish(self, batch: dict[tuple[str, str | None], float]) -> None:
         pipe = self.client.pipeline(transaction=False)
-        for room, stamp in batch.items():
-            message = f"{room} {stamp:.6f}"
+        for (room, rendition), stamp in batch.items():
+            message = ring_message(room, stamp, rendition)
             self._ring(keys=[room_keys(self.prefix, room).owner], args=[self.ring_prefix, message, self.worker],
                        client=pipe)  # fmt: skip
         try:
@@ -163,7 +166,7 @@ class RedisDoorbell(FleetMember):
         ring = parse_ring(data)
         if ring is None or self._loop is None:
             return
-        room, durable, _ = ring
+        room, durable, kind = ring
         if durable > 0:
             self._loop.call_soon_threadsafe(self.on_durable, durable)
-        self._loop.call_soon_threadsafe(self.on_ring, room)
+        self._loop.call_soon_threadsafe(self.on_ring, room, segment_rendition(kind))

@@ -84,7 +84,7 @@ class IngestDeps:
     parts: PartIngest
     tokens: RoomTokens
     commit: GroupCommit
-    ring: Callable[[str, float], None]  # tell the room's publisher (any worker of this host) it has news
+    ring: Callable[[str, float, str | None], None]  # tell the room's publisher (any worker) it has news
     metrics: Metrics
     max_segment_bytes: int
     max_init_bytes: int
@@ -104,13 +104,14 @@ _ERRORS = errors.responses(400, 401, 403, 404, 409, 413, 429, 503)
 def build_router(deps: IngestDeps) -> APIRouter:
     router = APIRouter(prefix="/ingest", tags=["ingest"])
 
-    async def durable(room: str, *, ring: bool = True) -> None:
-        """Wait for the group commit (an identical repeat too: its first copy may still be on its way)."""
+    async def durable(room: str, *, ring: bool = True, rendition: str | None = None) -> None:
+        """Wait for the group commit (an identical repeat too: its first copy may still be on its way), then
+        ring the room's publisher (`rendition`: for a segment of it)."""
         started = time.monotonic()
         await deps.commit.barrier()
         deps.metrics.committed(time.monotonic() - started)
         if ring:
-            deps.ring(room, deps.commit.durable_before)
+            deps.ring(room, deps.commit.durable_before, rendition)
 
     @router.post("/{room}/{session}/start", status_code=201, responses=_ERRORS,
                  openapi_extra=openapi.json_body(StartBody))  # fmt: skip
@@ -153,7 +154,7 @@ def build_router(deps: IngestDeps) -> APIRouter:
             receipt = deps.service.receive(room, session, rendition, name, body)
         else:
             receipt = await asyncio.to_thread(deps.service.receive, room, session, rendition, name, body)
-        await durable(room, ring=receipt.stored)
+        await durable(room, ring=receipt.stored, rendition=rendition if receipt.segment else None)
         if receipt.segment:
             deps.metrics.received(room)
         return Response(status_code=201)

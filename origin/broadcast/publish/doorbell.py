@@ -4,7 +4,8 @@ Every worker binds a Unix datagram socket `{state_dir}/workers/{pid}.sock`; `rin
 to each of them (and to itself, directly). Only the room's owner acts on it; the others may take the room
 if nobody owns it. A ring is a hint: the journal is the truth, and the owner also passes every second.
 A ring carries the start time of the durability barrier its sender waited for (`{room} {unix time}`), so
-the owner knows the records up to it are durable without running a barrier of its own.
+the owner knows the records up to it are durable without running a barrier of its own, and for a segment its
+rendition (`{room} {unix time} seg:{rendition}`): the owner passes once the segment's whole ladder rang.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from origin.contract import ids
+
+if TYPE_CHECKING:
+    from origin.coordination import RingHandler
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +36,7 @@ class Doorbell:
     def __init__(
         self,
         directory: Path,
-        on_ring: Callable[[str], None],
+        on_ring: RingHandler,
         on_durable: Callable[[float], None] = lambda t: None,
         on_playlist: Callable[[str], None] = lambda room: None,
     ) -> None:
@@ -65,10 +70,10 @@ class Doorbell:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
 
-    def ring(self, room: str, durable_before: float = 0.0) -> None:
+    def ring(self, room: str, durable_before: float = 0.0, rendition: str | None = None) -> None:
         """Tell every worker of this host (this one included) that `room` has new journal records."""
-        self.on_ring(room)
-        self._send(f"{room} {durable_before:.6f}".encode())
+        self.on_ring(room, rendition)
+        self._send(ring_message(room, durable_before, rendition))
 
     def ring_playlist(self, room: str) -> None:
         """Tell every worker that the room's low-latency playlists moved (blocked reloads re-check)."""
@@ -130,7 +135,17 @@ class Doorbell:
                 continue
             if durable > 0:
                 self.on_durable(durable)
-            self.on_ring(room)
+            self.on_ring(room, segment_rendition(kind))
+
+
+def ring_message(room: str, durable_before: float, rendition: str | None) -> bytes:
+    return f"{room} {durable_before:.6f}{f' seg:{rendition}' if rendition else ''}".encode()
+
+
+def segment_rendition(kind: str) -> str | None:
+    """The rendition a ring's kind `seg:{rendition}` names (None for any other kind, or a malformed name)."""
+    name = kind.removeprefix("seg:")
+    return name if name != kind and ids.RENDITION_PATTERN.fullmatch(name) else None
 
 
 def parse_ring(data: bytes) -> tuple[str, float, str] | None:

@@ -119,6 +119,7 @@ class RoomPublisher:
                                    metrics=metrics, io=io)
                         if filler is not None and policy.filler is not None else None)  # fmt: skip
         self._dirty: set[str] = set()
+        self.expected_renditions = 0  # renditions of the open session: a wave of that many rings is a segment
         self._advanced: dict[str, float] = {}  # rendition -> when this owner last published on it (wall clock)
         self._started = False
 
@@ -184,6 +185,8 @@ class RoomPublisher:
                     result.low_latency_changed = self.low_latency.update(state, windows)
             result.backlog = len(state.spooled)
             result.state = state.state
+            session = state.open_session()
+            self.expected_renditions = len(session.ladder) if session is not None else 0
             result.status_changed |= state.state is not before
             if state.state is BroadcastState.LIVE and self._filler is not None:
                 self._filler.bank.warm(filler_specs(state))

@@ -32,9 +32,12 @@ log = logging.getLogger(__name__)
 PASS_SHARDS = 16
 MAINTENANCE_INTERVAL_S = 1.0  # every owned room passes at least this often (timeouts, retries, filler backstop)
 SWEEP_INTERVAL_S = 2.0
-# A transcoder PUTs a segment's renditions one after another within a few ms: a pass that starts this long
-# after the first ring publishes them together (one journal decision, one pass) instead of one pass each.
+# A transcoder PUTs a segment's renditions one after another (each waits for its 201: ~5-10 ms apart). A ring
+# that names its rendition opens a wave: the pass starts once every rendition of the room's open session rang
+# (one pass publishes the segment's whole ladder), or GATHER_MAX_S after the first ring if one never does. A
+# ring without a rendition (a session start, an event, the admin end) gathers GATHER_S.
 GATHER_S = 0.012
+GATHER_MAX_S = 0.05
 HOUSEKEEPING_INTERVAL_S = 300.0  # how often unowned live rooms are looked for (a dead worker's rooms)
 
 
@@ -67,6 +70,9 @@ class PublishScheduler:
         self.owned: dict[str, RoomPublisher] = {}
         self._running: set[str] = set()
         self._again: set[str] = set()
+        self._urgent_again: set[str] = set()
+        self._waves: dict[str, set[str]] = {}  # room -> renditions that rang since its last pass started
+        self._wave_done: dict[str, asyncio.Event] = {}
         self._last_pass: dict[str, float] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -95,17 +101,46 @@ class PublishScheduler:
 
     # -- requests ---------------------------------------------------------------------------------------
 
-    def request(self, room: str, *, urgent: bool = False) -> None:
+    def request(self, room: str, rendition: str | None = None, *, urgent: bool = False) -> None:
         """Pass over `room` soon if this worker owns it (taking it if nobody does). Event loop only; cheap.
 
-        `urgent`: no gathering delay (a filler deadline, maintenance)."""
+        `rendition`: a segment of it was recorded (the pass waits for the wave). `urgent`: no gathering delay (a
+        filler deadline, maintenance)."""
         if room not in self.owned and not self._claim(room):
             return
+        if rendition is not None:
+            self._waves.setdefault(room, set()).add(rendition)
+        if urgent or self._wave_complete(room):  # a gathering pass goes now
+            event = self._wave_done.get(room)
+            if event is not None:
+                event.set()
         if room in self._running:
             self._again.add(room)
+            if urgent:
+                self._urgent_again.add(room)
             return
         self._running.add(room)
         self._spawn(self._run(room, gather=not urgent))
+
+    def _wave_complete(self, room: str) -> bool:
+        publisher = self.owned.get(room)
+        expected = publisher.expected_renditions if publisher is not None else 0
+        return expected > 0 and len(self._waves.get(room, ())) >= expected
+
+    async def _gather(self, room: str) -> None:
+        """Wait for the rest of the wave (or GATHER_S without one), so that one pass publishes it all."""
+        if self._wave_complete(room):
+            return
+        if not self._waves.get(room):
+            await asyncio.sleep(GATHER_S)
+            return
+        event = self._wave_done[room] = asyncio.Event()
+        try:
+            await asyncio.wait_for(event.wait(), GATHER_MAX_S)
+        except TimeoutError:
+            pass  # a rendition that does not come (yet): publish the others
+        finally:
+            self._wave_done.pop(room, None)
 
     def _spawn(self, work: Coroutine[object, object, None]) -> None:
         assert self._loop is not None
@@ -139,10 +174,12 @@ class PublishScheduler:
         assert self._loop is not None
         shard = self.shards[zlib.crc32(room.encode()) % PASS_SHARDS]
         try:
-            if gather:
-                await asyncio.sleep(GATHER_S)
             while True:
+                if gather and room not in self._urgent_again:  # an urgent request meanwhile: go now
+                    await self._gather(room)
                 self._again.discard(room)
+                self._urgent_again.discard(room)
+                self._waves.pop(room, None)
                 publisher = self.owned.get(room)
                 if publisher is None or publisher.ownership.lost:
                     self._lose(room, "its lease lapsed or was taken")
@@ -163,8 +200,10 @@ class PublishScheduler:
                         # loop, shared with ingest) and pass again, instead of blocking inside the pass.
                         await publisher.commit.barrier()
                         self._again.add(room)
+                        self._urgent_again.add(room)
                 if room not in self._again:
                     return
+                gather = room not in self._urgent_again
         finally:
             self._running.discard(room)
 
@@ -194,6 +233,7 @@ class PublishScheduler:
             timer.cancel()
         (self.claims.finished.add if ended else self.claims.lost)(room)
         self._last_pass.pop(room, None)
+        self._waves.pop(room, None)
         if ended:
             log.info("room=%s broadcast over: released", room)
 

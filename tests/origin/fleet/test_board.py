@@ -115,7 +115,7 @@ async def _playlist_ring(redis_server: RedisServer, prefix: str) -> None:
 
     def bell(worker: str) -> RedisDoorbell:
         return RedisDoorbell(redis_server.client(), prefix=prefix, worker=worker, owns=lambda room: False,
-                             on_ring=lambda room: None, on_durable=lambda t: None,
+                             on_ring=lambda room, rendition=None: None, on_durable=lambda t: None,
                              on_playlist=lambda room: heard.put_nowait((worker, room)))  # fmt: skip
 
     bells = [bell(w) for w in ("owner", "a", "b")]

@@ -44,12 +44,12 @@ async def _ring_the_owner(redis_server: RedisServer, prefix: str) -> None:
     owner_journal = RedisJournal(redis_server.client(), worker="owner", prefix=prefix)
     ownership = owner_journal.try_own("launch")
     assert ownership is not None
-    heard: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+    heard: asyncio.Queue[tuple[object, ...]] = asyncio.Queue()
     loop = asyncio.get_running_loop()
 
     def bell(worker: str, owns: bool) -> RedisDoorbell:
         return RedisDoorbell(redis_server.client(), prefix=prefix, worker=worker, owns=lambda room: owns,
-                             on_ring=lambda room: heard.put_nowait((worker, room)),
+                             on_ring=lambda room, rendition=None: heard.put_nowait((worker, room, rendition)),
                              on_durable=lambda t: heard.put_nowait((worker, t)))  # fmt: skip
 
     owner, ingest = bell("owner", True), bell("ingest", False)
@@ -59,7 +59,10 @@ async def _ring_the_owner(redis_server: RedisServer, prefix: str) -> None:
         await asyncio.sleep(0.3)  # subscriptions in place
         ingest.ring("launch", 1234.5)
         got = {await asyncio.wait_for(heard.get(), 5) for _ in range(3)}
-        assert got == {("ingest", "launch"), ("owner", 1234.5), ("owner", "launch")}
+        assert got == {("ingest", "launch", None), ("owner", 1234.5), ("owner", "launch", None)}
+        ingest.ring("launch", 1235.5, "a64")  # a segment's ring names its rendition (the owner gathers a ladder)
+        got = {await asyncio.wait_for(heard.get(), 5) for _ in range(3)}
+        assert got == {("ingest", "launch", "a64"), ("owner", 1235.5), ("owner", "launch", "a64")}
     finally:
         owner.close()
         ingest.close()

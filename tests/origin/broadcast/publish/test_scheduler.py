@@ -1,0 +1,131 @@
+"""The publish scheduler's gathering: one pass per segment of a room's whole ladder, not one per rendition.
+
+A scripted publisher stands in for RoomPublisher (the scheduler only calls `run`, reads `expected_renditions`,
+`ownership` and `commit`); ownership comes from the in-memory journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from origin.broadcast.journal.base import Ownership
+from origin.broadcast.journal.memory import MemoryJournal
+from origin.broadcast.model import BroadcastState
+from origin.broadcast.publish import scheduler as scheduler_module
+from origin.broadcast.publish.room import PassResult, RoomPublisher
+from origin.broadcast.publish.scheduler import PublishScheduler
+from origin.broadcast.states import RoomStates
+
+ROOM = "waves"
+
+
+@dataclass(kw_only=True)
+class ScriptedPublisher:
+    ownership: Ownership
+    expected_renditions: int = 3
+    passes: list[float] = field(default_factory=list)  # monotonic time of each pass
+
+    def run(self) -> PassResult:
+        self.passes.append(time.monotonic())
+        return PassResult(state=BroadcastState.LIVE)
+
+    def close(self) -> None:
+        self.ownership.release()
+
+
+def _scheduler() -> tuple[PublishScheduler, dict[str, ScriptedPublisher]]:
+    journal = MemoryJournal()
+    made: dict[str, ScriptedPublisher] = {}
+
+    def make(room: str, ownership: Ownership) -> RoomPublisher:
+        made[room] = ScriptedPublisher(ownership=ownership)
+        return made[room]  # type: ignore[return-value]  # the scheduler's side of RoomPublisher only
+
+    sched = PublishScheduler(journal=journal, states=RoomStates(journal), make_publisher=make, clock=time.time,
+                             on_result=lambda room, result: None, inline=True)  # fmt: skip
+    return sched, made
+
+
+async def _settle(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+def test_a_segments_whole_ladder_is_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scheduler_module, "GATHER_MAX_S", 5.0)  # a wave that completes must not wait for this
+
+    async def main() -> None:
+        sched, made = _scheduler()
+        sched.start()
+        try:
+            sched.request(ROOM)  # a session start: the room is taken, its first pass learns the ladder
+            await _settle(0.2)
+            publisher = made[ROOM]
+            assert len(publisher.passes) == 1
+            started = time.monotonic()
+            for rendition in ("a48", "a64", "a128"):  # ffmpeg: one rendition after another
+                sched.request(ROOM, rendition)
+                await _settle(0.01)
+            for _ in range(100):
+                if len(publisher.passes) >= 2:
+                    break
+                await _settle(0.02)
+            await _settle(0.1)
+            assert len(publisher.passes) == 2  # the three renditions: one pass, not three
+            assert publisher.passes[1] - started < 2.0  # it did not wait for GATHER_MAX_S
+        finally:
+            await sched.stop()
+
+    asyncio.run(main())
+
+
+def test_a_rendition_that_never_rings_holds_the_others_only_up_to_the_gather_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(scheduler_module, "GATHER_MAX_S", 0.5)
+
+    async def main() -> None:
+        sched, made = _scheduler()
+        sched.start()
+        try:
+            sched.request(ROOM)
+            await _settle(0.2)
+            publisher = made[ROOM]
+            rang = time.monotonic()
+            sched.request(ROOM, "a48")
+            sched.request(ROOM, "a64")  # a128 never comes (a rendition of the ladder died)
+            await _settle(0.2)
+            assert len(publisher.passes) == 1  # still gathering
+            for _ in range(100):
+                if len(publisher.passes) >= 2:
+                    break
+                await _settle(0.05)
+            assert len(publisher.passes) == 2 and publisher.passes[1] - rang >= 0.5
+        finally:
+            await sched.stop()
+
+    asyncio.run(main())
+
+
+def test_an_urgent_request_does_not_gather(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scheduler_module, "GATHER_MAX_S", 5.0)
+    monkeypatch.setattr(scheduler_module, "GATHER_S", 5.0)
+
+    async def main() -> None:
+        sched, made = _scheduler()
+        sched.start()
+        try:
+            sched.request(ROOM, urgent=True)  # a filler deadline, maintenance
+            await _settle(0.2)
+            assert len(made[ROOM].passes) == 1
+            sched.request(ROOM, "a48")
+            sched.request(ROOM, urgent=True)  # the deadline comes while a wave gathers: it does not wait
+            await _settle(0.3)
+            assert len(made[ROOM].passes) >= 2
+        finally:
+            await sched.stop()
+
+    asyncio.run(main())

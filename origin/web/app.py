@@ -171,13 +171,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.storage = storage
     app.state.scheduler = scheduler
-    errors.install(app, on_error=lambda request, status: _count_ingest_refusal(m, request, status))
+    def on_error(request: Request, status: int) -> None:
+        _count_ingest_refusal(m, request, status)
+
+    errors.install(app, on_error=on_error)
     openapi.install(app)
     tokens = ingest.RoomTokens(admission.rooms, wall_clock)
-    app.include_router(ingest.build_router(ingest.IngestDeps(
+    ingest_deps = ingest.IngestDeps(
         service=service, parts=PartIngest(service), tokens=tokens, commit=commit, ring=doorbell.ring, metrics=m,
         max_segment_bytes=settings.max_segment_bytes, max_init_bytes=settings.max_init_bytes, inline=local,
-    )))  # fmt: skip
+    )  # fmt: skip
+    app.include_router(ingest.build_router(ingest_deps))
+    app.add_middleware(ingest.IngestFastPath, put=ingest.object_handler(ingest_deps), on_error=on_error)
 
     def on_deleted(room: str) -> None:
         scheduler.forget(room)

@@ -88,40 +88,36 @@ def validation_detail(errors: list[dict[str, object]] | object) -> list[dict[str
 ErrorHook = Callable[[Request, int], None]  # (request, status) of every error answer the handlers give
 
 
+def response_for(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to any exception a request raised: the one mapping, for the installed handlers and for the
+    routes served outside FastAPI's routing (web/ingest.py IngestFastPath)."""
+    if isinstance(exc, OriginError):
+        return origin_error_response(exc)
+    if isinstance(exc, RequestValidationError | PydanticValidationError):
+        return error_response(400, validation_detail(list(exc.errors())))
+    if isinstance(exc, StarletteHTTPException):
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request, headers.get("Allow", ""))
+        return error_response(exc.status_code, str(exc.detail), headers=headers)
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal error")
+
+
 def install(app: FastAPI, *, on_error: ErrorHook | None = None) -> None:
     """Register the handlers: OriginError, request validation, routing errors (404/405), anything else (500).
 
     `on_error` sees every error answer given here (e.g. to count ingest refusals by code); it must be cheap.
     """
 
-    def seen(request: Request, response: JSONResponse) -> JSONResponse:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        response = response_for(request, exc)
         if on_error is not None:
             on_error(request, response.status_code)
         return response
 
-    @app.exception_handler(OriginError)
-    async def _origin(request: Request, exc: OriginError) -> JSONResponse:
-        return seen(request, origin_error_response(exc))
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return seen(request, error_response(400, validation_detail(list(exc.errors()))))
-
-    @app.exception_handler(PydanticValidationError)
-    async def _invalid_body(request: Request, exc: PydanticValidationError) -> JSONResponse:
-        return seen(request, error_response(400, validation_detail(list(exc.errors()))))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        headers = dict(exc.headers or {})
-        if exc.status_code == 405:
-            headers["Allow"] = allowed_methods(request, headers.get("Allow", ""))
-        return seen(request, error_response(exc.status_code, str(exc.detail), headers=headers))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return seen(request, error_response(500, "internal error"))
+    for kind in (OriginError, RequestValidationError, PydanticValidationError, StarletteHTTPException, Exception):
+        app.add_exception_handler(kind, handle)
 
 
 def allowed_methods(request: Request, starlette_allow: str) -> str:

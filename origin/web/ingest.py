@@ -11,13 +11,14 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Header, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from origin.broadcast.ingest import IngestService, parse_object_name
 from origin.broadcast.ingest_parts import PartIngest
@@ -101,9 +102,7 @@ _OBJECT_BODY = openapi.binary_body(
 _ERRORS = errors.responses(400, 401, 403, 404, 409, 413, 429, 503)
 
 
-def build_router(deps: IngestDeps) -> APIRouter:
-    router = APIRouter(prefix="/ingest", tags=["ingest"])
-
+def _durable(deps: IngestDeps) -> Callable[..., Awaitable[None]]:
     async def durable(room: str, *, ring: bool = True, rendition: str | None = None) -> None:
         """Wait for the group commit (an identical repeat too: its first copy may still be on its way), then
         ring the room's publisher (`rendition`: for a segment of it)."""
@@ -112,6 +111,68 @@ def build_router(deps: IngestDeps) -> APIRouter:
         deps.metrics.committed(time.monotonic() - started)
         if ring:
             deps.ring(room, deps.commit.durable_before, rendition)
+
+    return durable
+
+
+def object_handler(deps: IngestDeps) -> Callable[[Request], Awaitable[Response]]:
+    """PUT /ingest/{room}/{session}/{rendition}/{name}: an init, a segment, or ffmpeg's playlist (dropped)."""
+    durable = _durable(deps)
+
+    async def put_object(request: Request) -> Response:
+        p = request.path_params
+        room, session = ids.room_id(p["room"]), ids.session_id(p["session"])
+        rendition, name = ids.rendition_name(p["rendition"]), p["name"]
+        await deps.tokens.check(room, request.headers.get("authorization"))
+        kind = parse_object_name(name).kind
+        cap = {"segment": deps.max_segment_bytes, "init": deps.max_init_bytes}.get(kind, PLAYLIST_MAX_BYTES)
+        body = await read_capped(request, cap, kind)
+        if kind == "playlist":
+            return Response(status_code=204)
+        if deps.inline:
+            receipt = deps.service.receive(room, session, rendition, name, body)
+        else:
+            receipt = await asyncio.to_thread(deps.service.receive, room, session, rendition, name, body)
+        await durable(room, ring=receipt.stored, rendition=rendition if receipt.segment else None)
+        if receipt.segment:
+            deps.metrics.received(room)
+        return Response(status_code=201)
+
+    return put_object
+
+
+class IngestFastPath:
+    """ASGI middleware in front of the app: object PUTs (≈ 900 a second per host) go straight to their handler,
+    past FastAPI's route matching (every route, every request) and the inner middleware: ~0.25 ms of CPU per
+    segment here. Errors take the app's one mapping (errors.response_for) and its error hook."""
+
+    def __init__(self, app: ASGIApp, *, put: Callable[[Request], Awaitable[Response]],
+                 on_error: errors.ErrorHook | None = None) -> None:  # fmt: skip
+        self.app = app
+        self.put = put
+        self.on_error = on_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "PUT" and scope["path"].startswith("/ingest/"):
+            parts = scope["path"].split("/")  # "", "ingest", room, session, rendition, name
+            if len(parts) == 6 and all(parts[2:]) and parts[5] != "stream.mp4":
+                scope["path_params"] = {"room": parts[2], "session": parts[3], "rendition": parts[4],
+                                        "name": parts[5]}  # fmt: skip
+                request = Request(scope, receive)
+                try:
+                    response = await self.put(request)
+                except Exception as exc:
+                    response = errors.response_for(request, exc)
+                    if self.on_error is not None:
+                        self.on_error(request, response.status_code)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_router(deps: IngestDeps) -> APIRouter:
+    router = APIRouter(prefix="/ingest", tags=["ingest"])
+    durable = _durable(deps)
 
     @router.post("/{room}/{session}/start", status_code=201, responses=_ERRORS,
                  openapi_extra=openapi.json_body(StartBody))  # fmt: skip
@@ -138,26 +199,6 @@ def build_router(deps: IngestDeps) -> APIRouter:
         await asyncio.to_thread(deps.service.end, room, session, reason)
         await durable(room)
         return {"room": room, "session": session, "ended": True}
-
-    async def put_object(request: Request) -> Response:
-        """The hot path (≈ 900 PUTs/s per host): a plain Starlette route, no dependency solving."""
-        p = request.path_params
-        room, session = ids.room_id(p["room"]), ids.session_id(p["session"])
-        rendition, name = ids.rendition_name(p["rendition"]), p["name"]
-        await deps.tokens.check(room, request.headers.get("authorization"))
-        kind = parse_object_name(name).kind
-        cap = {"segment": deps.max_segment_bytes, "init": deps.max_init_bytes}.get(kind, PLAYLIST_MAX_BYTES)
-        body = await read_capped(request, cap, kind)
-        if kind == "playlist":
-            return Response(status_code=204)
-        if deps.inline:
-            receipt = deps.service.receive(room, session, rendition, name, body)
-        else:
-            receipt = await asyncio.to_thread(deps.service.receive, room, session, rendition, name, body)
-        await durable(room, ring=receipt.stored, rendition=rendition if receipt.segment else None)
-        if receipt.segment:
-            deps.metrics.received(room)
-        return Response(status_code=201)
 
     async def run(fn: Callable[..., T], *args: object) -> T:
         return fn(*args) if deps.inline else await asyncio.to_thread(fn, *args)
@@ -197,9 +238,10 @@ def build_router(deps: IngestDeps) -> APIRouter:
                 await durable(room)
         return Response(status_code=201)
 
-    # Served by the plain routes (first match wins); the API routes below only document them in OpenAPI.
+    # Served by the plain routes (first match wins) — object PUTs by IngestFastPath before any route, this route
+    # only without it —; the API routes below only document them in OpenAPI.
     router.add_route("/ingest/{room}/{session}/{rendition}/stream.mp4", put_stream, methods=["PUT"])
-    router.add_route("/ingest/{room}/{session}/{rendition}/{name}", put_object, methods=["PUT"])
+    router.add_route("/ingest/{room}/{session}/{rendition}/{name}", object_handler(deps), methods=["PUT"])
 
     @router.put("/{room}/{session}/{rendition}/{name}", status_code=201, openapi_extra=_OBJECT_BODY,
                 responses={204: {"description": "ffmpeg's own playlist: read and dropped"}, **_ERRORS})  # fmt: skip

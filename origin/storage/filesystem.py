@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import logging
 import os
@@ -73,6 +74,9 @@ _LOCK_STRIPES = 64
 _DIR_CACHE_SIZE = 4096
 
 
+_KEY_PATTERN = re.compile(rf"(?:[A-Za-z0-9._-]{{1,{MAX_PART_CHARS}}}/)*[A-Za-z0-9._-]{{1,{MAX_PART_CHARS}}}")
+
+
 def validate_key(key: str) -> str:
     """Return `key` if it is a safe relative object key, else raise ValidationError.
 
@@ -83,9 +87,11 @@ def validate_key(key: str) -> str:
         raise ValidationError(f"invalid storage key {key!r}: empty")
     if len(key) > MAX_KEY_CHARS:
         raise ValidationError(f"invalid storage key {key[:80]!r}...: longer than {MAX_KEY_CHARS}")
+    if _KEY_PATTERN.fullmatch(key) and "/./" not in f"/{key}/" and "/../" not in f"/{key}/":
+        return key  # one match for the whole key (every segment PUT validates its key)
     for part in key.split("/"):
-        _check_part(key, part)
-    return key
+        _check_part(key, part)  # the part to blame
+    raise AssertionError(f"unreachable: {key!r}")
 
 
 def validate_prefix(prefix: str) -> str:
@@ -116,6 +122,7 @@ def _sidecar_path(path: Path) -> Path:
     return path.with_name(f".{path.name}{SIDECAR_SUFFIX}")
 
 
+@functools.lru_cache(maxsize=64)
 def _encode_headers(headers: ObjectHeaders) -> bytes:
     doc = {"content_type": headers.content_type, "cache_control": headers.cache_control}
     return json.dumps(doc, sort_keys=True).encode()
@@ -134,6 +141,7 @@ class FilesystemStorage:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).absolute()
         self._resolved_root = self.root.resolve()
+        self._root_str = str(self.root)
         self._dirs_inside: dict[str, bool] = {}
         self._dirs_made: set[Path] = set()
         self._dir_defaults: dict[Path, bytes] = {}
@@ -147,20 +155,27 @@ class FilesystemStorage:
 
     def path_for(self, key: str) -> Path:
         """The file that holds `key`. Raises ValidationError for an invalid key or one that escapes root."""
+        directory, name = self._locate(key)
+        path = os.path.join(directory, name)
+        if os.path.islink(path):  # the leaf is checked each time
+            raise ValidationError(f"invalid storage key {key[:80]!r}: resolves outside the storage root")
+        return Path(path)
+
+    def _locate(self, key: str) -> tuple[str, str]:
+        """`key`'s directory (a string: the hot path makes no Path objects) and name, the directory checked to be
+        inside root. Defence in depth: a symlink planted under root must not lead outside it. Directories are
+        resolved once (the hot path writes into the same few directories every segment)."""
         validate_key(key)
-        path = self.root.joinpath(*key.split("/"))
-        # Defence in depth: a symlink planted under root must not lead outside it. Directories are resolved
-        # once (the hot path writes into the same few directories every segment); the leaf is checked each time.
-        parent = str(path.parent)
-        inside = self._dirs_inside.get(parent)
+        directory, _, name = os.path.join(self._root_str, key).rpartition("/")
+        inside = self._dirs_inside.get(directory)
         if inside is None:
-            inside = path.parent.resolve().is_relative_to(self._resolved_root)
+            inside = Path(directory).resolve().is_relative_to(self._resolved_root)
             if len(self._dirs_inside) > _DIR_CACHE_SIZE:
                 self._dirs_inside.clear()
-            self._dirs_inside[parent] = inside
-        if not inside or path.is_symlink():
+            self._dirs_inside[directory] = inside
+        if not inside:
             raise ValidationError(f"invalid storage key {key[:80]!r}: resolves outside the storage root")
-        return path
+        return directory, name
 
     def _error(self, key: str, what: str, exc: OSError) -> StorageError:
         retryable = exc.errno in _RETRYABLE_ERRNOS
@@ -172,13 +187,14 @@ class FilesystemStorage:
     # -- Storage protocol ----------------------------------------------------------------------------
 
     def put(self, key: str, data: bytes, headers: ObjectHeaders, *, durable: bool = True) -> None:
-        path = self.path_for(key)
         if headers.immutable and len(data) <= PACK_MAX_OBJECT_BYTES:
+            directory, name = self._locate(key)  # written into the directory's pack: the leaf is never opened
             try:
-                self._packs.put(path.parent, path.name, data, headers, durable=durable)
+                self._packs.put(directory, name, data, headers, durable=durable)
             except OSError as exc:
                 raise self._error(key, "put", exc) from exc
             return
+        path = self.path_for(key)
         with self._lock_for(key):
             try:
                 self._ensure_dir(path.parent)
@@ -246,7 +262,7 @@ class FilesystemStorage:
                 except OSError as exc:
                     raise self._error(key, "delete", exc) from exc
             try:
-                self._packs.delete(path.parent, path.name)
+                self._packs.delete(str(path.parent), path.name)
             except OSError as exc:
                 raise self._error(key, "delete", exc) from exc
 
@@ -270,8 +286,8 @@ class FilesystemStorage:
             self._dir_defaults[path.parent] = default
         sidecar = _sidecar_path(path)
         if default == encoded:
-            if sidecar.exists():  # an earlier version had other headers
-                sidecar.unlink()
+            if os.path.lexists(sidecar):  # an earlier version had other headers
+                os.unlink(sidecar)
         elif read_or_none(sidecar) != encoded:
             write_atomic(sidecar, encoded, durable=durable)
 
@@ -286,10 +302,10 @@ class FilesystemStorage:
         except OSError as exc:
             raise self._error(key, "get", exc) from exc
         try:
-            entry = self._packs.find(path.parent, path.name)
+            entry = self._packs.find(str(path.parent), path.name)
             if entry is None:
                 raise KeyError(key)
-            return self._packs.read(path.parent, entry)
+            return self._packs.read(str(path.parent), entry)
         except (FileNotFoundError, NotADirectoryError, PackError):
             raise KeyError(key) from None
         except OSError as exc:
@@ -298,7 +314,7 @@ class FilesystemStorage:
     def exists(self, key: str) -> bool:
         path = self.path_for(key)
         try:
-            return path.is_file() or self._packs.find(path.parent, path.name) is not None
+            return path.is_file() or self._packs.find(str(path.parent), path.name) is not None
         except (FileNotFoundError, NotADirectoryError):
             return False
         except OSError as exc:
@@ -316,7 +332,7 @@ class FilesystemStorage:
                 dirnames[:] = [d for d in dirnames if _is_key_part(d)]
                 names = [n for n in filenames if _is_key_part(n)]
                 if any(is_pack(n) for n in filenames):
-                    names = sorted(set(names) | set(self._packs.names(Path(dirpath))))
+                    names = sorted(set(names) | set(self._packs.names(dirpath)))
                 for name in names:
                     key = rel_key + name
                     if key.startswith(prefix):
@@ -380,7 +396,7 @@ class FilesystemStorage:
 
     def _open_packed(self, key: str, path: Path, *, headers_only: bool) -> StoredObject:
         try:
-            entry = self._packs.find(path.parent, path.name)
+            entry = self._packs.find(str(path.parent), path.name)
             if entry is None:
                 raise KeyError(key)
             f = None if headers_only else open(path.parent / entry.pack, "rb")  # noqa: SIM115 - the caller's

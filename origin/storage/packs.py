@@ -38,7 +38,6 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from origin.contract.cache_policy import ObjectHeaders
 from origin.storage.atomic_files import INTERNAL_MARK, fsync_dir
@@ -91,14 +90,20 @@ class PackError(Exception):
     """A pack record could not be read back (wrong CRC, short read): the object is treated as absent."""
 
 
-def encode_record(name: str, data: bytes, headers: ObjectHeaders, mtime_ns: int, *, tombstone: bool = False) -> bytes:
-    """One record, header and data, ready for a single write (pure)."""
+def encode_header(name: str, length: int, crc: int, headers: ObjectHeaders, mtime_ns: int, *,
+                  tombstone: bool = False) -> bytes:  # fmt: skip
+    """A record's header: its data (`length` bytes, CRC-32 `crc`) follows it in the same write (pure)."""
     raw_name, ctype, cc = name.encode("ascii"), headers.content_type.encode(), headers.cache_control.encode()
     if len(raw_name) > 255 or len(ctype) > 255 or len(cc) > 65535:
         raise ValueError(f"pack record fields too long for {name[:64]!r}")
-    fixed = _FIXED.pack(MAGIC, TOMBSTONE if tombstone else 0, len(raw_name), len(ctype), len(cc), len(data),
-                        zlib.crc32(data), mtime_ns)  # fmt: skip
-    return b"".join((fixed, raw_name, ctype, cc, data))
+    fixed = _FIXED.pack(MAGIC, TOMBSTONE if tombstone else 0, len(raw_name), len(ctype), len(cc), length, crc,
+                        mtime_ns)  # fmt: skip
+    return b"".join((fixed, raw_name, ctype, cc))
+
+
+def encode_record(name: str, data: bytes, headers: ObjectHeaders, mtime_ns: int, *, tombstone: bool = False) -> bytes:
+    """One record, header and data (pure)."""
+    return encode_header(name, len(data), zlib.crc32(data), headers, mtime_ns, tombstone=tombstone) + data
 
 
 def parse_header(buf: bytes) -> Header | None:
@@ -149,7 +154,7 @@ def is_pack(name: str) -> bool:
 class PackDirectory:
     """One directory's packed objects, as this process last scanned them. Hold `lock` around every use."""
 
-    path: Path
+    path: str
     entries: dict[str, Entry] = field(default_factory=dict)  # name -> newest record (tombstones included)
     scanned: dict[str, int] = field(default_factory=dict)  # pack file -> offset scanned up to
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -165,7 +170,7 @@ class PackDirectory:
             self.scanned.clear()
         for pack in packs:
             try:
-                fd = os.open(self.path / pack, os.O_RDONLY | os.O_CLOEXEC)
+                fd = os.open(os.path.join(self.path, pack), os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 continue
             try:
@@ -197,7 +202,7 @@ class PackDirectory:
         return [n for n, e in self.entries.items() if not e.tombstone]
 
     def read(self, entry: Entry) -> bytes:
-        fd = os.open(self.path / entry.pack, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(os.path.join(self.path, entry.pack), os.O_RDONLY | os.O_CLOEXEC)
         try:
             data = os.pread(fd, entry.length, entry.offset)
         finally:
@@ -209,24 +214,27 @@ class PackDirectory:
 
 @dataclass(kw_only=True)
 class _Writer:
-    directory: Path
-    path: Path
+    directory: str
+    name: str
     fd: int
     offset: int
     lock: threading.Lock = field(default_factory=threading.Lock)
     closed: bool = False
 
-    def append(self, record: bytes) -> bool:
-        """Append under the shared flock (hold `lock`); False when the pack lost its link (removed)."""
+    def append(self, header: bytes, data: bytes) -> bool:
+        """Append a record under the shared flock (hold `lock`); False when the pack lost its link (removed)."""
         fcntl.flock(self.fd, fcntl.LOCK_SH)
         try:
             if os.fstat(self.fd).st_nlink == 0:
                 return False
-            view, at = memoryview(record), self.offset
-            while view:
-                written = os.pwrite(self.fd, view, at)
-                view, at = view[written:], at + written
-            self.offset = at
+            total = len(header) + len(data)
+            written = os.pwritev(self.fd, [header, data], self.offset)  # one write, no joined copy
+            if written < total:  # a short write (a full disk, a signal): the rest, then it is whole
+                rest = memoryview(header + data)[written:]
+                while rest:
+                    n = os.pwrite(self.fd, rest, self.offset + total - len(rest))
+                    rest = rest[n:]
+            self.offset += total
             return True
         finally:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
@@ -243,20 +251,21 @@ class Packs:
     def __init__(self, *, clock_ns: Callable[[], int] = time.time_ns) -> None:
         self.writer_id = f"{os.getpid()}.{secrets.token_hex(4)}"
         self._clock_ns = clock_ns
-        self._writers: OrderedDict[Path, _Writer] = OrderedDict()
-        self._indexes: OrderedDict[Path, PackDirectory] = OrderedDict()
+        self._writers: OrderedDict[str, _Writer] = OrderedDict()
+        self._indexes: OrderedDict[str, PackDirectory] = OrderedDict()
         self._guard = threading.Lock()
 
     # -- writing ------------------------------------------------------------------------------------------
 
-    def put(self, directory: Path, name: str, data: bytes, headers: ObjectHeaders, *, durable: bool,
+    def put(self, directory: str, name: str, data: bytes, headers: ObjectHeaders, *, durable: bool,
             tombstone: bool = False) -> None:  # fmt: skip
         mtime_ns = self._clock_ns()
-        record = encode_record(name, data, headers, mtime_ns, tombstone=tombstone)
+        crc = zlib.crc32(data)
+        header = encode_header(name, len(data), crc, headers, mtime_ns, tombstone=tombstone)
         while True:
             writer, created = self._writer(directory)
             with writer.lock:
-                if not writer.closed and writer.append(record):
+                if not writer.closed and writer.append(header, data):
                     if durable:
                         os.fdatasync(writer.fd)
                         if created:
@@ -265,23 +274,26 @@ class Packs:
                     break
             if not writer.closed:  # its pack was removed (the directory's objects deleted): start a new one
                 self._drop_writer(writer)
-        entry = Entry(name=name, pack=writer.path.name, offset=offset, length=len(data), crc=zlib.crc32(data),
-                      mtime_ns=mtime_ns, headers=headers, tombstone=tombstone)  # fmt: skip
         index = self._index(directory, create=False)
-        if index is not None:
+        if index is not None:  # this process reads the directory too: it knows the record without a scan
             with index.lock:
-                index.add(entry)
+                index.add(Entry(name=name, pack=writer.name, offset=offset, length=len(data), crc=crc,
+                                mtime_ns=mtime_ns, headers=headers, tombstone=tombstone))  # fmt: skip
 
-    def _writer(self, directory: Path) -> tuple[_Writer, bool]:
+    def _writer(self, directory: str) -> tuple[_Writer, bool]:
         with self._guard:
             writer = self._writers.get(directory)
             if writer is not None:
                 self._writers.move_to_end(directory)
                 return writer, False
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{PACK_PREFIX}{self.writer_id}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)  # the same pack after an eviction
-        writer = _Writer(directory=directory, path=path, fd=fd, offset=os.fstat(fd).st_size)
+        name = f"{PACK_PREFIX}{self.writer_id}"
+        path = os.path.join(directory, name)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)  # the same pack after an eviction
+        except FileNotFoundError:
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        writer = _Writer(directory=directory, name=name, fd=fd, offset=os.fstat(fd).st_size)
         evicted: list[_Writer] = []
         with self._guard:
             existing = self._writers.get(directory)
@@ -305,7 +317,7 @@ class Packs:
 
     # -- reading ------------------------------------------------------------------------------------------
 
-    def _index(self, directory: Path, *, create: bool = True) -> PackDirectory | None:
+    def _index(self, directory: str, *, create: bool = True) -> PackDirectory | None:
         with self._guard:
             index = self._indexes.get(directory)
             if index is not None:
@@ -316,7 +328,7 @@ class Packs:
                     self._indexes.popitem(last=False)
             return index
 
-    def find(self, directory: Path, name: str) -> Entry | None:
+    def find(self, directory: str, name: str) -> Entry | None:
         """The live record of `name` in `directory`; on a miss, what was appended since the last look is read."""
         index = self._index(directory)
         assert index is not None
@@ -327,12 +339,12 @@ class Packs:
                 entry = index.live(name)
             return entry
 
-    def read(self, directory: Path, entry: Entry) -> bytes:
+    def read(self, directory: str, entry: Entry) -> bytes:
         index = self._index(directory)
         assert index is not None
         return index.read(entry)
 
-    def names(self, directory: Path) -> list[str]:
+    def names(self, directory: str) -> list[str]:
         index = self._index(directory)
         assert index is not None
         with index.lock:
@@ -341,7 +353,7 @@ class Packs:
 
     # -- deleting -----------------------------------------------------------------------------------------
 
-    def delete(self, directory: Path, name: str) -> None:
+    def delete(self, directory: str, name: str) -> None:
         """Delete `name` (a tombstone); once the directory's packs hold no live object, remove them."""
         if self.find(directory, name) is None:
             return
@@ -349,7 +361,7 @@ class Packs:
         if not self.names(directory):
             self.remove_all(directory)
 
-    def remove_all(self, directory: Path) -> None:
+    def remove_all(self, directory: str) -> None:
         """Unlink every pack of `directory`, each under its exclusive flock (writers then start anew)."""
         with self._guard:
             mine = self._writers.get(directory)
@@ -361,13 +373,13 @@ class Packs:
             packs = []
         for pack in packs:
             try:
-                fd = os.open(directory / pack, os.O_RDONLY | os.O_CLOEXEC)
+                fd = os.open(os.path.join(directory, pack), os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(directory / pack)
+                    os.unlink(os.path.join(directory, pack))
             finally:
                 os.close(fd)
         with self._guard:

@@ -77,9 +77,15 @@ def _swap_into_place(tmp: Path, path: Path) -> None:
 REWRITE_IN_PLACE_MAX_BYTES = 256 * 1024
 
 
-def rewrite_small(path: Path, data: bytes) -> None:
+def spare_path(path: str) -> str:
+    directory, _, name = path.rpartition("/")
+    return f"{directory}/.{name}{INTERNAL_MARK}spare"
+
+
+def rewrite_small(path: Path | str, data: bytes) -> None:
     """Replace a small file's content atomically for readers, reusing two inodes (see above)."""
-    spare = path.with_name(f".{path.name}{INTERNAL_MARK}spare")
+    path = os.fspath(path)
+    spare = spare_path(path)
     while True:
         fd = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
@@ -104,7 +110,7 @@ def rewrite_small(path: Path, data: bytes) -> None:
             os.close(fd)  # drops the flock
 
 
-def _exchange_or_rename(spare: Path, path: Path) -> None:
+def _exchange_or_rename(spare: str, path: str) -> None:
     """Exchange `spare` with `path` (the old version becomes the spare); a plain rename the first time."""
     global _exchange_works
     if _exchange_works:

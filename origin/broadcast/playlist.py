@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 import itertools
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -128,6 +129,18 @@ def _segment_text(seg: PublishedSegment, previous: PublishedSegment | None) -> s
     return str(current.dumps(prior))
 
 
+_HEADERS = threading.local()
+
+
+def _header() -> m3u8.M3U8:
+    """An empty M3U8 whose header fields each render sets: made once per thread (constructing one cost more than
+    the rest of a live playlist version; passes of different rooms run in different threads)."""
+    header: m3u8.M3U8 | None = getattr(_HEADERS, "m3u8", None)
+    if header is None:
+        header = _HEADERS.m3u8 = m3u8.M3U8()
+    return header
+
+
 def render_media_playlist(
     segments: Sequence[PublishedSegment],
     *,
@@ -155,16 +168,13 @@ def render_media_playlist(
     longest = max(s.duration_s for s in segments)
     if round(longest) > target_duration:
         raise ValueError(f"segment of {longest:.3f}s exceeds target duration {target_duration}s")
-    header = m3u8.M3U8()
+    header = _header()
     header.version = PLAYLIST_VERSION
     header.target_duration = target_duration
     header.media_sequence = segments[0].media_sequence
     header.discontinuity_sequence = discontinuity_sequence or None
     header.is_independent_segments = True  # every AAC frame is a sync sample
-    if kind is MediaPlaylistKind.EVENT:
-        header.playlist_type = "event"
-    elif kind is MediaPlaylistKind.VOD:
-        header.playlist_type = "vod"
+    header.playlist_type = {MediaPlaylistKind.EVENT: "event", MediaPlaylistKind.VOD: "vod"}.get(kind)
     texts = texts or SegmentTexts()
     body = [texts.text(seg, prev) for prev, seg in zip((None, *segments), segments, strict=False)]
     if tags:

@@ -142,9 +142,9 @@ def object_handler(deps: IngestDeps) -> Callable[[Request], Awaitable[Response]]
 
 
 class IngestFastPath:
-    """ASGI middleware in front of the app: object PUTs (≈ 900 a second per host) go straight to their handler,
-    past FastAPI's route matching (every route, every request) and the inner middleware: ~0.25 ms of CPU per
-    segment here. Errors take the app's one mapping (errors.response_for) and its error hook."""
+    """ASGI front of the app (web/app.py OriginApp): object PUTs (≈ 900 a second per host) go straight to their
+    handler, past the middleware stack and FastAPI's route matching (every route, every request); everything else
+    goes on to the app. Errors take the app's one mapping (errors.response_for) and its error hook."""
 
     def __init__(self, app: ASGIApp, *, put: Callable[[Request], Awaitable[Response]],
                  on_error: errors.ErrorHook | None = None) -> None:  # fmt: skip

@@ -124,13 +124,14 @@ def _exchange_or_rename(spare: str, path: str) -> None:
     os.replace(spare, path)
 
 
-def create_if_absent(path: Path, data: bytes) -> bytes:
+def create_if_absent(path: Path, data: bytes, *, durable: bool = True) -> bytes:
     """Atomically create `path` with `data` unless it exists; return the content that won (ours or theirs)."""
     tmp = tmp_path(path)
-    write_atomic(tmp, data)
+    write_atomic(tmp, data, durable=durable)
     try:
         os.link(tmp, path)  # fails with EEXIST if another writer got there first: never overwrites
-        fsync_dir(path.parent)
+        if durable:
+            fsync_dir(path.parent)
         return data
     except FileExistsError:
         return path.read_bytes()

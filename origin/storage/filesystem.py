@@ -283,8 +283,9 @@ class FilesystemStorage:
         encoded = _encode_headers(headers)
         default = self._dir_defaults.get(directory)
         if default is None:
+            # As durable as the object it comes with: after a crash, the next put in the directory makes it again.
             shared = Path(directory, DIR_HEADERS_NAME)
-            default = read_or_none(shared) or create_if_absent(shared, encoded)
+            default = read_or_none(shared) or create_if_absent(shared, encoded, durable=durable)
             if len(self._dir_defaults) > _DIR_CACHE_SIZE:
                 self._dir_defaults.clear()
             self._dir_defaults[directory] = default

@@ -105,6 +105,7 @@ class RoomPlaylists:
         self.event_interval_s = event_interval_s
         self._renditions: dict[str, _Rendition] = {}
         self._cues: list[Cue] = []  # the broadcast's timed-event cues, mirrored from the room state
+        self.masters_written = True  # False: write both masters at the next chance, whatever the journal says
 
     def _rendition(self, name: str) -> _Rendition:
         r = self._renditions.get(name)
@@ -202,7 +203,7 @@ class RoomPlaylists:
     def master_writes(self, state: RoomState, *, final: bool) -> list[Write]:
         """Both masters when the rendition set changed (or at the end); empty when nothing changed."""
         names = tuple(sorted(n for n, r in self._renditions.items() if r.window))
-        if not names or (names == tuple(state.master) and not final):
+        if not names or (names == tuple(state.master) and not final and self.masters_written):
             return []
         live: list[RenditionEntry] = []
         replay: list[RenditionEntry] = []

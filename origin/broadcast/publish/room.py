@@ -130,6 +130,7 @@ class RoomPublisher:
             timed = state.timed
         self.playlists.rebuild((p for r in records if isinstance(r, Published) for p in r.publications), timed)
         self._dirty = set(self.playlists.renditions())
+        self.playlists.masters_written = False  # written without fsync while live: a crash may have lost them
         self._started = True
 
     def _append(self, records: Sequence[Record]) -> None:
@@ -247,7 +248,8 @@ class RoomPublisher:
             return
         try:
             put_all(self.storage, writes, durable=final, io=self.io)
-            put_all(self.storage, masters, durable=True, io=self.io)
+            # While live, as durable as the live playlists: a new owner rewrites both masters at its start.
+            put_all(self.storage, masters, durable=final, io=self.io)
         except StorageError as exc:
             result.error = str(exc)
             self.metrics.storage_error(self.storage.name, "put")
@@ -261,10 +263,13 @@ class RoomPublisher:
             self.metrics.live_edge(self.room, written_at)
         self._dirty.clear()
         if masters:
+            self.playlists.masters_written = True
             with self.states.hold(self.room) as state:
                 renditions = tuple(self.playlists.renditions())
                 became_playable = not state.playable
-            self._append([MasterWritten(renditions=renditions)])
+                recorded = tuple(state.master) == renditions
+            if not recorded:
+                self._append([MasterWritten(renditions=renditions)])
             result.status_changed |= became_playable
         if final:
             result.status_changed = True

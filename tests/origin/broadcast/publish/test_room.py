@@ -261,6 +261,24 @@ def test_a_new_owner_rebuilds_from_the_journal_and_continues(tmp_path: Path) -> 
     second.publisher.close()
 
 
+def test_a_new_owner_rewrites_masters_a_crash_lost_and_records_them_once(tmp_path: Path) -> None:
+    """Live masters are written without fsync (the group commit does not cover them): a host that crashed may
+    have lost them although the journal says they were written, so a new owner writes both again."""
+    first = make_room(tmp_path / "a")
+    first.record(started(at=T0), init(at=T0), *[segment(i, at=T0) for i in range(2)])
+    first.run(after=1.0)
+    first.publisher.close()
+    masters = [layout.master_playlist(ROOM), layout.replay_master(ROOM)]
+    for key in masters:
+        first.storage.objects.pop(key)  # lost in the crash
+    second = make_room(tmp_path / "b", journal=first.journal, storage=first.storage, clock=first.clock)
+    second.run(after=1.0)
+    assert all(second.storage.exists(key) for key in masters)
+    records = [r for r in second.journal.read(ROOM, 0)[0] if type(r).__name__ == "MasterWritten"]
+    assert len(records) == 1  # the same renditions: nothing new to record
+    second.publisher.close()
+
+
 def test_storage_errors_are_retried_not_raised(room: Room) -> None:
     room.record(started(at=T0), init(at=T0), segment(0, at=T0))
     room.storage.fail = lambda key: True

@@ -16,21 +16,18 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from origin.broadcast import fmp4, inband
-from origin.broadcast.journal.base import Journal
 from origin.broadcast.model import INIT_INDEX, BroadcastState, EndReason, RenditionSpec, RoomState, StoredObject
 from origin.broadcast.records import EndRequested, ObjectStored, Record, SessionEnded, SessionStarted
-from origin.broadcast.spool import SpoolStore
-from origin.broadcast.states import RoomStates
+from origin.broadcast.stores import RoomStores
 from origin.contract import ids, layout
 from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.contract.ingest import INDEX_LOOKAHEAD_MAX, StartBody
 from origin.errors import NotFoundError, RateLimitedError, StateError, StorageError, UnavailableError, ValidationError
 from origin.metrics import Metrics
-from origin.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
@@ -193,35 +190,22 @@ class Receipt:
     segment: bool = False
 
 
+@dataclass(eq=False, kw_only=True)
 class IngestService:
     """Blocking calls (storage, journal): the HTTP routes run them in a thread, then await the group commit."""
 
-    def __init__(
-        self,
-        *,
-        journal: Journal,
-        states: RoomStates,
-        storage: Storage,
-        spool: SpoolStore,
-        metrics: Metrics,
-        limits: IngestLimits,
-        clock: Callable[[], float],
-    ) -> None:
-        self.journal = journal
-        self.states = states
-        self.storage = storage
-        self.spool = spool
-        self.metrics = metrics
-        self.limits = limits
-        self.clock = clock
-        self._inits: _Lru[tuple[str, str, str], fmp4.InitInfo] = _Lru(4096)
+    stores: RoomStores
+    metrics: Metrics
+    limits: IngestLimits
+    clock: Callable[[], float]
+    _inits: _Lru[tuple[str, str, str], fmp4.InitInfo] = field(default_factory=lambda: _Lru(4096), init=False)
 
     def append_checked(self, room: str, check: Callable[[RoomState], bool], record: Record) -> bool:
         """Append `record` if `check(state)` says so, both under the journal lock (raises what check raises)."""
-        with self.journal.locked(room), self.states.hold(room) as state:
+        with self.stores.journal.locked(room), self.stores.states.hold(room) as state:
             if not check(state):
                 return False
-            self.journal.append(room, [record])
+            self.stores.journal.append(room, [record])
             return True
 
     def start(self, room: str, session: str, body: StartBody) -> bool:
@@ -251,7 +235,7 @@ class IngestService:
 
     def segment_seconds(self, room: str, session: str) -> float:
         """The session's declared segment length (404 for an unknown session): a stream is cut into these."""
-        with self.states.hold(room) as state:
+        with self.stores.states.hold(room) as state:
             declared = state.sessions.get(session)
         if declared is None:
             raise NotFoundError(f"unknown session {session!r}: call start first", room=room)
@@ -275,7 +259,7 @@ class IngestService:
         if what.kind == "segment":
             self._learn_init(room, session, rendition)  # a read-back (storage I/O) never runs inside the hold
         # One hold for the inspection and the checks (a few hundred µs of CPU, no I/O): they read the same state.
-        with self.states.hold(room) as state:
+        with self.stores.states.hold(room) as state:
             declared = state.sessions.get(session)
             segment_s = declared.segment_seconds if declared is not None else None
             spec = declared.rendition(rendition) if declared is not None else None
@@ -326,7 +310,7 @@ class IngestService:
         """The session's init info in the cache, read back once if another worker received the init."""
         if self._inits.get((room, session, rendition)) is not None:
             return
-        with self.states.hold(room) as state:
+        with self.stores.states.hold(room) as state:
             rs = state.renditions.get(rendition)
             init = rs.inits.get(session) if rs is not None else None
         if init is not None:
@@ -340,7 +324,7 @@ class IngestService:
             return info
         object_key = layout.init_segment(room, init.session, init.rendition)
         try:
-            data = self.spool.get(object_key) if init.spooled else self.storage.get(object_key)
+            data = self.stores.spool.get(object_key) if init.spooled else self.stores.storage.get(object_key)
             info = fmp4.inspect_init(data)
         except (KeyError, OSError, StorageError, ValidationError) as exc:
             log.warning("room=%s cannot read back init %s: %s", room, object_key, exc)
@@ -352,21 +336,21 @@ class IngestService:
         key = object_key(room, obj)
         kind = ObjectKind.INIT if obj.is_init else ObjectKind.SEGMENT
         try:
-            self.storage.put(key, body, headers_for(kind), durable=False)
+            self.stores.storage.put(key, body, headers_for(kind), durable=False)
             return obj
         except StorageError as exc:
-            self.metrics.storage_error(self.storage.name, "put")
+            self.metrics.storage_error(self.stores.storage.name, "put")
             log.warning("room=%s %s: storage failed, spooled for retry: %s", room, key, exc)
-        self.spool.put(key, body)
+        self.stores.spool.put(key, body)
         return dataclasses.replace(obj, spooled=True)
 
     def _discard(self, room: str, obj: StoredObject) -> None:
         key = object_key(room, obj)
         try:
             if obj.spooled:
-                self.spool.delete(key)
+                self.stores.spool.delete(key)
             else:
-                self.storage.delete(key)
+                self.stores.storage.delete(key)
         except (OSError, StorageError) as exc:
             log.warning("room=%s could not remove refused object %s: %s", room, key, exc)
 

@@ -55,7 +55,7 @@ class PartIngest:
 
     def receive_part(self, room: str, session: str, rendition: str, body: bytes, cutter: SegmentCutter) -> PartReceipt:
         svc = self.service
-        with svc.states.hold(room) as state:
+        with svc.stores.states.hold(room) as state:
             rs = state.renditions.get(rendition)
             init = rs.inits.get(session) if rs is not None else None
         if init is None:
@@ -66,11 +66,11 @@ class PartIngest:
         idx, k, done = cutter.add(duration_s)
         key = layout.media_part(room, session, rendition, idx, k)
         try:
-            svc.storage.put(key, body, headers_for(ObjectKind.SEGMENT), durable=False)
+            svc.stores.storage.put(key, body, headers_for(ObjectKind.SEGMENT), durable=False)
         except StorageError as exc:
             # Parts are a head start, not the only copy: the segment is stored (or spooled) whole when it
             # completes. A missing part ends the segment's parts; low-latency players wait for the segment.
-            svc.metrics.storage_error(svc.storage.name, "put")
+            svc.metrics.storage_error(svc.stores.storage.name, "put")
             log.warning("room=%s part %s not stored: %s", room, key, exc)
             return PartReceipt(idx=idx, part=k, completes_segment=done, duration_s=duration_s, stored=False)
         part = StoredPart(session=session, rendition=rendition, idx=idx, part=k, duration_s=duration_s,

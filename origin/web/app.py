@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -39,6 +40,7 @@ from origin.broadcast.publish.room import PassResult, PublishPolicy, RoomPublish
 from origin.broadcast.publish.scheduler import PublishScheduler
 from origin.broadcast.retention import Retention
 from origin.broadcast.states import RoomStates
+from origin.broadcast.stores import RoomStores
 from origin.broadcast.view import ListenerView
 from origin.clock import wall_clock
 from origin.coordination import BellHandlers, build_coordination, stats_dir
@@ -100,8 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     coord = build_coordination(settings, storage)
     journal, spool, commit = coord.journal, coord.spool, coord.commit
     states = RoomStates(journal)
+    stores = RoomStores(journal=journal, states=states, storage=storage, spool=spool)
     service = IngestService(
-        journal=journal, states=states, storage=storage, spool=spool, metrics=m, clock=wall_clock,
+        stores=stores, metrics=m, clock=wall_clock,
         limits=IngestLimits(max_backlog=settings.max_retry_backlog,
                             sessions_per_minute=settings.sessions_per_minute),
     )  # fmt: skip
@@ -130,8 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                   event_interval_s=policy.event_interval_s)  # fmt: skip
         low_latency = (LowLatency(room, board, live_window_segments=policy.live_window_segments)
                        if settings.low_latency else None)  # fmt: skip
-        return RoomPublisher(room=room, ownership=ownership, journal=journal, states=states,
-                             storage=coord.publisher_storage(ownership), spool=spool, commit=commit,
+        return RoomPublisher(room=room, ownership=ownership, commit=commit,
+                             stores=dataclasses.replace(stores, storage=coord.publisher_storage(ownership)),
                              playlists=playlists, filler=filler, policy=policy, metrics=m, clock=wall_clock, io=io,
                              low_latency=low_latency)  # fmt: skip
 

@@ -10,12 +10,11 @@ from concurrent.futures import Executor
 from origin.broadcast import fmp4
 from origin.broadcast.model import BroadcastState, Publication
 from origin.broadcast.publish.filler import FillerBank, FillerError, FillerPolicy, FillerSlot, plan_fillers
-from origin.broadcast.states import RoomStates
+from origin.broadcast.stores import RoomStores
 from origin.contract import layout
 from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.errors import StorageError
 from origin.metrics import Metrics
-from origin.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +24,7 @@ class SlotFiller:
     """Writes one room's filler for every rendition whose next slot is past its deadline."""
 
     room: str
-    states: RoomStates
-    storage: Storage
+    stores: RoomStores
     bank: FillerBank
     policy: FillerPolicy
     metrics: Metrics
@@ -34,7 +32,7 @@ class SlotFiller:
 
     def fill(self, now: float, fresh: set[str], advanced: Callable[[str], float | None]) -> list[Publication]:
         """Filler publications for live renditions not in `fresh` (published this pass), contiguous per rendition."""
-        with self.states.hold(self.room) as state:
+        with self.stores.states.hold(self.room) as state:
             if state.state is not BroadcastState.LIVE:
                 return []
             slots = [s for r in state.renditions if r not in fresh
@@ -50,7 +48,7 @@ class SlotFiller:
             try:
                 made_p = futures[i].result() if futures else self._make(slot)
             except (FillerError, StorageError) as exc:
-                self.metrics.storage_error(self.storage.name, "put")
+                self.metrics.storage_error(self.stores.storage.name, "put")
                 log.warning("room=%s filler for %s failed: %s", self.room, p.rendition, exc)
                 failed.add(p.rendition)
                 continue
@@ -68,5 +66,5 @@ class SlotFiller:
                                      frames=slot.frames)  # fmt: skip
         data = fmp4.retime_segment(template, base_decode_time=slot.base_decode_time, sequence_number=p.msn)
         key = layout.filler_segment(self.room, p.session, p.rendition, p.msn)
-        self.storage.put(key, data, headers_for(ObjectKind.SEGMENT))  # durable: named right away
+        self.stores.storage.put(key, data, headers_for(ObjectKind.SEGMENT))  # durable: named right away
         return dataclasses.replace(p, size=len(data))

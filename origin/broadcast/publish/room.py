@@ -18,7 +18,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from origin.broadcast import lifecycle
-from origin.broadcast.journal.base import Journal, Ownership
+from origin.broadcast.journal.base import Ownership
 from origin.broadcast.lifecycle import LifecyclePolicy
 from origin.broadcast.model import BroadcastState, Publication, RoomState
 from origin.broadcast.publish.fill import SlotFiller
@@ -36,12 +36,10 @@ from origin.broadcast.records import (
     StateChanged,
 )
 from origin.broadcast.sequencer import plan_publications
-from origin.broadcast.spool import SpoolStore
-from origin.broadcast.states import RoomStates
+from origin.broadcast.stores import RoomStores
 from origin.contract import layout
 from origin.errors import StorageError
 from origin.metrics import Metrics
-from origin.storage.base import Storage
 from origin.storage.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
@@ -81,43 +79,27 @@ class _Decision:
     needs_barrier: bool = False
 
 
+@dataclass(eq=False, kw_only=True)
 class RoomPublisher:
     """The owner's side of one room. Not thread-safe: the scheduler runs one pass per room at a time."""
 
-    def __init__(
-        self,
-        *,
-        room: str,
-        ownership: Ownership,
-        journal: Journal,
-        states: RoomStates,
-        storage: Storage,
-        spool: SpoolStore,
-        commit: GroupCommit,
-        playlists: RoomPlaylists,
-        filler: FillerBank | None,
-        policy: PublishPolicy,
-        metrics: Metrics,
-        clock: Callable[[], float],
-        io: Executor | None = None,
-        low_latency: LowLatency | None = None,
-    ) -> None:
-        self.room = room
-        self.ownership = ownership
-        self.journal = journal
-        self.states = states
-        self.storage = storage
-        self.spool = spool
-        self.commit = commit
-        self.playlists = playlists
-        self.policy = policy
-        self.metrics = metrics
-        self.clock = clock
-        self.io = io
-        self.low_latency = low_latency
-        self._filler = (SlotFiller(room=room, states=states, storage=storage, bank=filler, policy=policy.filler,
-                                   metrics=metrics, io=io)
-                        if filler is not None and policy.filler is not None else None)  # fmt: skip
+    room: str
+    ownership: Ownership
+    stores: RoomStores
+    commit: GroupCommit
+    playlists: RoomPlaylists
+    filler: FillerBank | None
+    policy: PublishPolicy
+    metrics: Metrics
+    clock: Callable[[], float]
+    io: Executor | None = None
+    low_latency: LowLatency | None = None
+
+    def __post_init__(self) -> None:
+        bank, policy = self.filler, self.policy.filler
+        self._filler = (SlotFiller(room=self.room, stores=self.stores, bank=bank, policy=policy, metrics=self.metrics,
+                                   io=self.io)
+                        if bank is not None and policy is not None else None)  # fmt: skip
         self._dirty: set[str] = set()
         self.expected_renditions = 0  # renditions of the open session: a wave of that many rings is a segment
         self._advanced: dict[str, float] = {}  # rendition -> when this owner last published on it (wall clock)
@@ -125,8 +107,8 @@ class RoomPublisher:
 
     def _start(self) -> None:
         """A new owner: rebuild the DVR bodies from every publication, and rewrite every playlist once."""
-        records, _ = self.journal.read(self.room, 0)
-        with self.states.hold(self.room) as state:
+        records, _ = self.stores.journal.read(self.room, 0)
+        with self.stores.states.hold(self.room) as state:
             timed = state.timed
         self.playlists.rebuild((p for r in records if isinstance(r, Published) for p in r.publications), timed)
         self._dirty = set(self.playlists.renditions())
@@ -135,32 +117,31 @@ class RoomPublisher:
 
     def _append(self, records: Sequence[Record]) -> None:
         if records:
-            with self.journal.locked(self.room):
-                self.journal.append(self.room, records, fence=self.ownership)
+            with self.stores.journal.locked(self.room):
+                self.stores.journal.append(self.room, records, fence=self.ownership)
 
     def run(self) -> PassResult:
-        with self.states.hold(self.room) as state:
+        with self.stores.states.hold(self.room) as state:
             if state.state is BroadcastState.ENDED:  # taken after its end (a late ring): its playlists are final
                 return PassResult(state=BroadcastState.ENDED)
         if not self._started:
             self._start()
         result = PassResult()
         now = self.clock()
-        self._append(upload_spooled(room=self.room, states=self.states, spool=self.spool, storage=self.storage,
-                                    metrics=self.metrics))  # fmt: skip
-        with self.journal.locked(self.room):
-            with self.states.hold(self.room) as state:
+        self._append(upload_spooled(room=self.room, stores=self.stores, metrics=self.metrics))
+        with self.stores.journal.locked(self.room):
+            with self.stores.states.hold(self.room) as state:
                 before = state.state
                 expired = lifecycle.expire(state, now, self.policy.lifecycle)
-            self.journal.append(self.room, expired, fence=self.ownership)
-            with self.states.hold(self.room) as state:
+            self.stores.journal.append(self.room, expired, fence=self.ownership)
+            with self.stores.states.hold(self.room) as state:
                 final = state.state is BroadcastState.ENDING and not state.spooled
                 if final:
                     # The last pass publishes everything received: make all of it known durable first (once
                     # per broadcast, so blocking here is fine).
                     self.commit.barrier_blocking()
                 decision = self._decide(state, now, final)
-            self.journal.append(self.room, decision.records, fence=self.ownership)
+            self.stores.journal.append(self.room, decision.records, fence=self.ownership)
         fresh = {p.rendition for p in decision.publications}
         fillers = self._filler.fill(now, fresh, self._advanced.get) if self._filler is not None and not final else []
         self._append([Published(publications=tuple(fillers))] if fillers else [])
@@ -168,7 +149,7 @@ class RoomPublisher:
         if new:
             # Every object named below is durable: the plan took only segments recorded before the newest
             # barrier this worker knows of, and fillers are written durably.
-            with self.states.hold(self.room) as state:
+            with self.stores.states.hold(self.room) as state:
                 self.playlists.sync_cues(state.timed)  # timed events go before the segments they fall in
             self.playlists.add(new)
             self._dirty.update(p.rendition for p in new)
@@ -176,7 +157,7 @@ class RoomPublisher:
         result.published, result.fillers = len(decision.publications), len(fillers)
         result.needs_barrier = decision.needs_barrier
         self._write_playlists(result, final, decision.publications)
-        with self.states.hold(self.room) as state:
+        with self.stores.states.hold(self.room) as state:
             if self.low_latency is not None:
                 if final or state.state is BroadcastState.ENDED:
                     self.low_latency.clear()  # the standard playlists in storage carry the end
@@ -237,7 +218,7 @@ class RoomPublisher:
 
     def _write_playlists(self, result: PassResult, final: bool, published: list[Publication]) -> None:
         now = self.clock()
-        with self.states.hold(self.room) as state:
+        with self.stores.states.hold(self.room) as state:
             nothing_published = final and not self.playlists.renditions()
             names = set(self.playlists.renditions()) if final else set(self._dirty)
             writes: list[Write] = self.playlists.media_writes(state, names, now=now, final=final)
@@ -247,12 +228,12 @@ class RoomPublisher:
             self._finish(now)
             return
         try:
-            put_all(self.storage, writes, durable=final, io=self.io)
+            put_all(self.stores.storage, writes, durable=final, io=self.io)
             # While live, as durable as the live playlists: a new owner rewrites both masters at its start.
-            put_all(self.storage, masters, durable=final, io=self.io)
+            put_all(self.stores.storage, masters, durable=final, io=self.io)
         except StorageError as exc:
             result.error = str(exc)
-            self.metrics.storage_error(self.storage.name, "put")
+            self.metrics.storage_error(self.stores.storage.name, "put")
             log.warning("room=%s playlist write failed, will retry: %s", self.room, exc)
             return
         written_at = self.clock()
@@ -264,7 +245,7 @@ class RoomPublisher:
         self._dirty.clear()
         if masters:
             self.playlists.masters_written = True
-            with self.states.hold(self.room) as state:
+            with self.stores.states.hold(self.room) as state:
                 renditions = tuple(self.playlists.renditions())
                 became_playable = not state.playable
                 recorded = tuple(state.master) == renditions

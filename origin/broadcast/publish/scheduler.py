@@ -19,6 +19,7 @@ import logging
 import zlib
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from origin.broadcast.journal.base import Journal, Ownership
 from origin.broadcast.model import BroadcastState
@@ -41,31 +42,22 @@ GATHER_MAX_S = 0.05
 HOUSEKEEPING_INTERVAL_S = 300.0  # how often unowned live rooms are looked for (a dead worker's rooms)
 
 
+@dataclass(eq=False, kw_only=True)
 class PublishScheduler:
-    def __init__(
-        self,
-        *,
-        journal: Journal,
-        states: RoomStates,
-        make_publisher: Callable[[str, Ownership], RoomPublisher],
-        clock: Callable[[], float],
-        on_result: Callable[[str, PassResult], None],
-        inline: bool = False,
-        housekeeping: Callable[[], object] | None = None,
-        claims: Claims | None = None,
-    ) -> None:
-        self.journal = journal
-        self.states = states
-        self.make_publisher = make_publisher
-        self.clock = clock
-        self.on_result = on_result
-        # Local storage: a pass (≈ 1 ms of Python and a few file writes) runs on the event loop. A pass in a
-        # shard thread fights the loop for the GIL (measured: ~30 futex calls per segment); with remote
-        # storage (S3) the network waits make the threads worth it.
-        self.inline = inline
-        self.housekeeping = housekeeping  # run in a thread every HOUSEKEEPING_INTERVAL_S (retention)
+    journal: Journal
+    states: RoomStates
+    make_publisher: Callable[[str, Ownership], RoomPublisher]
+    claims: Claims  # who may take which room (one host: flocks; a fleet: leases)
+    clock: Callable[[], float]
+    on_result: Callable[[str, PassResult], None]
+    # Local storage: a pass (≈ 1 ms of Python and a few file writes) runs on the event loop. A pass in a shard
+    # thread fights the loop for the GIL (measured: ~30 futex calls per segment); with remote storage (S3) the
+    # network waits make the threads worth it.
+    inline: bool = False
+    housekeeping: Callable[[], object] | None = None  # run in a thread every HOUSEKEEPING_INTERVAL_S (retention)
+
+    def __post_init__(self) -> None:
         self.shards = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"pass{i}") for i in range(PASS_SHARDS)]
-        self.claims = claims or Claims(journal, clock)
         self.claims.on_due = self.request
         self.owned: dict[str, RoomPublisher] = {}
         self._running: set[str] = set()

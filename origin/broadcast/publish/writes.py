@@ -8,8 +8,7 @@ from concurrent.futures import Executor
 
 from origin.broadcast.publish.playlists import Write
 from origin.broadcast.records import ObjectUploaded, Record
-from origin.broadcast.spool import SpoolStore
-from origin.broadcast.states import RoomStates
+from origin.broadcast.stores import RoomStores
 from origin.contract import layout
 from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.errors import StorageError
@@ -21,11 +20,10 @@ log = logging.getLogger(__name__)
 UPLOADS_PER_PASS = 64
 
 
-def upload_spooled(*, room: str, states: RoomStates, spool: SpoolStore, storage: Storage,
-                   metrics: Metrics) -> list[Record]:  # fmt: skip
+def upload_spooled(*, room: str, stores: RoomStores, metrics: Metrics) -> list[Record]:
     """Upload what waits in the spool (storage was failing when it arrived), oldest first, up to a bound per
     pass; stop at the first failure so objects reach storage in order."""
-    with states.hold(room) as state:
+    with stores.states.hold(room) as state:
         waiting = sorted(state.spooled.values(), key=lambda o: (o.idx, o.received_at))[:UPLOADS_PER_PASS]
     done: list[Record] = []
     for obj in waiting:
@@ -33,15 +31,15 @@ def upload_spooled(*, room: str, states: RoomStates, spool: SpoolStore, storage:
             room, obj.session, obj.rendition, obj.idx)  # fmt: skip
         kind = ObjectKind.INIT if obj.is_init else ObjectKind.SEGMENT
         try:
-            spool.upload(key, storage, headers_for(kind))
+            stores.spool.upload(key, stores.storage, headers_for(kind))
         except KeyError:
             log.error("room=%s spooled %s is missing from the spool", room, key)
             continue
         except StorageError as exc:
-            metrics.storage_error(storage.name, "put")
+            metrics.storage_error(stores.storage.name, "put")
             log.warning("room=%s upload of spooled %s failed, will retry: %s", room, key, exc)
             break  # storage is still failing: try again next pass, in order
-        spool.delete(key)
+        stores.spool.delete(key)
         done.append(ObjectUploaded(session=obj.session, rendition=obj.rendition, idx=obj.idx))
     return done
 

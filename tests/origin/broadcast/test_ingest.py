@@ -15,6 +15,7 @@ from origin.broadcast.model import RoomState
 from origin.broadcast.records import EndRequested, ObjectStored, Sealed
 from origin.broadcast.spool import Spool
 from origin.broadcast.states import RoomStates
+from origin.broadcast.stores import RoomStores
 from origin.contract import layout
 from origin.contract.ingest import StartBody
 from origin.errors import NotFoundError, RateLimitedError, StateError, UnavailableError, ValidationError
@@ -38,7 +39,7 @@ class Harness:
     now: list[float]
 
     def state(self) -> RoomState:
-        with self.svc.states.hold(ROOM) as state:
+        with self.svc.stores.states.hold(ROOM) as state:
             return state
 
     def media_keys(self) -> list[str]:
@@ -48,8 +49,9 @@ class Harness:
 @pytest.fixture
 def h(tmp_path: Path) -> Iterator[Harness]:
     journal, storage, spool, now = MemoryJournal(), MemoryStorage(), Spool(tmp_path / "spool"), [T0]
-    svc = IngestService(journal=journal, states=RoomStates(journal), storage=storage, spool=spool, metrics=Metrics(),
-                        limits=IngestLimits(max_backlog=2, sessions_per_minute=3), clock=lambda: now[0])  # fmt: skip
+    stores = RoomStores(journal=journal, states=RoomStates(journal), storage=storage, spool=spool)
+    svc = IngestService(stores=stores, metrics=Metrics(), limits=IngestLimits(max_backlog=2, sessions_per_minute=3),
+                        clock=lambda: now[0])  # fmt: skip
     yield Harness(svc=svc, journal=journal, storage=storage, spool=spool, now=now)
 
 

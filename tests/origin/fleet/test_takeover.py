@@ -18,6 +18,7 @@ from origin.broadcast.publish.playlists import RoomPlaylists
 from origin.broadcast.publish.room import PublishPolicy, RoomPublisher
 from origin.broadcast.records import ObjectStored, Record
 from origin.broadcast.states import RoomStates
+from origin.broadcast.stores import RoomStores
 from origin.contract import layout
 from origin.contract.cache_policy import ObjectHeaders, ObjectKind, headers_for
 from origin.errors import OwnershipLostError
@@ -71,9 +72,9 @@ def instance(journal: RedisJournal, s3: S3Storage, tmp_path: Path) -> Instance:
     policy = PublishPolicy(live_window_segments=3, lifecycle=LifecyclePolicy(session_timeout_s=60, end_grace_s=60),
                            filler=None)  # fmt: skip
     publisher = RoomPublisher(
-        room=ROOM, ownership=ownership, journal=journal, states=RoomStates(journal),
-        storage=FencedStorage(s3, ownership), commit=commit,
-        spool=RedisSpool(journal.client, max_bytes=1 << 20, prefix=journal.prefix),
+        room=ROOM, ownership=ownership, commit=commit,
+        stores=RoomStores(journal=journal, states=RoomStates(journal), storage=FencedStorage(s3, ownership),
+                          spool=RedisSpool(journal.client, max_bytes=1 << 20, prefix=journal.prefix)),
         playlists=RoomPlaylists(ROOM, tmp_path / journal.worker, live_window_segments=3, event_interval_s=6.0),
         filler=None, policy=policy, metrics=Metrics(), clock=time.time,
     )  # fmt: skip

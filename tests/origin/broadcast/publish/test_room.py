@@ -23,6 +23,7 @@ from origin.broadcast.publish.room import PassResult, PublishPolicy, RoomPublish
 from origin.broadcast.records import EndRequested, ObjectStored, Record, SessionEnded
 from origin.broadcast.spool import Spool
 from origin.broadcast.states import RoomStates
+from origin.broadcast.stores import RoomStores
 from origin.contract import layout
 from origin.contract.cache_policy import ObjectHeaders
 from origin.errors import StorageError
@@ -102,8 +103,9 @@ def make_room(tmp_path: Path, *, filler: bool = False, journal: MemoryJournal | 
     ownership = journal.try_own(ROOM)
     assert ownership is not None
     publisher = RoomPublisher(
-        room=ROOM, ownership=ownership, journal=journal, states=RoomStates(journal), storage=storage,
-        spool=Spool(tmp_path / "spool"), commit=GroupCommit(lambda: None, clock=clock), metrics=Metrics(), clock=clock,
+        room=ROOM, ownership=ownership, commit=GroupCommit(lambda: None, clock=clock), metrics=Metrics(), clock=clock,
+        stores=RoomStores(journal=journal, states=RoomStates(journal), storage=storage,
+                          spool=Spool(tmp_path / "spool")),
         playlists=RoomPlaylists(ROOM, tmp_path / "dvr", live_window_segments=3, event_interval_s=6.0),
         filler=FillerBank(tmp_path / "filler") if filler else None, policy=policy,
     )  # fmt: skip
@@ -153,7 +155,7 @@ def test_a_late_source_gets_filler_on_its_deadline_and_real_audio_splices_back(t
     room.record(started(at=T0), init(at=T0), segment(0, at=T0 + 1))
     first = room.run(after=1.0)
     assert first.published == 1 and first.next_deadline is not None
-    edge_end = room.publisher.states.journal and first.next_deadline - 1.4  # the edge's PDT end
+    edge_end = room.publisher.stores.states.journal and first.next_deadline - 1.4  # the edge's PDT end
     assert room.run(after=first.next_deadline - room.clock.now - 0.05).fillers == 0  # not late yet
     late = room.run(after=0.1)
     assert late.fillers == 1

@@ -16,6 +16,7 @@ from origin.broadcast.journal.base import Ownership
 from origin.broadcast.journal.memory import MemoryJournal
 from origin.broadcast.model import BroadcastState
 from origin.broadcast.publish import scheduler as scheduler_module
+from origin.broadcast.publish.claims import Claims
 from origin.broadcast.publish.room import PassResult, RoomPublisher
 from origin.broadcast.publish.scheduler import PublishScheduler
 from origin.broadcast.states import RoomStates
@@ -45,8 +46,9 @@ def _scheduler() -> tuple[PublishScheduler, dict[str, ScriptedPublisher]]:
         made[room] = ScriptedPublisher(ownership=ownership)
         return made[room]  # type: ignore[return-value]  # the scheduler's side of RoomPublisher only
 
-    sched = PublishScheduler(journal=journal, states=RoomStates(journal), make_publisher=make, clock=time.time,
-                             on_result=lambda room, result: None, inline=True)  # fmt: skip
+    sched = PublishScheduler(journal=journal, states=RoomStates(journal), make_publisher=make,
+                             claims=Claims(journal, time.time), clock=time.time, on_result=lambda room, result: None,
+                             inline=True)  # fmt: skip
     return sched, made
 
 

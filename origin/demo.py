@@ -37,7 +37,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--realtime-cap", type=int, default=2, help="real-time seats before listeners overflow to HLS")
     p.add_argument("--segment-seconds", type=float, default=1.0)
     p.add_argument("--duration", type=float, help="end the broadcast by itself after this many seconds")
-    p.add_argument("--exit-after-replay", action="store_true", help="stop once the replay is published")
+    p.add_argument("--exit-after-replay", action="store_true",
+                   help="stop once the replay and its download are published")
     p.set_defaults(run=run)
 
 
@@ -213,7 +214,9 @@ def _run(args: argparse.Namespace, room: str, interrupts: _Interrupts) -> int:
         _say(f"  REPLAY {replay}")
         _say(f"         player:             {listener_base}/embed/{room}")
         _say("")
-        if args.exit_after_replay:
+        if args.exit_after_replay:  # once the download is built too: the storage left behind is plain files then
+            _wait(lambda: httpx.head(f"{listener_base}/rooms/{room}/replay.m4a", timeout=5).status_code == 200, 60,
+                  "the replay download")  # fmt: skip
             return 0
         _say("the replay keeps being served; Ctrl-C stops everything.")
         while interrupts.count < 2 and origin.poll() is None:

@@ -43,7 +43,7 @@ from origin.clock import wall_clock
 from origin.contract import ids, layout
 from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.errors import OriginError
-from origin.storage.base import Storage
+from origin.storage.base import Storage, Unpacks
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +236,9 @@ class ReplayDownloads:
             state, published, built = self._status(room)
             if built or not published or state is not BroadcastState.ENDED:
                 return False
+            if isinstance(self.storage, Unpacks):  # the replay's segments become files before the download is built
+                moved = self.storage.unpack(layout.room_prefix(room) + "/media/")
+                log.info("room=%s %d packed objects of the ended broadcast are files now", room, moved)
             plan = self._plan(room)
             size = self._build_and_upload(plan)
             with self.journal.locked(room):

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from origin.contract.cache_policy import ObjectHeaders
 
@@ -57,6 +57,14 @@ class Storage(Protocol):
     def check(self) -> None:
         """Readiness probe: raises StorageError when the backend cannot be reached or written."""
         ...
+
+
+@runtime_checkable
+class Unpacks(Protocol):
+    """A backend that packs small immutable objects while they are written (the filesystem's): `unpack` makes
+    them objects of their own under `prefix` once nothing more is written there."""
+
+    def unpack(self, prefix: str) -> int: ...
 
 
 _GIVE_UP: ContextVar[Callable[[], bool] | None] = ContextVar("storage_give_up", default=None)

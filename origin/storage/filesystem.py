@@ -32,6 +32,7 @@ import re
 import stat
 import tempfile
 import threading
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -364,6 +365,40 @@ class FilesystemStorage:
             raise self._error(key, "check", exc) from exc
 
     # -- extras for the serve router ----------------------------------------------------------------------
+
+    def unpack(self, prefix: str, *, pause_every: int = 100, pause_s: float = 0.005) -> int:
+        """Turn every packed object under `prefix` into a file of its own, then remove the packs: an ended
+        broadcast's storage is a plain tree of objects again (for backups, a sync to S3, any static server).
+        Idempotent; run off the event loop, after the last write under `prefix`. It pauses a moment every
+        `pause_every` objects, so a long broadcast's tens of thousands of files do not starve the live rooms."""
+        base = self.path_for(validate_prefix(prefix).rstrip("/")) if prefix.strip("/") else self.root
+        moved = 0
+        for dirpath, _dirnames, filenames in os.walk(base):
+            if not any(is_pack(n) for n in filenames):
+                continue
+            unreadable = 0
+            try:
+                for entry in self._packs.entries(dirpath):
+                    path = os.path.join(dirpath, entry.name)
+                    if os.path.exists(path):
+                        continue
+                    try:
+                        data = self._packs.read(dirpath, entry)
+                    except PackError as exc:  # absent to readers already; its pack is kept as evidence
+                        logger.error("unpacking %s: %s", dirpath, exc)
+                        unreadable += 1
+                        continue
+                    self._store_headers(dirpath, entry.name, entry.headers, durable=False)
+                    write_atomic(Path(path), data, durable=False)
+                    moved += 1
+                    if moved % pause_every == 0:
+                        time.sleep(pause_s)
+                self.sync()  # the files are durable before the packs go
+                if not unreadable:
+                    self._packs.remove_all(dirpath)
+            except OSError as exc:
+                raise self._error(prefix, "unpack", exc) from exc
+        return moved
 
     def get_headers(self, key: str) -> ObjectHeaders:
         """Stored Content-Type/Cache-Control of `key`. Raises KeyError if the object is absent."""

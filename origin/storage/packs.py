@@ -344,6 +344,14 @@ class Packs:
         assert index is not None
         return index.read(entry)
 
+    def entries(self, directory: str) -> list[Entry]:
+        """Every live record of `directory`, read afresh."""
+        index = self._index(directory)
+        assert index is not None
+        with index.lock:
+            index.refresh()
+            return [e for e in index.entries.values() if not e.tombstone]
+
     def names(self, directory: str) -> list[str]:
         index = self._index(directory)
         assert index is not None

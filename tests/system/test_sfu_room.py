@@ -141,6 +141,8 @@ def test_cap_two_webrtc_then_hls_promotion_and_janus_refusals(room: Room) -> Non
     pages = [room.listener(c) for c in consoles[:2]]
     third: Page | None = None
     try:
+        for page in pages:  # both seats taken before the third listener arrives
+            wait_js(page, "window.spillway.transport === 'webrtc'", timeout_s=20)
         third = room.listener(consoles[2])
         _seats_then_promotion(room, pages, third, access, joined_at)
         for console in consoles[1:]:
@@ -164,8 +166,6 @@ def _errors(console: Console) -> list[str]:
 
 def _seats_then_promotion(room: Room, pages: list[Page], third: Page, access: dict[str, object],
                           joined_at: float) -> None:  # fmt: skip
-    for page in pages:
-        wait_js(page, "window.spillway.transport === 'webrtc'", timeout_s=20)
     wait_js(third, "window.spillway.audio.currentTime > 1", timeout_s=20)
     # status.json said "full", so the player did not even ask (or asked on a stale copy and heard "full").
     assert js(third, "window.spillway.seatResults") in ([], ["hls:full"])

@@ -111,3 +111,21 @@ def test_many_threads_and_an_evicted_writer_lose_nothing(tmp_path: Path, monkeyp
         for i in range(40):
             assert other.get(layout.media_segment("busy", SESSION, r, i)) == f"{r}-{i}".encode()
     assert len(other.list("rooms/busy/")) == 160
+
+
+def test_unpacking_an_ended_broadcast_leaves_plain_files_and_no_pack(tmp_path: Path) -> None:
+    storage = FilesystemStorage(tmp_path)
+    keys = [layout.init_segment("over", SESSION, "a64")] + [layout.media_segment("over", SESSION, r, i)
+                                                             for r in ("a48", "a64") for i in range(3)]  # fmt: skip
+    for key in keys:
+        storage.put(key, key.encode(), SEGMENT, durable=False)
+    other = layout.media_segment("still-live", SESSION, "a64", 0)
+    storage.put(other, b"live", SEGMENT, durable=False)
+    assert storage.unpack("rooms/over/media/") == len(keys)
+    for key in keys:
+        assert (tmp_path / key).read_bytes() == key.encode()  # a plain file now: any static server reads it
+        assert storage.get_headers(key) == SEGMENT
+    assert not [p for p in (tmp_path / "rooms" / "over").rglob("*") if packs.is_pack(p.name)]
+    assert sorted(FilesystemStorage(tmp_path).list("rooms/over/")) == sorted(keys)
+    assert storage.get(other) == b"live" and not (tmp_path / other).exists()  # another room keeps its pack
+    assert storage.unpack("rooms/over/media/") == 0  # done already

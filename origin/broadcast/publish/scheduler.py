@@ -120,10 +120,12 @@ class PublishScheduler:
         return expected > 0 and len(self._waves.get(room, ())) >= expected
 
     async def _gather(self, room: str) -> None:
-        """Wait for the rest of the wave (or GATHER_S without one), so that one pass publishes it all."""
+        """Wait for the rest of the wave (or GATHER_S without one), so that one pass publishes it all. Local
+        storage only: on remote storage a rendition's PUT takes tens of ms, a wave waits for the slowest, and
+        passes run in threads anyway (measured with S3 on moto: p50 40 → 56-79 ms at 10 rooms)."""
         if self._wave_complete(room):
             return
-        if not self._waves.get(room):
+        if not self._waves.get(room) or not self.inline:
             await asyncio.sleep(GATHER_S)
             return
         event = self._wave_done[room] = asyncio.Event()

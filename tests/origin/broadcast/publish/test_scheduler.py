@@ -38,7 +38,7 @@ class ScriptedPublisher:
         self.ownership.release()
 
 
-def _scheduler() -> tuple[PublishScheduler, dict[str, ScriptedPublisher]]:
+def _scheduler(*, inline: bool = True) -> tuple[PublishScheduler, dict[str, ScriptedPublisher]]:
     journal = MemoryJournal()
     made: dict[str, ScriptedPublisher] = {}
 
@@ -48,7 +48,7 @@ def _scheduler() -> tuple[PublishScheduler, dict[str, ScriptedPublisher]]:
 
     sched = PublishScheduler(journal=journal, states=RoomStates(journal), make_publisher=make,
                              claims=Claims(journal, time.time), clock=time.time, on_result=lambda room, result: None,
-                             inline=True)  # fmt: skip
+                             inline=inline)  # fmt: skip
     return sched, made
 
 
@@ -127,6 +127,27 @@ def test_an_urgent_request_does_not_gather(monkeypatch: pytest.MonkeyPatch) -> N
             sched.request(ROOM, urgent=True)  # the deadline comes while a wave gathers: it does not wait
             await _settle(0.3)
             assert len(made[ROOM].passes) >= 2
+        finally:
+            await sched.stop()
+
+    asyncio.run(main())
+
+
+def test_remote_storage_does_not_wait_for_waves(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scheduler_module, "GATHER_MAX_S", 5.0)  # S3: a wave would wait for the slowest PUT
+
+    async def main() -> None:
+        sched, made = _scheduler(inline=False)
+        sched.start()
+        try:
+            sched.request(ROOM)
+            await _settle(0.3)
+            sched.request(ROOM, "a48")
+            for _ in range(100):
+                if len(made[ROOM].passes) >= 2:
+                    break
+                await _settle(0.02)
+            assert len(made[ROOM].passes) == 2  # after GATHER_S, not GATHER_MAX_S
         finally:
             await sched.stop()
 

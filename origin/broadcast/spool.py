@@ -18,7 +18,7 @@ from typing import Protocol
 from origin.contract import layout
 from origin.contract.cache_policy import ObjectHeaders
 from origin.storage.base import Storage
-from origin.storage.filesystem import validate_key
+from origin.storage.keys import validate_key
 
 
 class SpoolStore(Protocol):

@@ -16,7 +16,7 @@ from origin.contract.cache_policy import ObjectHeaders
 from origin.errors import UnavailableError
 from origin.fleet.keys import DEFAULT_PREFIX, fleet_keys, redis_errors, room_keys
 from origin.storage.base import Storage
-from origin.storage.filesystem import validate_key
+from origin.storage.keys import validate_key
 
 log = logging.getLogger(__name__)
 

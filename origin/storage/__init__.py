@@ -5,7 +5,8 @@ serve.build_storage_router is imported from origin.storage.serve directly (it pu
 
 from origin.storage.base import Storage
 from origin.storage.factory import build_storage
-from origin.storage.filesystem import FilesystemStorage, validate_key, validate_prefix
+from origin.storage.filesystem import FilesystemStorage
+from origin.storage.keys import validate_key, validate_prefix
 from origin.storage.retry import ErrorClass, RetryPolicy
 from origin.storage.s3 import S3Storage
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from origin.contract.cache_policy import ObjectHeaders
 from origin.errors import StorageError
-from origin.storage.filesystem import validate_key, validate_prefix
+from origin.storage.keys import validate_key, validate_prefix
 
 
 @dataclass(kw_only=True)

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from origin.contract.cache_policy import ObjectHeaders
 from origin.errors import StorageError, ValidationError
-from origin.storage.filesystem import validate_key, validate_prefix
+from origin.storage.keys import validate_key, validate_prefix
 from origin.storage.retry import RetryPolicy
 from origin.storage.s3_calls import (
     BACKEND,

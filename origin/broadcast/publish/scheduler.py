@@ -25,6 +25,7 @@ from origin.broadcast.journal.base import Journal, Ownership
 from origin.broadcast.model import BroadcastState
 from origin.broadcast.publish.claims import Claims
 from origin.broadcast.publish.room import PassResult, RoomPublisher
+from origin.broadcast.publish.waves import Waves
 from origin.broadcast.states import RoomStates
 from origin.errors import OwnershipLostError
 
@@ -33,12 +34,6 @@ log = logging.getLogger(__name__)
 PASS_SHARDS = 16
 MAINTENANCE_INTERVAL_S = 1.0  # every owned room passes at least this often (timeouts, retries, filler backstop)
 SWEEP_INTERVAL_S = 2.0
-# A transcoder PUTs a segment's renditions one after another (each waits for its 201: ~5-10 ms apart). A ring
-# that names its rendition opens a wave: the pass starts once every rendition of the room's open session rang
-# (one pass publishes the segment's whole ladder), or GATHER_MAX_S after the first ring if one never does. A
-# ring without a rendition (a session start, an event, the admin end) gathers GATHER_S.
-GATHER_S = 0.012
-GATHER_MAX_S = 0.05
 HOUSEKEEPING_INTERVAL_S = 300.0  # how often unowned live rooms are looked for (a dead worker's rooms)
 
 
@@ -63,8 +58,7 @@ class PublishScheduler:
         self._running: set[str] = set()
         self._again: set[str] = set()
         self._urgent_again: set[str] = set()
-        self._waves: dict[str, set[str]] = {}  # room -> renditions that rang since its last pass started
-        self._wave_done: dict[str, asyncio.Event] = {}
+        self._waves = Waves(enabled=self.inline)  # one pass per segment of a room's ladder (waves.py)
         self._last_pass: dict[str, float] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -100,12 +94,7 @@ class PublishScheduler:
         filler deadline, maintenance)."""
         if room not in self.owned and not self._claim(room):
             return
-        if rendition is not None:
-            self._waves.setdefault(room, set()).add(rendition)
-        if urgent or self._wave_complete(room):  # a gathering pass goes now
-            event = self._wave_done.get(room)
-            if event is not None:
-                event.set()
+        self._waves.rang(room, rendition, expected=self._expected(room), urgent=urgent)
         if room in self._running:
             self._again.add(room)
             if urgent:
@@ -114,27 +103,9 @@ class PublishScheduler:
         self._running.add(room)
         self._spawn(self._run(room, gather=not urgent))
 
-    def _wave_complete(self, room: str) -> bool:
+    def _expected(self, room: str) -> int:
         publisher = self.owned.get(room)
-        expected = publisher.expected_renditions if publisher is not None else 0
-        return expected > 0 and len(self._waves.get(room, ())) >= expected
-
-    async def _gather(self, room: str) -> None:
-        """Wait for the rest of the wave (or GATHER_S without one), so that one pass publishes it all. Local
-        storage only: on remote storage a rendition's PUT takes tens of ms, a wave waits for the slowest, and
-        passes run in threads anyway (measured with S3 on moto: p50 40 → 56-79 ms at 10 rooms)."""
-        if self._wave_complete(room):
-            return
-        if not self._waves.get(room) or not self.inline:
-            await asyncio.sleep(GATHER_S)
-            return
-        event = self._wave_done[room] = asyncio.Event()
-        try:
-            await asyncio.wait_for(event.wait(), GATHER_MAX_S)
-        except TimeoutError:
-            pass  # a rendition that does not come (yet): publish the others
-        finally:
-            self._wave_done.pop(room, None)
+        return publisher.expected_renditions if publisher is not None else 0
 
     def _spawn(self, work: Coroutine[object, object, None]) -> None:
         assert self._loop is not None
@@ -170,10 +141,10 @@ class PublishScheduler:
         try:
             while True:
                 if gather and room not in self._urgent_again:  # an urgent request meanwhile: go now
-                    await self._gather(room)
+                    await self._waves.gather(room, self._expected(room))
                 self._again.discard(room)
                 self._urgent_again.discard(room)
-                self._waves.pop(room, None)
+                self._waves.started(room)
                 publisher = self.owned.get(room)
                 if publisher is None or publisher.ownership.lost:
                     self._lose(room, "its lease lapsed or was taken")
@@ -227,7 +198,7 @@ class PublishScheduler:
             timer.cancel()
         (self.claims.finished.add if ended else self.claims.lost)(room)
         self._last_pass.pop(room, None)
-        self._waves.pop(room, None)
+        self._waves.started(room)
         if ended:
             log.info("room=%s broadcast over: released", room)
 

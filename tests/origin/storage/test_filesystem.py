@@ -15,7 +15,8 @@ import pytest
 from origin.contract import layout
 from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.errors import StorageError, ValidationError
-from origin.storage.filesystem import FilesystemStorage, validate_key, validate_prefix
+from origin.storage.filesystem import FilesystemStorage
+from origin.storage.keys import validate_key, validate_prefix
 
 SEGMENT = headers_for(ObjectKind.SEGMENT)
 SESSION = "20261126t090301z-3f9a1c0d"

@@ -15,7 +15,7 @@ import pytest
 from origin.broadcast.journal.base import Ownership
 from origin.broadcast.journal.memory import MemoryJournal
 from origin.broadcast.model import BroadcastState
-from origin.broadcast.publish import scheduler as scheduler_module
+from origin.broadcast.publish import waves
 from origin.broadcast.publish.claims import Claims
 from origin.broadcast.publish.room import PassResult, RoomPublisher
 from origin.broadcast.publish.scheduler import PublishScheduler
@@ -57,7 +57,7 @@ async def _settle(seconds: float) -> None:
 
 
 def test_a_segments_whole_ladder_is_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scheduler_module, "GATHER_MAX_S", 5.0)  # a wave that completes must not wait for this
+    monkeypatch.setattr(waves, "GATHER_MAX_S", 5.0)  # a wave that completes must not wait for this
 
     async def main() -> None:
         sched, made = _scheduler()
@@ -87,7 +87,7 @@ def test_a_segments_whole_ladder_is_one_pass(monkeypatch: pytest.MonkeyPatch) ->
 def test_a_rendition_that_never_rings_holds_the_others_only_up_to_the_gather_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(scheduler_module, "GATHER_MAX_S", 0.5)
+    monkeypatch.setattr(waves, "GATHER_MAX_S", 0.5)
 
     async def main() -> None:
         sched, made = _scheduler()
@@ -113,8 +113,8 @@ def test_a_rendition_that_never_rings_holds_the_others_only_up_to_the_gather_lim
 
 
 def test_an_urgent_request_does_not_gather(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scheduler_module, "GATHER_MAX_S", 5.0)
-    monkeypatch.setattr(scheduler_module, "GATHER_S", 5.0)
+    monkeypatch.setattr(waves, "GATHER_MAX_S", 5.0)
+    monkeypatch.setattr(waves, "GATHER_S", 5.0)
 
     async def main() -> None:
         sched, made = _scheduler()
@@ -134,7 +134,7 @@ def test_an_urgent_request_does_not_gather(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_remote_storage_does_not_wait_for_waves(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scheduler_module, "GATHER_MAX_S", 5.0)  # S3: a wave would wait for the slowest PUT
+    monkeypatch.setattr(waves, "GATHER_MAX_S", 5.0)  # S3: a wave would wait for the slowest PUT
 
     async def main() -> None:
         sched, made = _scheduler(inline=False)

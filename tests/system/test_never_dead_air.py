@@ -72,7 +72,12 @@ def test_a_room_over_rtp_rides_through_every_fault(monkeypatch: pytest.MonkeyPat
     received = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                    if line.startswith("spillway_segments_received_total "))  # fmt: skip
     in_replay = sum(1 for p in replays.values() for seg in p.segments if "/fill-" not in seg.uri)
-    assert in_replay == received > 0, "a received segment is missing from the replay"
+    # Every acknowledged segment is in the replay. The worker SIGKILLed mid-broadcast may have stored a segment
+    # (journal written, page cache survives the process) and died before counting it: at most one in-flight PUT
+    # per rendition (ffmpeg PUTs each variant's segments one at a time and does not retry), so the replay may
+    # hold up to that many more than the counter, never fewer.
+    assert received > 0
+    assert 0 <= in_replay - received <= len(RENDITIONS), f"replay {in_replay} vs received {received}"
     for rendition, replay in replays.items():
         uris = [seg.uri for seg in replay.segments]
         assert len(set(uris)) == len(uris), f"{rendition}: a segment name was reused"

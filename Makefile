@@ -17,7 +17,7 @@ demo: sysdeps-demo venv
 test: sysdeps-test venv
 	$(BIN)/ruff check transcoder origin tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: venv
 	$(BIN)/ruff check transcoder origin tests bench

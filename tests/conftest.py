@@ -1,16 +1,21 @@
 """Suite-wide clean-up: every origin a test starts gets a fresh state directory, and with it scratch directories
 on tmpfs (/dev/shm/spillway-ll-* and spillway-stats-*, origin/coordination.py scratch_dir) that outlive their
-process by design (a host's workers share them). The ones this run created are removed when it ends."""
+process by design (a host's workers share them). The ones this run created are removed when it ends.
+
+`make test` runs the suite in two pytest-xdist workers: the clean-up belongs to the controlling process (the
+only one without `workerinput`), which starts before and ends after every worker — a worker that finished
+early must not remove the boards of the other worker's live origins."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from origin.coordination import SHM
+
+_BEFORE = pytest.StashKey[set[Path]]()
 
 
 def _boards() -> set[Path]:
@@ -20,9 +25,17 @@ def _boards() -> set[Path]:
         return set()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _remove_new_ll_boards() -> Iterator[None]:
-    before = _boards()
-    yield
-    for board in _boards() - before:
-        shutil.rmtree(board, ignore_errors=True)
+def _controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _controller(session.config):
+        session.config.stash[_BEFORE] = _boards()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = session.config.stash.get(_BEFORE, None)
+    if _controller(session.config) and before is not None:
+        for board in _boards() - before:
+            shutil.rmtree(board, ignore_errors=True)

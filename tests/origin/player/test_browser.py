@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,10 +138,10 @@ def test_live_then_replay(stack: Stack, tmp_path: Path) -> None:
         assert js(page, "document.activeElement.id") == "play"
         page.keyboard.press("Enter")
         wait_js(page, "window.spillway.audio.currentTime > 0.5", timeout_s=15)
+        # It keeps playing: 1.5 s of audio within 4 s of wall time (a stall of up to 2.5 s at the live edge on a
+        # loaded machine is the edge's business, tested elsewhere; a player stuck or paused fails here).
         first = float(js(page, "window.spillway.audio.currentTime"))  # type: ignore[arg-type]
-        time.sleep(2.0)
-        second = float(js(page, "window.spillway.audio.currentTime"))  # type: ignore[arg-type]
-        assert second - first > 1.5, (first, second)
+        wait_js(page, f"window.spillway.audio.currentTime > {first + 1.5}", timeout_s=4)
         assert js(page, "window.spillway.audio.paused") is False
         assert js(page, "document.getElementById('play').getAttribute('aria-label')") == "Pause"
         wait_js(page, "window.spillway.latency !== null", timeout_s=5)

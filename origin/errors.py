@@ -5,12 +5,16 @@ OriginError
 │   └── BodyTooLargeError  a body over its cap; maps to 413
 ├── AuthError            missing credentials; maps to 401
 │   └── ForbiddenError   wrong credentials, or the endpoint is disabled; maps to 403
-├── StorageError         a storage backend failed (after its own retries); carries key and backend
+├── StorageError         a storage backend failed (after its own retries); carries key and backend; maps to 503
 ├── StateError           the room state cannot accept the operation (e.g. room ended); maps to 409
+│   └── GoneError        what was asked for existed and has ended (a seat's lease); maps to 410
 ├── NotFoundError        the room / lease / object does not exist; maps to 404
 ├── RateLimitedError     a client went over its rate; maps to 429 with Retry-After (seconds)
+├── UnsupportedError     a valid request for something not implemented (an oEmbed format); maps to 501
 └── UnavailableError     the origin cannot take this now (retry backlog full); maps to 503
     └── OwnershipLostError  a room's publisher was superseded (its lease lapsed): its writes are refused
+
+The statuses are the web layer's (origin/web/errors.py STATUSES, the one mapper); these classes know no HTTP.
 """
 
 from __future__ import annotations
@@ -25,31 +29,39 @@ class OriginError(Exception):
 
 
 class ValidationError(OriginError):
-    status_code = 400
+    """Bad external input (room id, path part, body)."""
 
 
 class AuthError(OriginError):
-    status_code = 401
+    """Missing credentials."""
 
 
 class BodyTooLargeError(ValidationError):
-    status_code = 413
+    """A body over its cap."""
 
 
 class ForbiddenError(AuthError):
-    status_code = 403
+    """Wrong credentials, or the endpoint is disabled."""
 
 
 class StateError(OriginError):
-    status_code = 409
+    """The room's state cannot accept the operation (e.g. the room ended)."""
+
+
+class GoneError(StateError):
+    """It existed and has ended (a seat's lease: join again)."""
 
 
 class NotFoundError(OriginError):
-    status_code = 404
+    """The room, lease or object does not exist."""
+
+
+class UnsupportedError(OriginError):
+    """A valid request for something this origin does not implement (oEmbed: a format other than json)."""
 
 
 class RateLimitedError(OriginError):
-    status_code = 429
+    """A client went over its rate; `retry_after_s` says when to come back."""
 
     def __init__(self, message: str, *, retry_after_s: float, room: str | None = None) -> None:
         super().__init__(message, room=room)
@@ -58,8 +70,6 @@ class RateLimitedError(OriginError):
 
 class UnavailableError(OriginError):
     """The origin cannot take this now (e.g. the storage retry backlog is full); maps to 503."""
-
-    status_code = 503
 
 
 class StorageError(OriginError):

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from origin.errors import NotFoundError, StateError, ValidationError
+from origin.errors import GoneError, NotFoundError, ValidationError
 
 LEASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 HINT_MAX_S = 1.0  # a worker's "room is full" memory is trusted for at most this long
@@ -25,10 +25,8 @@ class LeaseNotFoundError(NotFoundError):
     """No such lease in this room, ever (or so long ago it was forgotten): 404."""
 
 
-class LeaseEndedError(StateError):
+class LeaseEndedError(GoneError):
     """The lease expired or was released; its seat may be someone else's now: 410, join again."""
-
-    status_code = 410
 
 
 class JoinPath(enum.Enum):

@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from origin.broadcast import fmp4, inband
 from origin.broadcast.model import INIT_INDEX, BroadcastState, EndReason, RenditionSpec, RoomState, StoredObject
@@ -181,13 +181,6 @@ def _check_timeline(
 
 
 # -- the service ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class Receipt:
-    stored: bool  # False: ffmpeg's playlist (dropped) or an identical repeat
-    spooled: bool = False
-    segment: bool = False
 
 
 @dataclass(eq=False, kw_only=True)
@@ -385,3 +378,9 @@ class _Lru(Generic[K, V]):
             self._items[key] = value
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
+
+
+class Receipt(NamedTuple):
+    stored: bool  # False: ffmpeg's playlist (dropped) or an identical repeat
+    spooled: bool = False
+    segment: bool = False

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from origin.contract.cache_policy import OEMBED_MAX_AGE_S
 from origin.contract.ids import ROOM_ID_PATTERN
-from origin.errors import NotFoundError, OriginError, ValidationError
+from origin.errors import NotFoundError, UnsupportedError, ValidationError
 from origin.player.page import PROVIDER_NAME, display_title, embed_url, web_origin
 from origin.rooms import Room
 
@@ -43,10 +43,8 @@ _PATHS = (
 )
 
 
-class FormatNotImplemented(OriginError):
-    """oEmbed §2.3.5: the provider cannot answer in the requested format."""
-
-    status_code = 501
+class FormatNotImplemented(UnsupportedError):
+    """oEmbed §2.3.5: the provider cannot answer in the requested format (501)."""
 
 
 @dataclass(frozen=True, kw_only=True)

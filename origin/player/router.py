@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from origin.contract import ids
 from origin.contract.cache_policy import ERROR_MAX_AGE_S, OEMBED_MAX_AGE_S
-from origin.errors import NotFoundError, OriginError, StorageError, ValidationError
+from origin.errors import NotFoundError, OriginError, ValidationError
 from origin.player import oembed
 from origin.player.assets import ASSET_CACHE_CONTROL, URL_PREFIX, PlayerAssets
 from origin.player.page import (
@@ -33,6 +33,7 @@ from origin.player.page import (
     render_error_page,
 )
 from origin.rooms import Room
+from origin.web import errors
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +96,10 @@ def build_router(deps: PlayerDeps, assets: PlayerAssets | None = None) -> APIRou
             cfg = await run_in_threadpool(deps.get_room, room_id)
             if cfg is None:
                 raise NotFoundError(f"room {room_id!r} does not exist", room=room_id)
-        except OriginError as exc:
-            status = 503 if isinstance(exc, StorageError) else int(getattr(exc, "status_code", 500))
-            return _json({"error": str(exc)}, status, ERROR_CACHE_CONTROL)
+        except OriginError as exc:  # the one error shape; oEmbed consumers may read it cross-origin
+            return errors.error_response(errors.status_of(exc), str(exc), headers={
+                "Cache-Control": ERROR_CACHE_CONTROL, "Access-Control-Allow-Origin": "*",
+                "X-Content-Type-Options": "nosniff"})  # fmt: skip
         doc = oembed.oembed_response(cfg, req, public_base_url=base)
         return _json(doc, 200, f"public, max-age={OEMBED_MAX_AGE_S}")
 

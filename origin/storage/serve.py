@@ -35,7 +35,7 @@ _RANGE_PATTERN = re.compile(r"^bytes=(\d*)-(\d*)$", re.IGNORECASE)
 
 
 class RangeNotSatisfiable(ValidationError):
-    status_code = 416
+    """No byte of the asked range exists: the read path answers 416 with `Content-Range: bytes */size`."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,8 +3,9 @@
     {"error": "<code>", "detail": <human-readable message, or an object with more>}
 
 Codes by status: 400 invalid_request, 401 unauthorized, 403 forbidden, 404 not_found, 405
-method_not_allowed, 409 conflict, 410 lease_ended, 413 body_too_large, 429 rate_limited, 500 internal,
-503 unavailable. 401 carries `WWW-Authenticate: Bearer`, 429 and 503 carry `Retry-After` (seconds).
+method_not_allowed, 409 conflict, 410 lease_ended, 413 body_too_large, 415 unsupported_media_type, 429
+rate_limited, 500 internal, 501 not_implemented, 503 unavailable. 401 carries `WWW-Authenticate: Bearer`, 429
+and 503 carry `Retry-After` (seconds). Which error is which status: STATUSES below, and nowhere else.
 Request validation (a bad body, query or path value) is always 400, never FastAPI's 422.
 """
 
@@ -23,7 +24,20 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from origin.errors import OriginError, RateLimitedError, StorageError
+from origin.errors import (
+    AuthError,
+    BodyTooLargeError,
+    ForbiddenError,
+    GoneError,
+    NotFoundError,
+    OriginError,
+    RateLimitedError,
+    StateError,
+    StorageError,
+    UnavailableError,
+    UnsupportedError,
+    ValidationError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +53,7 @@ CODES: dict[int, str] = {
     415: "unsupported_media_type",
     429: "rate_limited",
     500: "internal",
+    501: "not_implemented",
     503: "unavailable",
 }
 
@@ -50,8 +65,16 @@ class ErrorBody(BaseModel):
     detail: object
 
 
+# The origin's errors as HTTP statuses: the first class the error is an instance of wins (subclasses first).
+STATUSES: tuple[tuple[type[OriginError], int], ...] = (
+    (BodyTooLargeError, 413), (ValidationError, 400), (ForbiddenError, 403), (AuthError, 401), (GoneError, 410),
+    (StateError, 409), (NotFoundError, 404), (RateLimitedError, 429), (UnsupportedError, 501),
+    (UnavailableError, 503), (StorageError, 503),
+)  # fmt: skip
+
+
 def status_of(exc: OriginError) -> int:
-    return 503 if isinstance(exc, StorageError) else int(getattr(exc, "status_code", 500))
+    return next((status for cls, status in STATUSES if isinstance(exc, cls)), 500)
 
 
 def error_response(status: int, detail: object, *, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from origin.player.assets import PlayerAssets
 from origin.settings import Settings
 from origin.web.app import create_app
+from origin.web.errors import CODES
 
 ADMIN = "player-admin-token"
 CDN = "https://cdn.example"
@@ -102,7 +103,9 @@ def test_oembed_errors(client: TestClient, params: dict[str, str], status: int) 
     r = client.get("/oembed", params=params)
     assert r.status_code == status
     assert r.headers["cache-control"] == "public, max-age=1"
-    assert "error" in r.json()
+    assert r.headers["access-control-allow-origin"] == "*"
+    body = r.json()  # the origin's one error shape
+    assert body.keys() == {"error", "detail"} and body["error"] == CODES[status], body
 
 
 def test_oembed_repeated_parameter(client: TestClient) -> None:

@@ -107,9 +107,7 @@ def build_router(deps: PlayerDeps, assets: PlayerAssets | None = None) -> APIRou
     async def static_asset(digest: str, name: str) -> Response:
         asset = assets.lookup(digest, name)
         if asset is None:
-            return Response(
-                b"not found\n", status_code=404, media_type="text/plain", headers={"Cache-Control": ERROR_CACHE_CONTROL}
-            )
+            return errors.error_response(404, "no such asset", headers={"Cache-Control": ERROR_CACHE_CONTROL})
         headers = {
             "Cache-Control": ASSET_CACHE_CONTROL,
             "X-Content-Type-Options": "nosniff",

@@ -1,7 +1,5 @@
-"""Object storage: the Storage protocol and its backends (filesystem, S3), plus the filesystem read router.
-
-serve.build_storage_router is imported from origin.storage.serve directly (it pulls in FastAPI).
-"""
+"""Object storage: the Storage protocol and its backends (filesystem, S3). The filesystem backend's HTTP read
+path is a web route (origin/web/objects.py)."""
 
 from origin.storage.base import Storage
 from origin.storage.factory import build_storage

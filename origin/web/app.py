@@ -235,7 +235,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Before the storage read path: the origin answers live playlists itself (blocking reloads for LL rooms).
     app.include_router(live.build_router(board=board, storage=storage, waiters=waiters, clock=wall_clock))
     if isinstance(storage, FilesystemStorage):
-        from origin.storage.serve import build_storage_router
+        from origin.web.objects import build_storage_router
 
         app.include_router(build_storage_router(storage))
     app.include_router(  # player: /embed/{room}, /oembed, /static/player/...

@@ -3,9 +3,10 @@
     {"error": "<code>", "detail": <human-readable message, or an object with more>}
 
 Codes by status: 400 invalid_request, 401 unauthorized, 403 forbidden, 404 not_found, 405
-method_not_allowed, 409 conflict, 410 lease_ended, 413 body_too_large, 415 unsupported_media_type, 429
-rate_limited, 500 internal, 501 not_implemented, 503 unavailable. 401 carries `WWW-Authenticate: Bearer`, 429
-and 503 carry `Retry-After` (seconds). Which error is which status: STATUSES below, and nowhere else.
+method_not_allowed, 409 conflict, 410 lease_ended, 413 body_too_large, 415 unsupported_media_type, 416
+range_not_satisfiable, 429 rate_limited, 500 internal, 501 not_implemented, 503 unavailable. 401 carries
+`WWW-Authenticate: Bearer`, 429 and 503 carry `Retry-After` (seconds). Which error is which status: STATUSES
+below, and nowhere else.
 Request validation (a bad body, query or path value) is always 400, never FastAPI's 422.
 """
 
@@ -51,6 +52,7 @@ CODES: dict[int, str] = {
     410: "lease_ended",
     413: "body_too_large",
     415: "unsupported_media_type",
+    416: "range_not_satisfiable",
     429: "rate_limited",
     500: "internal",
     501: "not_implemented",

@@ -28,8 +28,8 @@ from origin.contract.cache_policy import LIVE_PLAYLIST_MAX_AGE_S, PLAYLIST_CONTE
 from origin.errors import NotFoundError, UnavailableError, ValidationError
 from origin.storage.base import Storage
 from origin.storage.filesystem import FilesystemStorage
-from origin.storage.serve import serve
 from origin.web import errors
+from origin.web.objects import serve
 
 RoomPath = Annotated[str, Path(pattern=ids.ROOM_ID_SCHEMA, max_length=64)]
 RenditionPath = Annotated[str, Path(pattern=ids.RENDITION_SCHEMA, max_length=32)]
@@ -71,7 +71,7 @@ def build_router(*, board: PlaylistBoard, storage: Storage, waiters: Waiters, cl
         """A room without parts: the stored playlist (with conditional requests when the storage is local)."""
         if isinstance(storage, FilesystemStorage):
             answer = await serve(storage, request, f"{room}/live/{rendition}.m3u8")
-            if answer.status_code == 404:  # the one error shape (the storage read path answers text)
+            if answer.status_code == 404:  # this route's own detail, in the one error shape
                 raise NotFoundError(f"no live playlist for {room}/{rendition}", room=room)
             return answer
         key = layout.live_playlist(room, rendition)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from fastapi import FastAPI
 from origin.contract import layout
 from origin.contract.cache_policy import ObjectKind, headers_for
 from origin.storage.filesystem import FilesystemStorage
-from origin.storage.serve import (
+from origin.web.objects import (
     STREAM_THRESHOLD_BYTES,
     ByteRange,
     RangeNotSatisfiable,
@@ -85,6 +86,8 @@ def _assert_not_found(status: int, headers: dict[str, str], body: bytes) -> None
     assert status == 404
     assert headers["cache-control"] == "public, max-age=1"
     assert SECRET not in body
+    if body:  # HEAD has none
+        assert json.loads(body)["error"] == "not_found"  # the one error shape
 
 
 def test_get_serves_bytes_with_stored_headers(served: Served) -> None:
@@ -136,9 +139,10 @@ def test_single_range(served: Served, header: str, start: int, end: int) -> None
 
 
 def test_unsatisfiable_range_is_416(served: Served) -> None:
-    status, headers, _ = served.request("GET", "/" + SEG_KEY, {"Range": f"bytes={len(SEG_BODY)}-"})
+    status, headers, body = served.request("GET", "/" + SEG_KEY, {"Range": f"bytes={len(SEG_BODY)}-"})
     assert status == 416
     assert headers["content-range"] == f"bytes */{len(SEG_BODY)}"
+    assert json.loads(body)["error"] == "range_not_satisfiable"
 
 
 @pytest.mark.parametrize("header", ["bytes=0-1,5-6", "items=0-5", "bytes=9-2", "bytes=abc"])
@@ -202,9 +206,10 @@ def test_corrupt_sidecar_is_503_not_500(served: Served) -> None:
     sidecar = served.storage.path_for(key).with_name(".status.json~headers.json")
     assert sidecar.exists()
     sidecar.write_bytes(b"{not json")
-    status, headers, _ = served.request("GET", "/" + key)
+    status, headers, body = served.request("GET", "/" + key)
     assert status == 503
-    assert headers["cache-control"] == "public, max-age=1"
+    assert headers["cache-control"] == "public, max-age=1" and headers["retry-after"] == "1"
+    assert json.loads(body) == {"error": "unavailable", "detail": "storage unavailable"}
 
 
 def test_object_without_sidecar_gets_fallback_headers(served: Served, tmp_path: Path) -> None:

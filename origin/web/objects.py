@@ -4,7 +4,8 @@ Serves the stored Content-Type and Cache-Control with ETag, Last-Modified, `Acce
 byte ranges (206/416, RFC 9110 §14) and conditional GETs (304 on If-None-Match / If-Modified-Since, so the
 edge can revalidate). Anything that is not a valid stored key — missing, invalid, traversal, percent-encoded
 (keys never need encoding, so only canonical URLs are served) — is a 404 with the short error TTL; a disk
-failure is a 503. File work runs in the threadpool; large files are streamed in chunks.
+failure is a 503 (both in the one error shape, web/errors.py). File work runs in the threadpool; large files
+are streamed in chunks.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from origin.contract.cache_policy import ERROR_MAX_AGE_S
 from origin.errors import StorageError, ValidationError
 from origin.storage.filesystem import FilesystemStorage
+from origin.web import errors
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +94,7 @@ def _not_modified_since(if_modified_since: str, mtime_s: float) -> bool:
 
 
 def _not_found() -> Response:
-    return Response(
-        b"not found\n",
-        status_code=404,
-        media_type="text/plain",
-        headers={"Cache-Control": ERROR_CACHE_CONTROL},
-    )
+    return errors.error_response(404, "no such object", headers={"Cache-Control": ERROR_CACHE_CONTROL})
 
 
 def _read(f: BinaryIO, start: int, length: int) -> bytes:
@@ -159,10 +156,8 @@ def _respond(storage: FilesystemStorage, req: _Request) -> Response:
             try:
                 byte_range = parse_range(req.range, size)
             except RangeNotSatisfiable:
-                return Response(
-                    status_code=416,
-                    headers={"Content-Range": f"bytes */{size}", "Cache-Control": ERROR_CACHE_CONTROL},
-                )
+                return errors.error_response(416, f"the object has {size} bytes", headers={
+                    "Content-Range": f"bytes */{size}", "Cache-Control": ERROR_CACHE_CONTROL})  # fmt: skip
         start, length = (byte_range.start, byte_range.length) if byte_range else (0, size)
         start += found.start  # where the object begins in its file (a pack holds many)
         status = 206 if byte_range else 200
@@ -211,9 +206,4 @@ async def serve(storage: FilesystemStorage, request: Request, path: str) -> Resp
         return await run_in_threadpool(_respond, storage, req)
     except (StorageError, OSError) as exc:
         logger.warning("serving %s failed: %s", req.key, exc)
-        return Response(
-            b"storage unavailable\n",
-            status_code=503,
-            media_type="text/plain",
-            headers={"Cache-Control": ERROR_CACHE_CONTROL, "Retry-After": "1"},
-        )
+        return errors.error_response(503, "storage unavailable", headers={"Cache-Control": ERROR_CACHE_CONTROL})

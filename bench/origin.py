@@ -113,10 +113,12 @@ async def push_room(
 
 
 async def drive(
-    origin: str, rooms: list[str], media: dict[str, tuple[bytes, list[bytes]]], seconds: float, master_pid: int
+    origin: str, rooms: list[str], media: dict[str, tuple[bytes, list[bytes]]], seconds: float, master_pid: int,
+    *, keep_alive: bool,
 ) -> dict[str, object]:
     errors: list[str] = []
-    connector = aiohttp.TCPConnector(limit=400)
+    # The transcoder's ffmpeg runs with -http_persistent 0 (a connection per PUT: 5.1 loses the tail otherwise).
+    connector = aiohttp.TCPConnector(limit=400, force_close=not keep_alive)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
         t0 = time.monotonic() + 1.0
         pushes = asyncio.gather(
@@ -149,7 +151,7 @@ async def steady_window(session: aiohttp.ClientSession, origin: str, master_pid:
 
 
 def run_step(n_rooms: int, *, backend: str, seconds: float, media: dict[str, tuple[bytes, list[bytes]]],
-             env: dict[str, str], workers: int) -> dict[str, object]:  # fmt: skip
+             env: dict[str, str], workers: int, keep_alive: bool) -> dict[str, object]:  # fmt: skip
     with origin_server(workers=workers, env=env) as origin:
         rooms = [f"bench-{i:04d}" for i in range(n_rooms)]
         with httpx.Client(timeout=30) as client:
@@ -164,7 +166,7 @@ def run_step(n_rooms: int, *, backend: str, seconds: float, media: dict[str, tup
         before = histogram(metrics_before)
         cpu_before = process_cpu_seconds(origin.process.pid)
         t = time.monotonic()
-        result = asyncio.run(drive(origin.base_url, rooms, media, seconds, origin.process.pid))
+        result = asyncio.run(drive(origin.base_url, rooms, media, seconds, origin.process.pid, keep_alive=keep_alive))
         wall = time.monotonic() - t
         time.sleep(SEGMENT_S * 2)  # let the last publishes land
         metrics_after = httpx.get(f"{origin.base_url}/metrics").text
@@ -175,6 +177,7 @@ def run_step(n_rooms: int, *, backend: str, seconds: float, media: dict[str, tup
     step = {
         "backend": backend,
         "workers": workers,
+        "connections": "keep-alive" if keep_alive else "per-put",
         "rooms": n_rooms,
         "seconds": round(wall, 1),
         "segments_published": int(published),
@@ -204,6 +207,9 @@ def main() -> int:
                         help="default: the product default")
     parser.add_argument("--workers", type=int, default=Settings().workers,
                         help="gunicorn workers (default: the product default, SPILLWAY_WORKERS)")
+    parser.add_argument("--connections", choices=["per-put", "keep-alive"], default="per-put",
+                        help="per-put (default): a TCP connection per PUT, as the transcoder's ffmpeg does; "
+                             "keep-alive: reused connections (a client other than ffmpeg)")
     args = parser.parse_args()
     global SEGMENT_S
     SEGMENT_S = args.segment_seconds
@@ -221,11 +227,11 @@ def main() -> int:
                             "SPILLWAY_S3_ENDPOINT_URL": moto.endpoint_url})  # fmt: skip
             for n in args.rooms:
                 steps.append(run_step(n, backend=args.backend, seconds=args.seconds, media=media, env=env,
-                                      workers=args.workers))
+                                      workers=args.workers, keep_alive=args.connections == "keep-alive"))
     passing = [s["rooms"] for s in steps if float(s["p99_ms"]) <= GOAL_P99_S * 1000 and s["errors"] == 0]  # type: ignore[arg-type]
-    summary = {"backend": args.backend, "segment_seconds": SEGMENT_S, "steps": steps,
+    summary = {"backend": args.backend, "segment_seconds": SEGMENT_S, "connections": args.connections, "steps": steps,
                "largest_rooms_p99_le_250ms": max(passing, default=0)}  # type: ignore[type-var]
-    out = results_dir / f"origin-{args.backend}"
+    out = results_dir / f"origin-{args.backend}{'-keep-alive' if args.connections == 'keep-alive' else ''}"
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     _plot(steps, out.with_suffix(".png"), args.backend)
     print(f"largest N with p99 <= 250 ms ({args.backend}): {summary['largest_rooms_p99_le_250ms']}")

@@ -132,22 +132,26 @@ async def drive(
 
 async def steady_window(session: aiohttp.ClientSession, origin: str, master_pid: int, *, t0: float,
                         seconds: float) -> dict[str, float]:  # fmt: skip
-    """Origin CPU per segment while every room is pushing: from one segment after the last room's first PUT to
-    one segment before the first room's last, so neither start-up nor the filler after the pushes end counts."""
-    async def sample() -> tuple[float, float, float]:
+    """Origin CPU per segment and publish latency while every room is pushing: from one segment after the last
+    room's first PUT to one segment before the first room's last, so neither start-up (every room's start, inits
+    and first segments within one second) nor the filler after the pushes end counts."""
+    async def sample() -> tuple[float, float, float, list[tuple[float, float]]]:
         async with session.get(f"{origin}/metrics") as r:
             text = await r.text()
         received = counter_total(text, "spillway_segments_received_total")
-        return time.monotonic(), process_cpu_seconds(master_pid), received
+        return time.monotonic(), process_cpu_seconds(master_pid), received, histogram(text)
 
     start, stop = t0 + 2 * SEGMENT_S, t0 + seconds - SEGMENT_S
     await asyncio.sleep(max(0.0, start - time.monotonic()))
-    t_a, cpu_a, seg_a = await sample()
+    t_a, cpu_a, seg_a, hist_a = await sample()
     await asyncio.sleep(max(0.0, stop - time.monotonic()))
-    t_b, cpu_b, seg_b = await sample()
+    t_b, cpu_b, seg_b, hist_b = await sample()
     received = max(seg_b - seg_a, 1.0)  # segment PUTs, every rendition's counted
+    delta = [(le, c - dict(hist_a).get(le, 0.0)) for le, c in hist_b]
     return {"steady_seconds": round(t_b - t_a, 1), "steady_segments": received,
-            "steady_cpu_ms_per_segment": round(1000 * (cpu_b - cpu_a) / received, 3)}
+            "steady_cpu_ms_per_segment": round(1000 * (cpu_b - cpu_a) / received, 3),
+            "steady_p50_ms": round(quantile(delta, 0.50) * 1000, 1),
+            "steady_p99_ms": round(quantile(delta, 0.99) * 1000, 1)}
 
 
 def run_step(n_rooms: int, *, backend: str, seconds: float, media: dict[str, tuple[bytes, list[bytes]]],

@@ -42,6 +42,13 @@ class PlaylistWatcher:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        try:
+            self._watch()
+        except Exception as exc:  # a watcher that died would check nothing more: the test must know
+            self.violations.append(f"the playlist watcher stopped: {exc!r}")
+            raise
+
+    def _watch(self) -> None:
         with httpx.Client(timeout=5) as client:
             while not self._stop.is_set():
                 for url in self.urls():
@@ -65,7 +72,7 @@ class PlaylistWatcher:
                 names.append(seg.init_section.uri)
         for name in dict.fromkeys(names):
             target = urljoin(url, name)
-            status = client.head(target).status_code
+            status = _head_status(client, target)
             if status != 200:
                 self.violations.append(f"{url} names {name} -> HTTP {status}")
         if playlist.segments:
@@ -73,6 +80,19 @@ class PlaylistWatcher:
             if msn < self._last_msn.get(url, -1):
                 self.sequence_regressions.append(f"{url}: media sequence {self._last_msn[url]} -> {msn}")
             self._last_msn[url] = msn
+
+
+def _head_status(client: httpx.Client, url: str, *, attempts: int = 10) -> int | str:
+    """HEAD's status; a transport error (the worker that took the request was killed: the reliability tests do
+    that) is retried on a new connection, and one that persists is returned as text (a violation)."""
+    error: Exception | None = None
+    for _ in range(attempts):
+        try:
+            return client.head(url).status_code
+        except httpx.TransportError as exc:
+            error = exc
+            time.sleep(0.1)
+    return f"no answer ({error!r})"
 
 
 def decoded_duration_s(url: str, *, timeout_s: float = 120) -> float:

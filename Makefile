@@ -17,7 +17,8 @@ demo: sysdeps-demo venv
 test: sysdeps-test venv
 	$(BIN)/ruff check transcoder origin tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile -m "not serial"
+	$(BIN)/pytest -m serial
 
 lint: venv
 	$(BIN)/ruff check transcoder origin tests bench

@@ -2,9 +2,13 @@
 on tmpfs (/dev/shm/spillway-ll-* and spillway-stats-*, origin/coordination.py scratch_dir) that outlive their
 process by design (a host's workers share them). The ones this run created are removed when it ends.
 
-`make test` runs the suite in two pytest-xdist workers: the clean-up belongs to the controlling process (the
-only one without `workerinput`), which starts before and ends after every worker — a worker that finished
-early must not remove the boards of the other worker's live origins."""
+`make test` runs the suite in two pytest-xdist workers, then the `serial` tests alone: the clean-up belongs to the
+controlling process (the only one without `workerinput`), which starts before and ends after every worker — a
+worker that finished early must not remove the boards of the other worker's live origins.
+
+`serial`: the real-time system tests whose bounds are about timing (listener delay and playback, stalls,
+takeovers, WebRTC): with another test beside them on 2 cores they measure the neighbour (never-dead-air's
+listener fell 16 s behind once in six parallel runs)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import pytest
 from origin.coordination import SHM
 
 _BEFORE = pytest.StashKey[set[Path]]()
+SERIAL = ("system/", "cdn_config/test_edge_low_latency.py", "origin/player/test_browser.py")
 
 
 def _boards() -> set[Path]:
@@ -32,6 +37,13 @@ def _controller(config: pytest.Config) -> bool:
 def pytest_sessionstart(session: pytest.Session) -> None:
     if _controller(session.config):
         session.config.stash[_BEFORE] = _boards()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        if item.path.relative_to(root).as_posix().startswith(SERIAL):
+            item.add_marker(pytest.mark.serial)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -15,6 +15,7 @@ MASTER_PLAYLIST_MAX_AGE_S = 5  # renditions rarely change; short so a new sessio
 REPLAY_PLAYLIST_MAX_AGE_S = 86_400  # a final VOD playlist never changes
 STATUS_MAX_AGE_S = 1  # status.json: clients poll it from the CDN before calling the join endpoint
 ERROR_MAX_AGE_S = 1  # 4xx/5xx at the edge: a segment that appears a moment later must not stay 404
+ERROR_CACHE_CONTROL = f"public, max-age={ERROR_MAX_AGE_S}"
 DOWNLOAD_MAX_AGE_S = 86_400  # replay .m4a download
 # Listener pages the origin serves through the CDN (origin/player); not stored objects, same single home.
 EMBED_PAGE_MAX_AGE_S = 60  # /embed/{room}: a room's title, host and allowed embedders show within a minute

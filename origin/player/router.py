@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from origin.contract import ids
-from origin.contract.cache_policy import ERROR_MAX_AGE_S, OEMBED_MAX_AGE_S
+from origin.contract.cache_policy import ERROR_CACHE_CONTROL, OEMBED_MAX_AGE_S
 from origin.errors import NotFoundError, OriginError, ValidationError
 from origin.player import oembed
 from origin.player.assets import ASSET_CACHE_CONTROL, URL_PREFIX, PlayerAssets
@@ -38,7 +38,6 @@ from origin.web import errors
 logger = logging.getLogger(__name__)
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
-ERROR_CACHE_CONTROL = f"public, max-age={ERROR_MAX_AGE_S}"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from origin.contract.cache_policy import ERROR_MAX_AGE_S, ObjectHeaders
+from origin.contract.cache_policy import ERROR_CACHE_CONTROL, ObjectHeaders
 from origin.errors import StorageError
 from origin.storage.atomic_files import INTERNAL_MARK, create_if_absent, read_or_none, write_atomic
 
@@ -25,7 +25,7 @@ SIDECAR_SUFFIX = "~headers.json"
 DIR_HEADERS_NAME = f".{INTERNAL_MARK}headers.json"
 # Headers of an object found without a sidecar (copied in by hand; `put` never leaves one behind).
 FALLBACK_HEADERS = ObjectHeaders(
-    content_type="application/octet-stream", cache_control=f"public, max-age={ERROR_MAX_AGE_S}"
+    content_type="application/octet-stream", cache_control=ERROR_CACHE_CONTROL
 )
 _DIR_CACHE_SIZE = 4096
 

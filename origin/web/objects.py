@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from origin.contract.cache_policy import ERROR_MAX_AGE_S
+from origin.contract.cache_policy import ERROR_CACHE_CONTROL
 from origin.errors import StorageError, ValidationError
 from origin.storage.filesystem import FilesystemStorage
 from origin.web import errors
@@ -32,7 +32,6 @@ URL_PREFIX = "/rooms"
 KEY_PREFIX = "rooms/"
 STREAM_THRESHOLD_BYTES = 1024 * 1024  # objects up to this size are read whole; larger ones are streamed
 STREAM_CHUNK_BYTES = 256 * 1024
-ERROR_CACHE_CONTROL = f"public, max-age={ERROR_MAX_AGE_S}"
 _RANGE_PATTERN = re.compile(r"^bytes=(\d*)-(\d*)$", re.IGNORECASE)
 
 

@@ -1,6 +1,7 @@
 """Waves: the renditions of a room's segment that rang, so that one pass publishes the segment's whole ladder.
 
-A transcoder PUTs a segment's renditions one after another (each waits for its 201: ~5-10 ms apart). A ring that
+A transcoder's ffmpeg PUTs a segment's renditions without waiting for any 201; the first rendition's segment
+closes one AAC frame before the others' (21-24 ms apart, measured with ffmpeg 5.1's hls muxer). A ring that
 names its rendition opens a wave: the pass starts once every rendition of the room's open session rang, or
 GATHER_MAX_S after the first ring if one never does (a rendition that died). A ring without a rendition (a
 session start, an event, the admin end) gathers GATHER_S. Local storage only: on remote storage a rendition's
@@ -14,10 +15,11 @@ import asyncio
 
 GATHER_S = 0.012
 # A wave that outwaits this publishes what rang; the late rendition gets its own pass. Every segment that rang
-# first waits up to this long, so it sits in the publish latency's tail: at 50 rooms (bench/origin.py, 3 runs
-# each, alternated) 50 ms gave p99 66-74 ms, 25 ms 49.4-49.6 ms at the same CPU (3.0-3.5 ms per segment), and no
-# waves at all (a pass per rendition) 3.8-3.9 ms per segment.
-GATHER_MAX_S = 0.025
+# first waits up to this long, so it sits in the publish latency's tail. It must cover ffmpeg's ladder spread (one
+# AAC frame) plus the durability barriers' jitter: with ffmpeg's pacing (bench/origin.py, 2 runs each,
+# alternated) 25 ms split most waves (0.53-0.58 passes per segment PUT; 150 rooms p99 351-373 ms), 40 ms
+# 0.44-0.49 (150 rooms 234-347 ms), 60 ms 0.42-0.48 (473-660 ms); 50 rooms p99 49.2-49.9 ms with each.
+GATHER_MAX_S = 0.040
 
 
 class Waves:

@@ -167,6 +167,7 @@ async def steady_window(session: aiohttp.ClientSession, origin: str, master_pid:
         return time.monotonic(), process_cpu_seconds(master_pid), time.process_time(), received, histogram(text)
 
     start, stop = t0 + 2 * SEGMENT_S, t0 + seconds - SEGMENT_S
+    *_, hist_0 = await sample()  # before the first segment (the pushes start at t0 + a random phase)
     await asyncio.sleep(max(0.0, start - time.monotonic()))
     t_a, cpu_a, client_a, seg_a, hist_a = await sample()
     filler_a = sample.filler  # type: ignore[attr-defined]
@@ -174,12 +175,15 @@ async def steady_window(session: aiohttp.ClientSession, origin: str, master_pid:
     t_b, cpu_b, client_b, seg_b, hist_b = await sample()
     received = max(seg_b - seg_a, 1.0)  # segment PUTs, every rendition's counted
     delta = [(le, c - dict(hist_a).get(le, 0.0)) for le, c in hist_b]
+    startup = [(le, c - dict(hist_0).get(le, 0.0)) for le, c in hist_a]  # every room's first segments
     return {"steady_seconds": round(t_b - t_a, 1), "steady_segments": received,
             "steady_cpu_ms_per_segment": round(1000 * (cpu_b - cpu_a) / received, 3),
             # the load generator's own CPU: it shares the machine's cores with the origin
             "steady_client_cpu_ms_per_segment": round(1000 * (client_b - client_a) / received, 3),
             "steady_p50_ms": round(quantile(delta, 0.50) * 1000, 1),
             "steady_p99_ms": round(quantile(delta, 0.99) * 1000, 1),
+            "startup_p50_ms": round(quantile(startup, 0.50) * 1000, 1),
+            "startup_p99_ms": round(quantile(startup, 0.99) * 1000, 1),
             # slots the origin filled while every pusher was on time: segments it fell too far behind to publish
             "steady_filler_segments": int(sample.filler - filler_a)}  # type: ignore[attr-defined]
 

@@ -6,10 +6,11 @@ process by design (a host's workers share them). The ones this run created are r
 controlling process (the only one without `workerinput`), which starts before and ends after every worker — a
 worker that finished early must not remove the boards of the other worker's live origins.
 
-`serial`: the real-time tests whose bounds are about audio timing (a listener's delay and playback, spoken
-turns): with another test beside them on 2 cores they measure the neighbour. In six runs of everything in
-parallel, only these failed (never-dead-air's listener fell 16 s behind once; the browser's playback once); the
-fleet, reliability and SFU system tests passed every time and run in the parallel part."""
+`serial`: the real-time tests whose bounds are about timing in a browser or a listener (delay and playback,
+spoken turns, a WebRTC seat's promotion): with another test beside them on 2 cores they measure the neighbour
+(never-dead-air's listener fell 16 s behind once in six all-parallel runs, the browser's playback once, and the
+SFU room's promotion missed its 10 s once in a fresh clone). The fleet and reliability system tests passed in
+every parallel run and run in the parallel part."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ _BEFORE = pytest.StashKey[set[Path]]()
 SERIAL = (
     "system/test_never_dead_air.py",
     "system/test_talking.py",
+    "system/test_sfu_room.py",
     "cdn_config/test_edge_low_latency.py",
     "origin/player/test_browser.py",
 )

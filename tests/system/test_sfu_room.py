@@ -237,7 +237,7 @@ def test_transcoder_rides_through_silence_and_the_speaker_leaving(room: Room) ->
     after = _live_segments(room)
     assert room.transcoder.ffmpeg_pid() == pid
     assert {_session_of(u) for u in after} == {_session_of(u) for u in before}, (before, after)
-    assert not console.errors, console.errors
+    assert not _errors(console), (console.errors, console.failed_responses)  # a retried join may leave a stale poll
     room.listener_kept = listener  # the next test watches it fall back to HLS when Janus dies
 
 

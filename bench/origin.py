@@ -2,9 +2,10 @@
 
 For each N: a fresh 2-worker origin (gunicorn), N rooms with the default 3-rendition ladder and the product's
 segment length (--segment-seconds, default 1 s), each room PUTting its three segments once per segment
-length (random phase), for --seconds, paced as the transcoder's ffmpeg sends them (--client, CLIENTS below). Publish latency = segment received at the origin → the playlist naming
-it written to storage, from the origin's own histogram. Reports p50/p99 per N, origin CPU (master + workers,
-from /proc) per segment, and the largest N with p99 ≤ 250 ms. Loopback only; every loop is bounded.
+length (random phase), for --seconds, paced as the transcoder's ffmpeg sends them (--client, CLIENTS below).
+Publish latency = segment received at the origin → the playlist naming it written to storage, from the origin's
+own histogram. Reports p50/p99 per N, origin CPU (master + workers, from /proc) per segment, and the largest N
+with p99 ≤ 250 ms, every PUT accepted and no slot filled. Loopback only; every loop is bounded.
 
     .venv/bin/python bench/origin.py --backend filesystem --rooms 50 100 200 300 500
     .venv/bin/python bench/origin.py --backend s3 --rooms 5 10 20 40

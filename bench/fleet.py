@@ -40,7 +40,7 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.origin import histogram, quantile  # noqa: E402
+from bench.origin import histogram, histogram_delta, quantile  # noqa: E402
 from tests.support.edge_watch import EdgeWatch  # noqa: E402
 from tests.support.fleet import Fleet, fleet  # noqa: E402
 from tests.support.live_push import Media, PushLog, encode_segments, process_cpu_seconds, push_room  # noqa: E402
@@ -115,7 +115,7 @@ def measure(name: str, target: Target, *, rooms: list[str], media: Media, second
     time.sleep(2 * SEGMENT_S)  # the last publications land
     cpu = sum(process_cpu_seconds(p) for p in target.master_pids) - before_cpu
     after_hist = publish_histogram(target.metrics_urls)
-    delta = [(le, c - dict(before_hist).get(le, 0.0)) for le, c in after_hist]
+    delta = histogram_delta(after_hist, before_hist)
     segments = len(log.acked)
     acks = sorted(log.ack_s)
     out: dict[str, object] = {

@@ -65,6 +65,12 @@ def histogram(metrics_text: str) -> list[tuple[float, float]]:
     return sorted(out)
 
 
+def histogram_delta(after: list[tuple[float, float]], before: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The cumulative buckets observed between two scrapes."""
+    earlier = dict(before)
+    return [(le, c - earlier.get(le, 0.0)) for le, c in after]
+
+
 def quantile(buckets: list[tuple[float, float]], q: float) -> float:
     """Linear interpolation inside the bucket holding quantile q (as Prometheus' histogram_quantile)."""
     total = buckets[-1][1] if buckets else 0
@@ -141,7 +147,7 @@ async def drive(
     *, client_mode: str,
 ) -> dict[str, object]:
     errors: list[str] = []
-    # The transcoder's ffmpeg runs with -http_persistent 0 (a connection per PUT: 5.1 loses the tail otherwise).
+    # aiohttp carries only the few other requests (start, inits, end, /metrics); segments go by PutClient.
     connector = aiohttp.TCPConnector(limit=400, force_close=True)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
         t0 = time.monotonic() + 1.0
@@ -160,23 +166,22 @@ async def steady_window(session: aiohttp.ClientSession, origin: str, master_pid:
     """Origin CPU per segment and publish latency while every room is pushing: from one segment after the last
     room's first PUT to one segment before the first room's last, so neither start-up (every room's start, inits
     and first segments within one second) nor the filler after the pushes end counts."""
-    async def sample() -> tuple[float, float, float, float, list[tuple[float, float]]]:
+    async def sample() -> tuple[float, float, float, float, float, list[tuple[float, float]]]:
         async with session.get(f"{origin}/metrics") as r:
             text = await r.text()
-        received = counter_total(text, "spillway_segments_received_total")
-        sample.filler = counter_total(text, "spillway_filler_segments_total")  # type: ignore[attr-defined]
-        return time.monotonic(), process_cpu_seconds(master_pid), time.process_time(), received, histogram(text)
+        return (time.monotonic(), process_cpu_seconds(master_pid), time.process_time(),
+                counter_total(text, "spillway_segments_received_total"),
+                counter_total(text, "spillway_filler_segments_total"), histogram(text))  # fmt: skip
 
     start, stop = t0 + 2 * SEGMENT_S, t0 + seconds - SEGMENT_S
     *_, hist_0 = await sample()  # before the first segment (the pushes start at t0 + a random phase)
     await asyncio.sleep(max(0.0, start - time.monotonic()))
-    t_a, cpu_a, client_a, seg_a, hist_a = await sample()
-    filler_a = sample.filler  # type: ignore[attr-defined]
+    t_a, cpu_a, client_a, seg_a, filler_a, hist_a = await sample()
     await asyncio.sleep(max(0.0, stop - time.monotonic()))
-    t_b, cpu_b, client_b, seg_b, hist_b = await sample()
+    t_b, cpu_b, client_b, seg_b, filler_b, hist_b = await sample()
     received = max(seg_b - seg_a, 1.0)  # segment PUTs, every rendition's counted
-    delta = [(le, c - dict(hist_a).get(le, 0.0)) for le, c in hist_b]
-    startup = [(le, c - dict(hist_0).get(le, 0.0)) for le, c in hist_a]  # every room's first segments
+    delta = histogram_delta(hist_b, hist_a)
+    startup = histogram_delta(hist_a, hist_0)  # every room's first segments
     return {"steady_seconds": round(t_b - t_a, 1), "steady_segments": received,
             "steady_cpu_ms_per_segment": round(1000 * (cpu_b - cpu_a) / received, 3),
             # the load generator's own CPU: it shares the machine's cores with the origin
@@ -186,7 +191,7 @@ async def steady_window(session: aiohttp.ClientSession, origin: str, master_pid:
             "startup_p50_ms": round(quantile(startup, 0.50) * 1000, 1),
             "startup_p99_ms": round(quantile(startup, 0.99) * 1000, 1),
             # slots the origin filled while every pusher was on time: segments it fell too far behind to publish
-            "steady_filler_segments": int(sample.filler - filler_a)}  # type: ignore[attr-defined]
+            "steady_filler_segments": int(filler_b - filler_a)}
 
 
 def run_step(n_rooms: int, *, backend: str, seconds: float, media: dict[str, tuple[bytes, list[bytes]]],
@@ -212,7 +217,7 @@ def run_step(n_rooms: int, *, backend: str, seconds: float, media: dict[str, tup
         metrics_after = httpx.get(f"{origin.base_url}/metrics").text
         after = histogram(metrics_after)
         cpu = process_cpu_seconds(origin.process.pid) - cpu_before
-    delta = [(le, c - dict(before).get(le, 0.0)) for le, c in after]
+    delta = histogram_delta(after, before)
     published = delta[-1][1] if delta else 0
     step = {
         "backend": backend,

@@ -65,10 +65,10 @@ class PutClient:
 
     def __init__(self, host: str, port: int, token: str, *, keep_alive: bool) -> None:
         self.host, self.port, self.keep_alive = host, port, keep_alive
-        self.head = (f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
-                     f"Content-Type: application/octet-stream\r\n"
-                     f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n").encode()  # fmt: skip
-        self.fire_head = f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n".encode()
+        common = f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+        connection = "keep-alive" if keep_alive else "close"
+        self.head = f"{common}Content-Type: application/octet-stream\r\nConnection: {connection}\r\n".encode()
+        self.fire_head = f"{common}Connection: close\r\n".encode()  # ffmpeg's headers: no Content-Type
         self.conn: _Exchange | None = None
 
     async def put(self, path: str, body: bytes, *, timeout: float = 30.0) -> int:

@@ -6,13 +6,10 @@ process by design (a host's workers share them). The ones this run created are r
 controlling process (the only one without `workerinput`), which starts before and ends after every worker — a
 worker that finished early must not remove the boards of the other worker's live origins.
 
-`serial`: the real-time system tests and the tests whose bounds are about timing in a browser (listener delay
-and playback, spoken turns, stalls, takeovers, a WebRTC seat's promotion): with another test beside them on 2
-cores they measure the neighbour, and they make their neighbours late. Measured: in six all-parallel runs
-never-dead-air's listener fell 16 s behind once and the browser's playback missed once; with only the fleet,
-reliability and SFU tests moved back to the parallel part (11 min 52 s in all instead of 13), a fresh clone had
-the SFU room's promotion miss its 10 s, and with the SFU test serial again the next one had the edge's collapse
-test serve a playlist 2.8 s old (bound 2.5 s) beside them."""
+`serial`: the real-time system tests and the browser tests with timing bounds. Beside another heavy test on 2
+cores they measure the neighbour and make it late: in parallel runs never-dead-air's listener fell 16 s behind,
+the browser's playback and the SFU room's WebRTC promotion missed their bounds, and the edge's collapse test
+(parallel) served a 2.8 s old playlist (bound 2.5 s) beside the fleet and reliability tests."""
 
 from __future__ import annotations
 

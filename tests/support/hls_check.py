@@ -100,11 +100,13 @@ class PlaylistWatcher:
 def _head_status(client: httpx.Client, url: str, *, attempts: int = 3) -> int | None:
     """HEAD's status, or None when the origin does not answer (the reliability tests kill its workers and
     restart it): an object a playlist named stays in storage, so it is asked again later."""
-    for _ in range(attempts):
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(0.1)
         try:
             return client.head(url).status_code
         except httpx.TransportError:
-            time.sleep(0.1)
+            pass
     return None
 
 

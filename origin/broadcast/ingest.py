@@ -276,6 +276,11 @@ class IngestService:
 
         try:
             self.append_checked(room, recheck, ObjectStored(obj=obj))
+        except (StorageError, OSError) as exc:
+            # The journal did not answer: the record may have landed (an answer lost on the way back). Deleting
+            # the object could leave a playlist naming nothing; unrecorded, it is never named. So it stays.
+            log.warning("room=%s %s kept: its record's outcome is unknown: %s", room, object_key(room, obj), exc)
+            raise
         except Exception:
             self._discard(room, obj)  # refused between the write and the record: leave nothing behind
             raise

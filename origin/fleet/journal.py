@@ -4,8 +4,9 @@ A room's journal is a Redis list, one encoded record (records.py) per element; a
 so `read` is one LRANGE of what was appended since. `append` is one Lua call that checks, atomically with
 the RPUSH: that the journal lock this process holds is still its own (a holder paused past the lock's TTL
 is refused instead of appending out of order), and for an owner's decisions that the fencing token is the
-room's newest epoch (OwnershipLostError otherwise). Records are durable as Redis makes them: its own
-persistence, plus the barrier in durability.py.
+room's newest epoch (OwnershipLostError otherwise), and that the append's random id is not among the room's
+last ones (a retry of an append that landed: nothing appended twice). Records are durable as Redis makes them:
+its own persistence, plus the barrier in durability.py.
 
 `locked` is a short lock across instances: SET NX PX with a random token, polled while another holder has
 it (they hold it for a few round trips), released with a compare-and-delete. Taking it also reads the
@@ -36,19 +37,32 @@ log = logging.getLogger(__name__)
 LOCK_TTL_S = 2.0  # a holder paused longer than this loses the lock (its append is refused)
 LOCK_WAIT_S = 5.0  # waiting longer than this for a room's lock answers 503
 _POLL_FIRST_S, _POLL_MAX_S = 0.0005, 0.002
+# Append ids remembered per room: far more than the appends of one retry window (redis-py's retries last ~3 s).
+_APPLIED_KEPT, _APPLIED_TTL_MS = 256, 60_000
 
 # KEYS: lock, journal. ARGV: token, ttl ms. Returns the journal's length once the lock is ours, else -1.
+# Already ours: a retry of a call whose answer was lost (redis-py retries on connection errors).
 _LOCK = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('LLEN', KEYS[2]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] or redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('LLEN', KEYS[2])
+end
 return -1
 """
 
-# KEYS: journal, lock, epoch. ARGV: lock token or '', fence token or '', records... Returns the new length,
-# -1 when the lock is no longer ours, -2 when the fence token is not the room's newest epoch.
+# KEYS: journal, lock, epoch, applied. ARGV: append id, lock token or '', fence token or '', records...
+# Returns the new length, -1 when the lock is no longer ours, -2 when the fence token is not the room's newest
+# epoch. An append whose id is among the last ones applied returns the length and appends nothing: redis-py
+# retries a call whose answer was lost (Redis restarting), and neither a second copy nor a -1 after the first
+# copy landed may follow (ingest would then delete an object its journal names).
 _APPEND = """
-if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-if ARGV[2] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[2] then return -2 end
-return redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
+if redis.call('LPOS', KEYS[4], ARGV[1]) then return redis.call('LLEN', KEYS[1]) end
+if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[2] then return -1 end
+if ARGV[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[3] then return -2 end
+local length = redis.call('RPUSH', KEYS[1], unpack(ARGV, 4))
+redis.call('LPUSH', KEYS[4], ARGV[1])
+redis.call('LTRIM', KEYS[4], 0, APPLIED_KEPT - 1)
+redis.call('PEXPIRE', KEYS[4], APPLIED_TTL_MS)
+return length
 """
 
 # KEYS: journal, epoch. ARGV: fence token or '', records... Returns 1, or -2 when fenced out.
@@ -81,7 +95,8 @@ class RedisJournal:
         self._sync = sync
         self._lock_ttl_ms = int(lock_ttl_s * 1000)
         self._lock_wait_s = lock_wait_s
-        self._append = client.register_script(_APPEND)
+        self._append = client.register_script(
+            _APPEND.replace("APPLIED_KEPT", str(_APPLIED_KEPT)).replace("APPLIED_TTL_MS", str(_APPLIED_TTL_MS)))
         self._replace = client.register_script(_REPLACE)
         self._unlock = client.register_script(_UNLOCK)
         self._lock = client.register_script(_LOCK)
@@ -119,13 +134,13 @@ class RedisJournal:
         lines = [encode(r)[:-1] for r in records]
         fence_arg = str(fence.token) if fence is not None else ""
         with redis_errors("append", room):
-            length = int(self._append(keys=[keys.journal, keys.lock, keys.epoch],
-                                      args=[self._held.get(room, ""), fence_arg, *lines]))  # fmt: skip
-            if length > 0 and room in self._held:
-                self._length[room] = length
-            if length > 0 and room not in self._indexed:
+            if room not in self._indexed:  # first: a failure here has appended nothing
                 self.client.sadd(self._journals, room)
                 self._indexed.add(room)
+            args = [secrets.token_hex(8), self._held.get(room, ""), fence_arg, *lines]
+            length = int(self._append(keys=[keys.journal, keys.lock, keys.epoch, keys.applied], args=args))
+            if length > 0 and room in self._held:
+                self._length[room] = length
         self._refused(room, length, fence)
 
     def _refused(self, room: str, result: int, fence: Ownership | None) -> None:
@@ -209,7 +224,7 @@ class RedisJournal:
         keys = room_keys(self.prefix, room)
         with redis_errors("delete", room):
             pipe = self.client.pipeline(transaction=False)
-            pipe.delete(keys.journal, keys.lock, keys.owner)  # the epoch stays: tokens keep growing
+            pipe.delete(keys.journal, keys.lock, keys.owner, keys.applied)  # the epoch stays: tokens keep growing
             pipe.srem(self._journals, room)
             pipe.execute()
         self._indexed.discard(room)

@@ -29,12 +29,13 @@ class RoomKeys:
     epoch: str  # INCR per new owner: the fencing token
     spool: str  # hash: storage key -> bytes waiting for S3
     board: str  # hash: the low-latency playlists, rendition (and rendition.skip) -> text (fleet/board.py)
+    applied: str  # list: the ids of the last appends (a retried append finds its own and is not applied twice)
 
 
 def room_keys(prefix: str, room: str) -> RoomKeys:
     base = f"{prefix}{{{ids.room_id(room)}}}"
     return RoomKeys(journal=f"{base}:journal", lock=f"{base}:lock", owner=f"{base}:owner", epoch=f"{base}:epoch",
-                    spool=f"{base}:spool", board=f"{base}:ll")  # fmt: skip
+                    spool=f"{base}:spool", board=f"{base}:ll", applied=f"{base}:applied")  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from origin.broadcast import fmp4
 from origin.broadcast.ingest import IngestLimits, IngestService
+from origin.broadcast.journal.base import Ownership
 from origin.broadcast.journal.memory import MemoryJournal
 from origin.broadcast.model import RoomState
-from origin.broadcast.records import EndRequested, ObjectStored, Sealed
+from origin.broadcast.records import EndRequested, ObjectStored, Record, Sealed
 from origin.broadcast.spool import Spool
 from origin.broadcast.states import RoomStates
 from origin.broadcast.stores import RoomStores
 from origin.contract import layout
 from origin.contract.ingest import StartBody
-from origin.errors import NotFoundError, RateLimitedError, StateError, UnavailableError, ValidationError
+from origin.errors import NotFoundError, RateLimitedError, StateError, StorageError, UnavailableError, ValidationError
 from origin.metrics import Metrics
 from origin.storage.memory import MemoryStorage
 from tests.origin.broadcast.factory import S1, S2
@@ -46,13 +47,17 @@ class Harness:
         return [k for k in self.storage.objects if "/media/" in k]
 
 
-@pytest.fixture
-def h(tmp_path: Path) -> Iterator[Harness]:
-    journal, storage, spool, now = MemoryJournal(), MemoryStorage(), Spool(tmp_path / "spool"), [T0]
+def harness(tmp_path: Path, journal: MemoryJournal) -> Harness:
+    storage, spool, now = MemoryStorage(), Spool(tmp_path / "spool"), [T0]
     stores = RoomStores(journal=journal, states=RoomStates(journal), storage=storage, spool=spool)
     svc = IngestService(stores=stores, metrics=Metrics(), limits=IngestLimits(max_backlog=2, sessions_per_minute=3),
                         clock=lambda: now[0])  # fmt: skip
-    yield Harness(svc=svc, journal=journal, storage=storage, spool=spool, now=now)
+    return Harness(svc=svc, journal=journal, storage=storage, spool=spool, now=now)
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Iterator[Harness]:
+    yield harness(tmp_path, MemoryJournal())
 
 
 def started(h: Harness, fmp4_media: Fmp4Media, session: str = S1) -> None:
@@ -93,6 +98,40 @@ def test_refused_objects_leave_nothing_behind(
     with pytest.raises(error):
         h.svc.receive(ROOM, session, rendition, name, fmp4_media.segments[0])
     assert list(h.storage.objects) == before
+
+
+class _UnansweredJournal(MemoryJournal):
+    """A journal whose next append fails as a Redis restart makes it fail: after landing, or before."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next: str | None = None  # "after" | "before"
+
+    def append(self, room: str, records: Sequence[Record], *, fence: Ownership | None = None) -> None:
+        failing, self.fail_next = self.fail_next, None
+        if failing == "after":
+            super().append(room, records, fence=fence)
+        if failing is not None:
+            raise StorageError("append failed: Connection closed by server.", key=room, backend="redis")
+        super().append(room, records, fence=fence)
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_an_object_whose_record_may_have_landed_stays_in_storage(
+    tmp_path: Path, fmp4_media: Fmp4Media, landed: bool
+) -> None:
+    """A lost answer from the journal is not a refusal: deleting the object could leave a playlist naming
+    nothing (the fleet's Redis restart). Unrecorded, the object is never named; the client's retry records it."""
+    journal = _UnansweredJournal()
+    h = harness(tmp_path, journal)
+    started(h, fmp4_media)
+    journal.fail_next = "after" if landed else "before"
+    with pytest.raises(StorageError):
+        h.svc.receive(ROOM, S1, "a64", "000000.m4s", fmp4_media.segments[0])
+    assert h.storage.get(layout.media_segment(ROOM, S1, "a64", 0)) == fmp4_media.segments[0]
+    assert (0 in h.state().renditions["a64"].pending.get(S1, {})) is landed
+    retried = h.svc.receive(ROOM, S1, "a64", "000000.m4s", fmp4_media.segments[0])
+    assert retried.stored is not landed and 0 in h.state().renditions["a64"].pending[S1]
 
 
 def test_an_init_that_contradicts_the_declared_ladder_is_refused(h: Harness, fmp4_media: Fmp4Media) -> None:

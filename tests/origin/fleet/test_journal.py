@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 
 import pytest
+import redis
 
 from origin.errors import UnavailableError
 from origin.fleet.journal import RedisJournal
 from origin.fleet.lease import RedisOwnership
 from tests.origin.broadcast.factory import init, started
 from tests.support.redis_server import RedisServer
+from tests.support.tcp_proxy import TcpProxy
 
 
 def test_a_lock_holder_paused_past_the_lock_ttl_cannot_append(redis_server: RedisServer, prefix: str) -> None:
@@ -77,3 +79,33 @@ def test_inside_its_lock_a_reader_skips_the_round_trip_for_what_it_knows(
         assert b.read("launch", offset) == ([init()], offset + 1) and len(lranges) == 2
         assert b.read("launch", offset + 1) == ([], offset + 1) and len(lranges) == 2  # known: no round trip
     assert b.read("launch", offset + 1) == ([], offset + 1) and len(lranges) == 3  # unlocked: ask again
+
+
+@pytest.mark.parametrize("fenced", [False, True])
+def test_an_append_whose_answer_was_lost_lands_once_and_succeeds(
+    redis_server: RedisServer, prefix: str, fenced: bool
+) -> None:
+    """redis-py retries a call whose connection closed before its answer (a Redis restart): the retry of an
+    append that landed must neither append again nor be refused (ingest deletes the object of a refused record)."""
+    with TcpProxy(redis_server.port) as proxy:
+        journal = RedisJournal(redis.Redis(port=proxy.port), worker="w", prefix=prefix, lock_ttl_s=2.0)
+        owner = journal.try_own("launch") if fenced else None
+        journal.append("launch", [started()], fence=owner)  # the script is loaded (a lost NOSCRIPT proves nothing)
+        with journal.locked("launch"):
+            proxy.lose_reply_to(b"EVALSHA")
+            journal.append("launch", [init()], fence=owner)
+        assert proxy.lost == 1
+        assert journal.read("launch", 0)[0] == [started(), init()]
+        journal.close()
+
+
+def test_a_lock_whose_answer_was_lost_is_ours_on_the_retry(redis_server: RedisServer, prefix: str) -> None:
+    with TcpProxy(redis_server.port) as proxy:
+        journal = RedisJournal(redis.Redis(port=proxy.port), worker="w", prefix=prefix, lock_wait_s=1.0)
+        with journal.locked("launch"):  # the scripts are loaded (a lost NOSCRIPT would prove nothing)
+            journal.append("launch", [started()])
+        proxy.lose_reply_to(b"EVALSHA")
+        with journal.locked("launch"):  # not "busy": the lock its lost answer took is its own
+            journal.append("launch", [init()])
+        assert proxy.lost == 1 and journal.read("launch", 0)[0] == [started(), init()]
+        journal.close()

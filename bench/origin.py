@@ -53,7 +53,11 @@ CLIENTS = {
               "one AAC frame apart",
     "per-put": "a connection per PUT, the renditions one after another, each awaiting its 201",
     "keep-alive": "reused connections, each PUT awaiting its 201 (a client other than ffmpeg)",
+    "ffmpeg-playlists": "as ffmpeg, each segment followed by its rendition's index.m3u8 (the transcoder until "
+                        "it kept ffmpeg's playlists local)",
 }
+FFMPEG_PLAYLIST = b"#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n" + (
+    b'#EXT-X-MAP:URI="init_0.mp4"\n' + b"#EXTINF:1.000000,\n000000.m4s\n" * 3)
 LADDER_SPREAD_S = 0.023
 
 
@@ -122,9 +126,11 @@ async def push_room(
         for i, (name, (_, segs)) in enumerate(media.items()):
             path, body = f"/ingest/{room}/{sid}/{name}/{idx:06d}.m4s", segment_at(name, segs, idx)
             try:
-                if client_mode == "ffmpeg":  # the first rendition, then the others one AAC frame later; no 201 awaited
+                if client_mode.startswith("ffmpeg"):  # the first rendition, the others one AAC frame later; no 201
                     await asyncio.sleep(max(0.0, due + (LADDER_SPREAD_S if i else 0.0) - time.monotonic()))
                     await client.fire(path, body)
+                    if client_mode == "ffmpeg-playlists":
+                        await client.fire(f"/ingest/{room}/{sid}/{name}/index.m3u8", FFMPEG_PLAYLIST)
                 else:  # one after another, each awaiting its 201
                     await asyncio.sleep(max(0.0, due - time.monotonic()))
                     if (status := await client.put(path, body)) != 201:

@@ -89,10 +89,11 @@ def settings_for(origin: str, source: Path, paced: bool) -> TranscodeSettings:
 
 def run_bare(settings: TranscodeSettings, mode: str, audio_seconds: float) -> Run:
     session = session_id(_now(), random_hex())
-    argv = build_argv(settings, session=session)
+    local_dir = tempfile.TemporaryDirectory(prefix="bench-transcode-")  # ffmpeg's own playlists and inits
+    argv = build_argv(settings, session=session, local_dir=local_dir.name)
     level = argv.index("-loglevel") + 1
     argv[level] = "error"
-    with IngestClient(origin_url=settings.origin_url, room=settings.room, token=TOKEN) as ingest:
+    with local_dir, IngestClient(origin_url=settings.origin_url, room=settings.room, token=TOKEN) as ingest:
         ingest.start(session, settings.ladder, settings.segment_seconds)
         cpu0, t0 = _cpu(resource.RUSAGE_CHILDREN), time.monotonic()
         subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)

@@ -6,10 +6,13 @@ Shape (default ladder, one input):
       -filter_complex "[0:a]aresample=48000:async=1[s0];[s0]asplit=3[s1][s2][s3]"
       -map [s1] -map [s2] -map [s3] -ac:a:0 1 … -b:a:0 48k … -c:a aac -ar 48000 -f hls
       -hls_segment_type fmp4 -hls_time 2 -method PUT -http_persistent 0 -headers "Authorization: Bearer T\\r\\n"
-      -var_stream_map "a:0,name:a48 a:1,name:a64 a:2,name:a128" -hls_fmp4_init_filename init.mp4
-      -hls_segment_filename {origin}/ingest/{room}/{session}/%v/%06d.m4s {origin}/ingest/{room}/{session}/%v/index.m3u8
+      -var_stream_map "a:0,name:a48 a:1,name:a64 a:2,name:a128" -hls_fmp4_init_filename init_%v.mp4
+      -hls_segment_filename {origin}/ingest/{room}/{session}/%v/%06d.m4s {local}/index_%v.m3u8
 
-ffmpeg then PUTs init_{k}.mp4, {index:06d}.m4s and index.m3u8 per rendition (docs/ingest.md).
+ffmpeg then PUTs {index:06d}.m4s per rendition (docs/ingest.md). Its playlists stay in a local directory: the
+origin builds its own, and PUTting ffmpeg's cost the origin one more HTTP request per segment and rendition.
+The muxer writes each init next to its playlist, so the init is local too and inits.py PUTs it (reading the
+answer and retrying, which ffmpeg does not).
 `-http_persistent 0` is deliberate: with persistent connections ffmpeg 5.1 often drops the final segment and
 the ENDLIST playlist yet exits 0. Info-level "Opening '…' for writing" and verbose "Statistics: N bytes
 written" lines are what transcoder.ffmpeg_log counts, hence the log level.
@@ -35,9 +38,10 @@ from transcoder.source import (
 )
 
 GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-loglevel", "repeat+level+verbose")
-INIT_FILENAME = "init.mp4"
+INIT_FILENAME = "init.mp4"  # what the origin is sent
+LOCAL_INIT = "init_%v.mp4"  # what ffmpeg writes beside its local playlists (%v: the rendition's name)
+LOCAL_PLAYLIST = "index_%v.m3u8"
 SEGMENT_PATTERN = "%06d.m4s"
-PLAYLIST_NAME = "index.m3u8"
 STREAM_NAME = "stream.mp4"  # origin.contract.ingest.STREAM_NAME
 REDACTED = "Authorization: Bearer <redacted>\r\n"
 
@@ -110,8 +114,18 @@ def var_stream_map(ladder: tuple[Rendition, ...]) -> str:
     return " ".join(f"a:{i},name:{r.name}" for i, r in enumerate(ladder))
 
 
-def build_argv(settings: TranscodeSettings, *, session: str) -> list[str]:
-    """The full ffmpeg argv for one ingest session. Pure: same settings and session, same list."""
+def local_init_path(local_dir: str, rendition: str) -> str:
+    """Where ffmpeg writes a rendition's init segment (`-hls_fmp4_init_filename init_%v.mp4`, beside the playlist)."""
+    return f"{local_dir}/{LOCAL_INIT.replace('%v', rendition)}"
+
+
+def local_playlist_path(local_dir: str, rendition: str) -> str:
+    return f"{local_dir}/{LOCAL_PLAYLIST.replace('%v', rendition)}"
+
+
+def build_argv(settings: TranscodeSettings, *, session: str, local_dir: str) -> list[str]:
+    """The full ffmpeg argv for one ingest session; ffmpeg's playlists and inits go to `local_dir`. Pure: same
+    arguments, same list."""
     if settings.part_seconds is not None:
         return build_stream_argv(settings, session=session)
     audio = _room_audio(settings.source)
@@ -129,10 +143,10 @@ def build_argv(settings: TranscodeSettings, *, session: str) -> list[str]:
         "timeout": _format_seconds(settings.http_timeout_seconds),
         "headers": auth_header(settings.token),
         "var_stream_map": var_stream_map(settings.ladder),
-        "hls_fmp4_init_filename": INIT_FILENAME,
+        "hls_fmp4_init_filename": LOCAL_INIT,
         "hls_segment_filename": f"{base}/%v/{SEGMENT_PATTERN}",
     }
-    output = ffmpeg.output(*streams, f"{base}/%v/{PLAYLIST_NAME}", **_ladder_args(settings.ladder), **hls_args)
+    output = ffmpeg.output(*streams, f"{local_dir}/{LOCAL_PLAYLIST}", **_ladder_args(settings.ladder), **hls_args)
     argv: list[str] = output.compile(cmd=[settings.ffmpeg_bin, *GLOBAL_ARGS])
     return argv
 

@@ -1,6 +1,5 @@
-"""The transcoder's two calls to the origin (docs/ingest.md): `start` before ffmpeg, `end` after it.
-
-ffmpeg itself does the PUTs; this module only opens and closes the session, over httpx.
+"""The transcoder's own calls to the origin (docs/ingest.md): `start` before ffmpeg, each rendition's init
+while it runs (inits.py), `end` after it. ffmpeg itself PUTs the media segments.
 Error mapping: connection failures, timeouts and 5xx → OriginUnavailableError (the supervisor backs off
 and retries); 4xx → IngestRejectedError (fatal; 409 means the broadcast ended or the session id was reused).
 """
@@ -64,10 +63,18 @@ class IngestClient:
             raise ValueError(f"end reason must be one of {sorted(END_REASONS)}, got {reason!r}")
         self._post(session, "end", {"reason": reason})
 
+    def put_object(self, session: str, rendition: str, name: str, body: bytes) -> None:
+        """`PUT …/{rendition}/{name}` (an init segment); raises IngestError subclasses."""
+        self._send(session, f"{rendition}/{name}", "PUT", content=body,
+                   headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+
     def _post(self, session: str, call: str, body: dict[str, Any]) -> None:
+        self._send(session, call, "POST", json=body)
+
+    def _send(self, session: str, call: str, method: str, **request: Any) -> None:
         url = f"{self.session_url(session)}/{call}"
         try:
-            response = self._client.post(url, json=body)
+            response = self._client.request(method, url, **request)
         except httpx.TimeoutException as exc:
             raise OriginUnavailableError(
                 f"{call}: origin timed out ({url})", url=url, room=self.room, session=session

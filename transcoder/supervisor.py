@@ -11,21 +11,25 @@ from __future__ import annotations
 
 import logging
 import shlex
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from transcoder.clock import SYSTEM_CLOCK, Clock
 from transcoder.command import build_argv, redact
 from transcoder.errors import CrashLoopError, FfmpegError, IngestError, IngestRejectedError, OriginUnavailableError
 from transcoder.ffmpeg_log import LogLine, is_command_error, is_config_error
 from transcoder.ingest import IngestClient
+from transcoder.inits import InitForwarder
 from transcoder.policy import Attempt, Fault, Finish, Outcome, Restart, decide, restarts_at_eos
 from transcoder.process import FfmpegProcess
 from transcoder.session import random_hex, session_id
 from transcoder.settings import TranscodeSettings
 from transcoder.source import describe, is_live
 from transcoder.status import StatusCallback, TranscodeStatus
+from transcoder.tail import read_tails
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,8 @@ END_REASON = {
 # Attempts the policy sees: far more than any of its rules needs at sane settings (a crash loop retries every
 # 30 s), and a bound on a live source's memory over weeks of listening again.
 HISTORY_LIMIT = 1000
+# After ffmpeg exits, how long an init still being retried may hold the session's end (beyond the settle time).
+INIT_GRACE_SECONDS = 2.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,6 +51,7 @@ class _Run:
     exit_code: int | None
     stderr_tail: str
     segments: int
+    last_index: dict[str, int]  # rendition -> the last segment ffmpeg reported written
 
 
 class Supervisor:
@@ -143,10 +150,33 @@ class Supervisor:
         return 0
 
     def _run_session(self, session: str) -> _Run:
-        argv = build_argv(self.settings, session=session)
+        with tempfile.TemporaryDirectory(prefix=f"spillway-{self.room}-") as local_dir, InitForwarder(
+            self.ingest, session=session, local_dir=Path(local_dir), clock=self.clock
+        ) as inits:  # fmt: skip
+            argv = build_argv(self.settings, session=session, local_dir=local_dir)
+            on_line = inits.feed if self._on_line is None else _both(inits.feed, self._on_line)
+            try:
+                run = self._run_ffmpeg(session, argv, on_line)
+            finally:
+                inits.close(self.settings.end_settle_seconds + INIT_GRACE_SECONDS)
+            self._check_tails(session, local_dir, run.last_index)
+            return run
+
+    def _check_tails(self, session: str, local_dir: str, written: dict[str, int]) -> None:
+        tails = read_tails(local_dir, [r.name for r in self.settings.ladder])
+        if self.settings.part_seconds is not None or not any(t.closed or t.last_segment for t in tails):
+            return  # low latency (no playlists), or ffmpeg never got to write one
+        summary = "; ".join(t.describe() for t in tails)
+        if all(t.complete(written.get(t.rendition)) for t in tails):
+            log.info("room %s: session %s: ffmpeg's final playlists: %s", self.room, session, summary)
+        else:
+            log.warning("room %s: session %s: ffmpeg's final playlists: %s; last segments written: %s (a tail may "
+                        "be lost)", self.room, session, summary, written)  # fmt: skip
+
+    def _run_ffmpeg(self, session: str, argv: list[str], on_line: Callable[[LogLine], None]) -> _Run:
         log.debug("room %s: session %s: %s", self.room, session, shlex.join(redact(argv)))
         proc = FfmpegProcess(
-            argv, room=self.room, session=session, segment_seconds=self.settings.segment_seconds, on_line=self._on_line
+            argv, room=self.room, session=session, segment_seconds=self.settings.segment_seconds, on_line=on_line
         )
         proc.start()
         self._proc = proc
@@ -172,6 +202,7 @@ class Supervisor:
             self._proc = None
         with proc.lock:
             segments = proc.tracker.segments_pushed
+            last_index = dict(proc.tracker.last_index)
             self._last_bitrate = proc.tracker.bitrate_bps()
             self._last_media = proc.tracker.media_seconds
             command_error = any(is_command_error(line) for line in proc.tail.important)
@@ -191,7 +222,7 @@ class Supervisor:
             "room %s: session %s: ffmpeg exited with code %s (%s) after %d segments",
             self.room, session, code, outcome.value, segments,
         )
-        return _Run(outcome=outcome, exit_code=code, stderr_tail=tail, segments=segments)
+        return _Run(outcome=outcome, exit_code=code, stderr_tail=tail, segments=segments, last_index=last_index)
 
     def _clear_fault_when_healthy(self, session: str, started: float) -> None:
         healthy = self.settings.policy.healthy_after_seconds
@@ -242,6 +273,14 @@ class Supervisor:
                 fault=self.fault.value if self.fault is not None else None,
             )
         )
+
+
+def _both(first: Callable[[LogLine], None], then: Callable[[LogLine], None]) -> Callable[[LogLine], None]:
+    def both(line: LogLine) -> None:
+        first(line)
+        then(line)
+
+    return both
 
 
 def _with_output(text: str, exit_code: int | None, tail: str) -> str:

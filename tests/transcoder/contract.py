@@ -1,23 +1,28 @@
 """What the origin relies on, checked against what a Receiver recorded for one session (docs/ingest.md).
 
-True and relied on: start before any PUT; every PUT a complete chunked body without Content-Type; the init
-segment's PUT starts before any segment of its rendition; segment indices 0..n without holes; end after every
-PUT has completed. Not asserted (not true of ffmpeg 5.1): that a playlist PUT follows its segment's PUT.
+True and relied on: start before any PUT; every segment PUT (ffmpeg's) a complete chunked body without
+Content-Type; one init PUT per rendition (the transcoder's, inits.py), complete, as application/octet-stream;
+no playlist PUT (ffmpeg's stay local); segment indices 0..n without holes; end after every PUT has completed.
+The init PUT is not before the rendition's first segment: the origin takes segments before their init.
 """
 
 from __future__ import annotations
 
+import re
+
 from tests.transcoder.receiver import Put, Receiver
 
-
-def final_playlist(rx: Receiver, session: str, rendition: str) -> str:
-    playlists = [p for p in rx.session_puts(session) if p.rendition == rendition and p.kind == "playlist"]
-    assert playlists, f"no playlist PUT for {rendition}"
-    return max(playlists, key=lambda p: p.seq).body.decode()
+_TAILS = re.compile(r"session (?P<session>\S+): ffmpeg's final playlists: (?P<tails>[^\n]*)")
+_TAIL = re.compile(r"(?P<rendition>\S+) ends at (?P<rest>[^;]+)")
 
 
-def playlist_segments(text: str) -> list[str]:
-    return [line.rsplit("/", 1)[-1] for line in text.splitlines() if line and not line.startswith("#")]
+def final_playlists(log_text: str, session: str) -> dict[str, str]:
+    """What the supervisor logged of ffmpeg's final (local) playlists for `session`: rendition -> "NNNNNN.m4s,
+    closed". Raises if the line is missing or says a tail may be lost."""
+    lines = [m for m in _TAILS.finditer(log_text) if m["session"] == session]
+    assert len(lines) == 1, f"no final-playlists line for {session}"
+    assert "a tail may be lost" not in lines[0]["tails"], lines[0][0]
+    return {t["rendition"]: t["rest"].strip() for t in _TAIL.finditer(lines[0]["tails"])}
 
 
 def assert_session_contract(
@@ -32,19 +37,23 @@ def assert_session_contract(
     assert puts, "no PUT arrived"
     for put in puts:
         assert put.seq > start.seq, f"{put.name} PUT before the start call"
-        assert put.chunked and put.complete, f"{put.rendition}/{put.name}: body incomplete"
-        assert put.content_type is None
+        assert put.complete, f"{put.rendition}/{put.name}: body incomplete"
+        assert put.kind != "playlist", f"{put.rendition}/{put.name}: ffmpeg's playlists stay local"
+        if put.kind == "init":
+            assert (put.name, put.chunked, put.content_type) == ("init.mp4", False, "application/octet-stream")
+        else:
+            assert put.chunked and put.content_type is None
         assert put.status == 201, f"{put.rendition}/{put.name}: {put.status}"
         assert put.rendition in renditions
     by_rendition: dict[str, list[Put]] = {}
     for name in renditions:
         init = rx.init(session, name)
         assert init is not None, f"{name}: no init segment"
+        assert sum(p.kind == "init" for p in puts if p.rendition == name) == 1, f"{name}: init PUT more than once"
         assert init.body[4:8] == b"ftyp" and b"moov" in init.body
         segments = rx.segments(session, name)
         assert segments, f"{name}: no segment"
         assert sorted(segments) == list(range(len(segments))), f"{name}: holes in {sorted(segments)}"
-        assert init.seq < min(p.seq for p in segments.values()), f"{name}: a segment PUT began before init"
         for put in segments.values():
             assert put.body[4:8] == b"styp" and b"moof" in put.body and b"mdat" in put.body
         by_rendition[name] = [segments[i] for i in sorted(segments)]

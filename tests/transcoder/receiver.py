@@ -3,7 +3,7 @@
 Threaded HTTP/1.1 server on 127.0.0.1: records every start/end call and every PUT (path, complete body,
 arrival order, whether the chunked body completed, when it started and finished). It answers like the
 origin would for the calls it understands (401/403 on auth, 404 for unknown sessions, 409 for a reused
-session id or a scripted refusal) and can be told to refuse `start` calls.
+session id or a scripted refusal) and can be told to refuse `start` calls or answer the next PUTs otherwise.
 
 Run standalone (bench): python -m tests.transcoder.receiver --port N --token T
 """
@@ -72,6 +72,7 @@ class Put:
 class Receiver:
     token: str = "tok"
     start_status: int = 201  # scripted answer to start calls (e.g. 409: the broadcast has ended)
+    put_statuses: list[int] = field(default_factory=list)  # scripted answers to the next PUTs, in order (e.g. 503)
     port: int = field(default_factory=free_port)
     calls: list[Call] = field(default_factory=list)
     puts: list[Put] = field(default_factory=list)
@@ -230,6 +231,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             with receiver.lock:
                 put.done_seq = next(receiver._seq)
                 started = {c.session for c in receiver.calls if c.call == "start" and c.status == 201}
+                if not status and receiver.put_statuses:
+                    status = receiver.put_statuses.pop(0)
                 if not status:
                     status = 201 if match and put.session in started else 404
                 put.status = status

@@ -13,6 +13,7 @@ from transcoder.source import DEMO_BED_EXPR, DemoSource, MixSource, SdpSource, S
 
 SESSION = "20261126t090301z-3f9a1c0d"
 BASE = f"http://127.0.0.1:8999/ingest/r1/{SESSION}"
+LOCAL = "/tmp/spillway-r1-x"
 GLOBAL = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "repeat+level+verbose"]
 SPLIT3 = ["-map", "[s1]", "-map", "[s2]", "-map", "[s3]"]
 
@@ -27,7 +28,7 @@ def _output(*, maps: list[str], hls_time: str = "1", ladder_args: list[str] | No
         *maps, "-f", "hls", *ladder_args,
         "-headers", "Authorization: Bearer tok\r\n",
         "-hls_flags", "independent_segments",
-        "-hls_fmp4_init_filename", "init.mp4",
+        "-hls_fmp4_init_filename", "init_%v.mp4",
         "-hls_list_size", "3",
         "-hls_segment_filename", f"{BASE}/%v/%06d.m4s",
         "-hls_segment_type", "fmp4",
@@ -36,7 +37,7 @@ def _output(*, maps: list[str], hls_time: str = "1", ladder_args: list[str] | No
         "-method", "PUT",
         "-timeout", "10",
         "-var_stream_map", stream_map,
-        f"{BASE}/%v/index.m3u8",
+        f"{LOCAL}/index_%v.m3u8",
     ]  # fmt: skip
 
 
@@ -47,7 +48,7 @@ def _settings(source: Source, **kwargs: object) -> TranscodeSettings:
 
 
 def test_default_ladder_from_one_input() -> None:
-    argv = build_argv(_settings(UrlSource(url="in.wav")), session=SESSION)
+    argv = build_argv(_settings(UrlSource(url="in.wav")), session=SESSION, local_dir=LOCAL)
     assert argv == [
         *GLOBAL, "-i", "in.wav",
         "-filter_complex", "[0:a]aresample=48000:async=1[s0];[s0]asplit=3[s1][s2][s3]",
@@ -61,7 +62,7 @@ def test_generated_input_paced_in_real_time_with_custom_ladder_and_segment_lengt
         ladder=parse_ladder("lo:32k:1,hi:96000:2"),
         segment_seconds=2.048,
     )
-    argv = build_argv(settings, session=SESSION)
+    argv = build_argv(settings, session=SESSION, local_dir=LOCAL)
     assert argv == [
         *GLOBAL, "-f", "lavfi", "-re", "-i", "anoisesrc=r=44100",
         "-filter_complex", "[0:a]aresample=48000:async=1[s0];[s0]asplit=2[s1][s2]",
@@ -76,7 +77,8 @@ def test_generated_input_paced_in_real_time_with_custom_ladder_and_segment_lengt
 
 
 def test_demo_speech_clip_loops_in_real_time() -> None:
-    argv = build_argv(_settings(DemoSource(clip=Path("/tmp/demo-room.wav"))), session=SESSION)
+    settings = _settings(DemoSource(clip=Path("/tmp/demo-room.wav")))
+    argv = build_argv(settings, session=SESSION, local_dir=LOCAL)
     assert argv == [
         *GLOBAL, "-re", "-stream_loop", "-1", "-i", "/tmp/demo-room.wav",
         "-filter_complex", "[0:a]aresample=48000:async=1[s0];[s0]asplit=3[s1][s2][s3]",
@@ -85,7 +87,7 @@ def test_demo_speech_clip_loops_in_real_time() -> None:
 
 
 def test_demo_bed_without_speech() -> None:
-    argv = build_argv(_settings(DemoSource(speech=False)), session=SESSION)
+    argv = build_argv(_settings(DemoSource(speech=False)), session=SESSION, local_dir=LOCAL)
     assert argv == [
         *GLOBAL, "-f", "lavfi", "-re", "-i", f"aevalsrc={DEMO_BED_EXPR}:s=48000",
         "-filter_complex", "[0:a]aresample=48000:async=1[s0];[s0]asplit=3[s1][s2][s3]",
@@ -94,7 +96,7 @@ def test_demo_bed_without_speech() -> None:
 
 
 def test_sdp_source_whitelists_rtp() -> None:
-    argv = build_argv(_settings(SdpSource(path=Path("room.sdp"))), session=SESSION)
+    argv = build_argv(_settings(SdpSource(path=Path("room.sdp"))), session=SESSION, local_dir=LOCAL)
     assert argv == [
         *GLOBAL, "-f", "sdp", "-listen_timeout", "10", "-protocol_whitelist", "file,udp,rtp", "-i", "room.sdp",
         "-filter_complex", "[0:a]aresample=48000:async=1[s0];[s0]asplit=3[s1][s2][s3]",
@@ -103,7 +105,7 @@ def test_sdp_source_whitelists_rtp() -> None:
 
 
 def test_mix_of_speakers() -> None:
-    argv = build_argv(_settings(MixSource(urls=("a.wav", "b.wav"))), session=SESSION)
+    argv = build_argv(_settings(MixSource(urls=("a.wav", "b.wav"))), session=SESSION, local_dir=LOCAL)
     assert argv == [
         *GLOBAL, "-i", "a.wav", "-i", "b.wav",
         "-filter_complex",
@@ -116,14 +118,15 @@ def test_mix_of_speakers() -> None:
 
 def test_pure_same_input_same_argv_and_session_in_every_url() -> None:
     settings = _settings(UrlSource(url="in.wav"))
-    assert build_argv(settings, session=SESSION) == build_argv(settings, session=SESSION)
-    other = build_argv(settings, session="20261126t090302z-00000000")
+    first, again = (build_argv(settings, session=SESSION, local_dir=LOCAL) for _ in range(2))
+    assert first == again
+    other = build_argv(settings, session="20261126t090302z-00000000", local_dir=LOCAL)
     assert all(SESSION not in a for a in other)
     assert ingest_base_url("http://o:1/", "r1", SESSION) == BASE.replace("127.0.0.1:8999", "o:1")
 
 
 def test_redact_hides_the_token() -> None:
-    argv = redact(build_argv(_settings(UrlSource(url="in.wav")), session=SESSION))
+    argv = redact(build_argv(_settings(UrlSource(url="in.wav")), session=SESSION, local_dir=LOCAL))
     assert not any("Bearer tok" in a for a in argv)
     assert "Authorization: Bearer <redacted>\r\n" in argv
 

@@ -1,0 +1,49 @@
+"""ffmpeg's own final playlists, kept on local disk: did each rendition's tail get written?
+
+A clean stop (SIGINT) or the input's end makes ffmpeg write the segment in progress, then a closed playlist
+(`#EXT-X-ENDLIST`) naming it. ffmpeg 5.1 with persistent connections could exit 0 without either (command.py),
+so after every run the supervisor compares each final playlist's last segment with the last segment ffmpeg
+reported written (its "Statistics: N bytes written" line, ffmpeg_log.PushTracker) and logs the outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from transcoder.command import local_playlist_path
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tail:
+    rendition: str
+    last_segment: str | None  # the last segment the final playlist names (None: no playlist, or empty)
+    closed: bool  # the playlist ends with EXT-X-ENDLIST
+
+    def complete(self, written_index: int | None) -> bool:
+        """Closed, and naming no segment after the last one written (an input that delivered nothing still
+        makes ffmpeg name an empty 000000.m4s, which the tracker does not count)."""
+        stem = (self.last_segment or "-1.").split(".", 1)[0]
+        named = int(stem) if stem.lstrip("-").isdigit() else -1
+        return self.closed and named <= (written_index if written_index is not None else 0)
+
+    def describe(self) -> str:
+        return f"{self.rendition} ends at {self.last_segment or 'nothing'}{', closed' if self.closed else ', open'}"
+
+
+def parse_tail(rendition: str, text: str) -> Tail:
+    lines = [line.strip() for line in text.splitlines()]
+    segments = [line.rsplit("/", 1)[-1] for line in lines if line and not line.startswith("#")]
+    return Tail(rendition=rendition, last_segment=segments[-1] if segments else None,
+                closed="#EXT-X-ENDLIST" in lines)  # fmt: skip
+
+
+def read_tails(local_dir: str, renditions: list[str]) -> list[Tail]:
+    tails = []
+    for rendition in renditions:
+        try:
+            text = Path(local_playlist_path(local_dir, rendition)).read_text(errors="replace")
+        except OSError:
+            text = ""
+        tails.append(parse_tail(rendition, text))
+    return tails

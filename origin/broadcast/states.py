@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from origin.broadcast import lifecycle
 from origin.broadcast.journal.base import Journal, RoomLocks
 from origin.broadcast.model import RoomState
+from origin.broadcast.records import Record
 
 MAX_ROOMS = 10_000  # folded rooms kept per process; the least recently used is dropped (and re-folded on use)
 
@@ -41,12 +42,32 @@ class RoomStates:
         records, offset = self.journal.read(room, offset)
         for record in records:
             lifecycle.apply(state, record)
+        self._keep(room, state, offset)
+        return state
+
+    def _keep(self, room: str, state: RoomState, offset: int) -> None:
         with self._lock:
             self._states[room] = (state, offset)
             self._states.move_to_end(room)
             while len(self._states) > self.max_rooms:
                 self._states.popitem(last=False)
-        return state
+
+    def folded(self, room: str) -> bool:
+        """Whether this process holds the room's state: a `hold` then folds only what was appended since (a
+        room never folded here reads its whole journal, which grows with the broadcast: keep that off the loop)."""
+        with self._lock:
+            return room in self._states
+
+    def refold(self, room: str) -> list[Record]:
+        """Fold the room's whole journal afresh and return its records: a new owner rebuilds its DVR from the
+        same read instead of decoding the journal twice."""
+        with self._room_lock(room):
+            records, offset = self.journal.read(room, 0)
+            state = RoomState(room=room)
+            for record in records:
+                lifecycle.apply(state, record)
+            self._keep(room, state, offset)
+            return records
 
     def forget(self, room: str) -> None:
         with self._lock:

@@ -102,6 +102,12 @@ _OBJECT_BODY = openapi.binary_body(
 _ERRORS = errors.responses(400, 401, 403, 404, 409, 413, 429, 503)
 
 
+def _on_loop(deps: IngestDeps, room: str) -> bool:
+    """Receive on the event loop: local storage, and the room's state already folded here (otherwise its whole
+    journal is read first, seconds for a broadcast of hours: bench/takeover.py)."""
+    return deps.inline and deps.service.stores.states.folded(room)
+
+
 def _durable(deps: IngestDeps) -> Callable[..., Awaitable[None]]:
     async def durable(room: str, *, ring: bool = True, rendition: str | None = None) -> None:
         """Wait for the group commit (an identical repeat too: its first copy may still be on its way), then
@@ -129,7 +135,7 @@ def object_handler(deps: IngestDeps) -> Callable[[Request], Awaitable[Response]]
         body = await read_capped(request, cap, kind)
         if kind == "playlist":
             return Response(status_code=204)
-        if deps.inline:
+        if _on_loop(deps, room):
             receipt = deps.service.receive(room, session, rendition, name, body)
         else:
             receipt = await asyncio.to_thread(deps.service.receive, room, session, rendition, name, body)
@@ -200,8 +206,10 @@ def build_router(deps: IngestDeps) -> APIRouter:
         await durable(room)
         return {"room": room, "session": session, "ended": True}
 
-    async def run(fn: Callable[..., T], *args: object) -> T:
-        return fn(*args) if deps.inline else await asyncio.to_thread(fn, *args)
+    async def run(fn: Callable[..., T], room: str, *args: object) -> T:
+        if _on_loop(deps, room):
+            return fn(room, *args)
+        return await asyncio.to_thread(fn, room, *args)
 
     async def put_stream(request: Request) -> Response:
         """Low latency: the session's whole fragmented-MP4 stream for one rendition, split into parts."""
@@ -209,7 +217,7 @@ def build_router(deps: IngestDeps) -> APIRouter:
         room, session, rendition = ids.room_id(p["room"]), ids.session_id(p["session"]), ids.rendition_name(
             p["rendition"])  # fmt: skip
         await deps.tokens.check(room, request.headers.get("authorization"))
-        segment_s = deps.service.segment_seconds(room, session)
+        segment_s = await run(deps.service.segment_seconds, room, session)
         splitter = FragmentStream(max_piece_bytes=max(deps.max_init_bytes, STREAM_PART_MAX_BYTES))
         cutter = SegmentCutter(segment_s=segment_s)
         pending: list[bytes] = []  # the open segment's parts

@@ -7,7 +7,7 @@ the room here, and it is claimed again like any unowned room (claims.py; remote 
 A pass never runs on the event loop: each room is pinned to one of PASS_SHARDS single-thread executors, so
 passes of one room never overlap and requests that arrive meanwhile coalesce into one more pass. With local
 storage passes run on the event loop itself (`inline`): they are short, and a thread would only contend for
-the GIL.
+the GIL — all but a new owner's first pass, which reads the whole journal.
 """
 
 from __future__ import annotations
@@ -150,7 +150,10 @@ class PublishScheduler:
                     self._lose(room, "its lease lapsed or was taken")
                     return
                 try:
-                    result = publisher.run() if self.inline else await self._loop.run_in_executor(shard, publisher.run)
+                    # A new owner's first pass folds the whole journal and rebuilds the DVR (seconds for a
+                    # broadcast of hours, bench/takeover.py): never on the loop.
+                    result = (publisher.run() if self.inline and publisher.started
+                              else await self._loop.run_in_executor(shard, publisher.run))  # fmt: skip
                 except OwnershipLostError as exc:  # refused where the write happens: a successor owns the room
                     self._lose(room, str(exc))
                     return

@@ -7,6 +7,7 @@ A scripted publisher stands in for RoomPublisher (the scheduler only calls `run`
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -29,9 +30,13 @@ class ScriptedPublisher:
     ownership: Ownership
     expected_renditions: int = 3
     passes: list[float] = field(default_factory=list)  # monotonic time of each pass
+    threads: list[str] = field(default_factory=list)  # the thread each pass ran on
+    started: bool = False
 
     def run(self) -> PassResult:
         self.passes.append(time.monotonic())
+        self.threads.append(threading.current_thread().name)
+        self.started = True
         return PassResult(state=BroadcastState.LIVE)
 
     def close(self) -> None:
@@ -148,6 +153,26 @@ def test_remote_storage_does_not_wait_for_waves(monkeypatch: pytest.MonkeyPatch)
                     break
                 await _settle(0.02)
             assert len(made[ROOM].passes) == 2  # after GATHER_S, not GATHER_MAX_S
+        finally:
+            await sched.stop()
+
+    asyncio.run(main())
+
+
+def test_a_new_owners_first_pass_runs_off_the_loop_and_the_rest_on_it() -> None:
+    """The first pass folds the whole journal and rebuilds the DVR: seconds for a long broadcast
+    (bench/takeover.py), which must not stall the worker's ingest and joins."""
+
+    async def main() -> None:
+        sched, made = _scheduler(inline=True)
+        sched.start()
+        try:
+            sched.request(ROOM, urgent=True)
+            await _settle(0.2)
+            sched.request(ROOM, urgent=True)
+            await _settle(0.2)
+            assert made[ROOM].threads[0].startswith("pass")  # a shard thread
+            assert made[ROOM].threads[1:] == [threading.main_thread().name]
         finally:
             await sched.stop()
 

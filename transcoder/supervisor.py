@@ -29,7 +29,7 @@ from transcoder.session import random_hex, session_id
 from transcoder.settings import TranscodeSettings
 from transcoder.source import describe, is_live
 from transcoder.status import StatusCallback, TranscodeStatus
-from transcoder.tail import read_tails
+from transcoder.tail import report_tails
 
 log = logging.getLogger(__name__)
 
@@ -159,19 +159,9 @@ class Supervisor:
                 run = self._run_ffmpeg(session, argv, on_line)
             finally:
                 inits.close(self.settings.end_settle_seconds + INIT_GRACE_SECONDS)
-            self._check_tails(session, local_dir, run.last_index)
+            if self.settings.part_seconds is None:  # low latency writes no playlists
+                report_tails(self.room, session, local_dir, [r.name for r in self.settings.ladder], run.last_index)
             return run
-
-    def _check_tails(self, session: str, local_dir: str, written: dict[str, int]) -> None:
-        tails = read_tails(local_dir, [r.name for r in self.settings.ladder])
-        if self.settings.part_seconds is not None or not any(t.closed or t.last_segment for t in tails):
-            return  # low latency (no playlists), or ffmpeg never got to write one
-        summary = "; ".join(t.describe() for t in tails)
-        if all(t.complete(written.get(t.rendition)) for t in tails):
-            log.info("room %s: session %s: ffmpeg's final playlists: %s", self.room, session, summary)
-        else:
-            log.warning("room %s: session %s: ffmpeg's final playlists: %s; last segments written: %s (a tail may "
-                        "be lost)", self.room, session, summary, written)  # fmt: skip
 
     def _run_ffmpeg(self, session: str, argv: list[str], on_line: Callable[[LogLine], None]) -> _Run:
         log.debug("room %s: session %s: %s", self.room, session, shlex.join(redact(argv)))

@@ -8,10 +8,13 @@ reported written (its "Statistics: N bytes written" line, ffmpeg_log.PushTracker
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from transcoder.command import local_playlist_path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,3 +50,16 @@ def read_tails(local_dir: str, renditions: list[str]) -> list[Tail]:
             text = ""
         tails.append(parse_tail(rendition, text))
     return tails
+
+
+def report_tails(room: str, session: str, local_dir: str, renditions: list[str], written: dict[str, int]) -> None:
+    """Log each rendition's final playlist against `written` (rendition -> last segment index ffmpeg wrote)."""
+    tails = read_tails(local_dir, renditions)
+    if not any(t.closed or t.last_segment for t in tails):
+        return  # ffmpeg never got to write a playlist (it failed at start): the run's own log says why
+    summary = "; ".join(t.describe() for t in tails)
+    if all(t.complete(written.get(t.rendition)) for t in tails):
+        log.info("room %s: session %s: ffmpeg's final playlists: %s", room, session, summary)
+    else:
+        log.warning("room %s: session %s: ffmpeg's final playlists: %s; last segments written: %s (a tail may be "
+                    "lost)", room, session, summary, written)  # fmt: skip

@@ -41,7 +41,7 @@ T = TypeVar("T")
 _RING = """
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 0 end
-local owner = string.match(cur, '|(.*)$')
+local owner = string.match(cur, '^[^|]*|([^|]*)')
 if owner == nil or owner == ARGV[3] then return 0 end
 return redis.call('PUBLISH', ARGV[1] .. owner, ARGV[2])
 """

@@ -25,7 +25,7 @@ DEFAULT_PREFIX = "spillway:"
 class RoomKeys:
     journal: str  # list: one encoded record per element; offsets are list positions
     lock: str  # the short journal lock (SET NX PX, a random token)
-    owner: str  # the ownership lease: "{epoch}|{worker}" with a TTL
+    owner: str  # the ownership lease: "{epoch}|{worker}|{claim id}" with a TTL
     epoch: str  # INCR per new owner: the fencing token
     spool: str  # hash: storage key -> bytes waiting for S3
     board: str  # hash: the low-latency playlists, rendition (and rendition.skip) -> text (fleet/board.py)

@@ -1,8 +1,8 @@
 """Ownership leases with fencing tokens: one publisher per room across the fleet.
 
 `claim` is one Lua call: if the room's owner key is free, INCR the room's epoch (the fencing token) and SET
-the owner key to "{epoch}|{worker}" with the lease as TTL; otherwise report the owner's remaining TTL. The
-keeper thread renews every lease of this process every lease/4, in one pipelined round trip. A renewal also
+the owner key to "{epoch}|{worker}|{claim id}" with the lease as TTL; otherwise report the owner's remaining
+TTL. The keeper thread renews every lease of this process every lease/4, in one pipelined round trip. A renewal also
 re-takes a lapsed lease when nobody took the room since (the epoch is still ours), so a Redis outage or a
 pause moves a room only if another worker took it meanwhile.
 
@@ -15,6 +15,7 @@ playlist writes call `verify` (a renewal, now) after observing an object's ETag 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -27,12 +28,20 @@ from origin.fleet.keys import FleetMember, redis_errors, room_keys
 
 log = logging.getLogger(__name__)
 
-# KEYS: owner, epoch. ARGV: worker, lease ms. Returns {1, value, epoch} taken, {0, value, pttl ms} held elsewhere.
+# KEYS: owner, epoch. ARGV: "|{worker}|{claim id}", lease ms. Returns {1, value, epoch} taken, {0, value, pttl ms}
+# held elsewhere. The value is "{epoch}|{worker}|{claim id}". A value ending with this call's own suffix is this
+# call's earlier run, whose answer was lost (redis-py retries a call when Redis restarts): taken, not "elsewhere"
+# (which would leave the room unpublished until the lease ran out). Any other claim has another id.
 _CLAIM = """
 local cur = redis.call('GET', KEYS[1])
-if cur then return {0, cur, redis.call('PTTL', KEYS[1])} end
+if cur then
+  if string.sub(cur, -string.len(ARGV[1])) == ARGV[1] then
+    return {1, cur, tonumber(string.match(cur, '^(%d+)|'))}
+  end
+  return {0, cur, redis.call('PTTL', KEYS[1])}
+end
 local epoch = redis.call('INCR', KEYS[2])
-local value = epoch .. '|' .. ARGV[1]
+local value = epoch .. ARGV[1]
 redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
 return {1, value, epoch}
 """
@@ -101,7 +110,8 @@ class LeaseKeeper(FleetMember):
         keys = room_keys(self.prefix, room)
         started = self.clock()
         with redis_errors("claim", room):
-            taken, value, extra = self._claim(keys=[keys.owner, keys.epoch], args=[self.worker, self._lease_ms])
+            taken, value, extra = self._claim(keys=[keys.owner, keys.epoch],
+                                              args=[f"|{self.worker}|{secrets.token_hex(4)}", self._lease_ms])
         if not int(taken):
             return None, max(0, int(extra)) / 1000
         ownership = RedisOwnership(self, room=room, token=int(extra), value=value.decode(), renewed_at=started)

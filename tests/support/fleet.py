@@ -152,7 +152,7 @@ class Fleet:
         os.killpg(inst.server.process.pid, sig)
 
     def owners(self) -> dict[str, int]:
-        """room -> the instance whose worker holds its lease (lease values are "{epoch}|{host}-{pid}-{nonce}")."""
+        """room -> the instance whose worker holds its lease (values: "{epoch}|{host}-{pid}-{nonce}|{claim id}")."""
         by_pid = {pid: inst.index for inst in self.instances if inst.server is not None for pid in inst.pids}
         out: dict[str, int] = {}
         with self.client() as client:
@@ -160,7 +160,7 @@ class Fleet:
                 value = client.get(key)
                 if value is None:
                     continue
-                pid = int(value.decode().split("|", 1)[1].rsplit("-", 2)[1])
+                pid = int(value.decode().split("|")[1].rsplit("-", 2)[1])
                 room = key.decode()[len(PREFIX) + 1:].split("}", 1)[0]
                 if pid in by_pid:
                     out[room] = by_pid[pid]

@@ -109,3 +109,24 @@ def test_a_lock_whose_answer_was_lost_is_ours_on_the_retry(redis_server: RedisSe
             journal.append("launch", [init()])
         assert proxy.lost == 1 and journal.read("launch", 0)[0] == [started(), init()]
         journal.close()
+
+
+def test_a_claim_whose_answer_was_lost_is_taken_on_the_retry(redis_server: RedisServer, prefix: str) -> None:
+    """Not "owned elsewhere" until its own lease runs out (2 s unpublished); another claim still fails."""
+    with TcpProxy(redis_server.port) as proxy:
+        journal = RedisJournal(redis.Redis(port=proxy.port), worker="w", prefix=prefix)
+        warm = journal.try_own("warm-up")  # the script is loaded (a lost NOSCRIPT proves nothing)
+        assert warm is not None
+        proxy.lose_reply_to(b"EVALSHA")
+        ownership = journal.try_own("launch")
+        assert proxy.lost == 1 and ownership is not None
+        assert journal.try_own("launch") is None  # one owner: a second claim of this process is refused
+        other = RedisJournal(redis_server.client(), worker="x", prefix=prefix)
+        assert other.try_own("launch") is None
+        ownership.release()
+        third = RedisJournal(redis_server.client(), worker="y", prefix=prefix)  # `other` waits out the lease it saw
+        again = third.try_own("launch")
+        assert again is not None and again.token == ownership.token + 1  # one epoch for the claim and its retry
+        warm.release()
+        for j in (third, other, journal):
+            j.close()

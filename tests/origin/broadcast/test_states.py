@@ -17,7 +17,8 @@ def test_a_room_is_folded_once_held_and_refold_reads_it_whole() -> None:
     journal.append(ROOM, [started(at=T0), init(at=T0), segment(0, at=T0 + 1)])
     states = RoomStates(journal)
     deps = SimpleNamespace(inline=True, service=SimpleNamespace(stores=SimpleNamespace(states=states)))
-    assert not states.folded(ROOM) and not _on_loop(deps, ROOM)  # type: ignore[arg-type]  # a whole journal: off the loop
+    # never folded here: its whole journal would be read, so ingest receives it off the loop
+    assert not states.folded(ROOM) and not _on_loop(deps, ROOM)  # type: ignore[arg-type]
     with states.hold(ROOM) as state:
         held = state.records
     assert states.folded(ROOM) and _on_loop(deps, ROOM)  # type: ignore[arg-type]

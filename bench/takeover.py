@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from origin.broadcast.ingest import object_key  # noqa: E402
 from origin.broadcast.journal.files import FileJournal  # noqa: E402
 from origin.broadcast.lifecycle import LifecyclePolicy  # noqa: E402
 from origin.broadcast.model import INIT_INDEX, RenditionSpec, StoredObject  # noqa: E402
@@ -33,7 +34,6 @@ from origin.broadcast.records import ObjectStored, SessionStarted  # noqa: E402
 from origin.broadcast.spool import Spool  # noqa: E402
 from origin.broadcast.states import RoomStates  # noqa: E402
 from origin.broadcast.stores import RoomStores  # noqa: E402
-from origin.contract import layout  # noqa: E402
 from origin.contract.cache_policy import ObjectHeaders  # noqa: E402
 from origin.contract.ingest import SEGMENT_SECONDS_DEFAULT  # noqa: E402
 from origin.metrics import Metrics  # noqa: E402
@@ -71,9 +71,7 @@ def _publisher(journal: FileJournal, storage: MemoryStorage, clock: _Clock, work
 
 
 def _store(storage: MemoryStorage, obj: StoredObject) -> ObjectStored:
-    key = (layout.init_segment(ROOM, obj.session, obj.rendition) if obj.idx == INIT_INDEX
-           else layout.media_segment(ROOM, obj.session, obj.rendition, obj.idx))  # fmt: skip
-    storage.objects[key] = (b"m", ObjectHeaders(content_type="audio/mp4", cache_control=""))
+    storage.objects[object_key(ROOM, obj)] = (b"m", ObjectHeaders(content_type="audio/mp4", cache_control=""))
     return ObjectStored(obj=obj)
 
 

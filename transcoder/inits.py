@@ -1,11 +1,11 @@
 """Forwarding each rendition's init segment to the origin (I/O edge): read the answer, retry, report refusals.
 
 ffmpeg's playlists stay on local disk (command.py), and its hls muxer writes each init beside them, so the
-init reaches the origin from here. The cue is in ffmpeg's log: a rendition's init is written and closed just
-before that rendition's first segment is opened ("Opening '…/000000.m4s' for writing"), so at that line the
-file is complete. The PUT runs on this class's own thread (the stderr reader must not wait on the network);
-a 5xx or an unreachable origin is retried with backoff until `close` (the origin takes a session's first
-segments before their init, docs/ingest.md); a 4xx is final and counted in `rejected`.
+init reaches the origin from here. The cue is in ffmpeg's log (the events FfmpegProcess parsed): a rendition's
+init is written and closed just before that rendition's first segment is opened ("Opening '…/000000.m4s' for
+writing"), so at that line the file is complete. The PUT runs on this class's own thread (the stderr reader
+must not wait on the network); a 5xx or an unreachable origin is retried with backoff until `close` (the origin
+takes a session's first segments before their init, docs/ingest.md); a 4xx is final and counted in `rejected`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from transcoder.clock import SYSTEM_CLOCK, Clock
 from transcoder.command import INIT_FILENAME, local_init_path
 from transcoder.errors import IngestRejectedError, OriginUnavailableError
-from transcoder.ffmpeg_log import LogLine, Opened, event_of
+from transcoder.ffmpeg_log import Event, Opened
 from transcoder.ingest import IngestClient
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,9 @@ class InitForwarder:
     def __exit__(self, *_exc: object) -> None:
         self.close(0.0)
 
-    def feed(self, line: LogLine) -> None:
-        """One line of ffmpeg's stderr (the reader thread): a rendition's first segment opened → its init is due."""
-        event = event_of(line)
+    def feed(self, event: Event) -> None:
+        """What a line of ffmpeg's stderr said (the reader thread): a rendition's first segment opened → its init
+        is due."""
         if isinstance(event, Opened) and event.kind == "segment" and event.rendition not in self._seen:
             self._seen.add(event.rendition)
             self._todo.put(event.rendition)

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from transcoder.errors import FfmpegNotFoundError
-from transcoder.ffmpeg_log import LogLine, PushTracker, StderrTail, parse_line
+from transcoder.ffmpeg_log import Event, LogLine, PushTracker, StderrTail, parse_line
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class FfmpegProcess:
         session: str,
         segment_seconds: float,
         on_line: Callable[[LogLine], None] | None = None,
+        on_event: Callable[[Event], None] | None = None,
     ) -> None:
         self.argv = list(argv)
         self.room = room
@@ -89,6 +90,7 @@ class FfmpegProcess:
         self.tail = StderrTail()
         self.lock = threading.Lock()  # guards tracker and tail
         self._on_line = on_line
+        self._on_event = on_event  # what the tracker parsed from a line (parsed once, here)
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._exited = threading.Event()
@@ -144,8 +146,10 @@ class FfmpegProcess:
     def _handle(self, raw: str) -> None:
         line = parse_line(raw)
         with self.lock:
-            self.tracker.feed(line)
+            event = self.tracker.feed(line)
             self.tail.add(raw, line)
+        if event is not None and self._on_event is not None:
+            self._on_event(event)
         if line.level in ("error", "fatal", "panic"):
             log.warning("room %s: session %s: ffmpeg: %s", self.room, self.session, line.message)
         if self._on_line is not None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from transcoder.clock import SYSTEM_CLOCK, Clock
 from transcoder.command import build_argv, redact
 from transcoder.errors import CrashLoopError, FfmpegError, IngestError, IngestRejectedError, OriginUnavailableError
-from transcoder.ffmpeg_log import LogLine, is_command_error, is_config_error
+from transcoder.ffmpeg_log import Event, LogLine, is_command_error, is_config_error
 from transcoder.ingest import IngestClient
 from transcoder.inits import InitForwarder
 from transcoder.policy import Attempt, Fault, Finish, Outcome, Restart, decide, restarts_at_eos
@@ -154,19 +154,19 @@ class Supervisor:
             self.ingest, session=session, local_dir=Path(local_dir), clock=self.clock
         ) as inits:  # fmt: skip
             argv = build_argv(self.settings, session=session, local_dir=local_dir)
-            on_line = inits.feed if self._on_line is None else _both(inits.feed, self._on_line)
             try:
-                run = self._run_ffmpeg(session, argv, on_line)
+                run = self._run_ffmpeg(session, argv, inits.feed)
             finally:
                 inits.close(self.settings.end_settle_seconds + INIT_GRACE_SECONDS)
             if self.settings.part_seconds is None:  # low latency writes no playlists
                 report_tails(self.room, session, local_dir, [r.name for r in self.settings.ladder], run.last_index)
             return run
 
-    def _run_ffmpeg(self, session: str, argv: list[str], on_line: Callable[[LogLine], None]) -> _Run:
+    def _run_ffmpeg(self, session: str, argv: list[str], on_event: Callable[[Event], None]) -> _Run:
         log.debug("room %s: session %s: %s", self.room, session, shlex.join(redact(argv)))
         proc = FfmpegProcess(
-            argv, room=self.room, session=session, segment_seconds=self.settings.segment_seconds, on_line=on_line
+            argv, room=self.room, session=session, segment_seconds=self.settings.segment_seconds,
+            on_line=self._on_line, on_event=on_event,
         )
         proc.start()
         self._proc = proc
@@ -263,14 +263,6 @@ class Supervisor:
                 fault=self.fault.value if self.fault is not None else None,
             )
         )
-
-
-def _both(first: Callable[[LogLine], None], then: Callable[[LogLine], None]) -> Callable[[LogLine], None]:
-    def both(line: LogLine) -> None:
-        first(line)
-        then(line)
-
-    return both
 
 
 def _with_output(text: str, exit_code: int | None, tail: str) -> str:

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from origin.contract.ids import SEGMENT_NAME_PATTERN
 from transcoder.command import local_playlist_path
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,8 @@ class Tail:
     def complete(self, written_index: int | None) -> bool:
         """Closed, and naming no segment after the last one written (an input that delivered nothing still
         makes ffmpeg name an empty 000000.m4s, which the tracker does not count)."""
-        stem = (self.last_segment or "-1.").split(".", 1)[0]
-        named = int(stem) if stem.lstrip("-").isdigit() else -1
+        match = SEGMENT_NAME_PATTERN.fullmatch(self.last_segment or "")
+        named = int(match.group(1)) if match is not None else -1
         return self.closed and named <= (written_index if written_index is not None else 0)
 
     def describe(self) -> str:

@@ -39,18 +39,20 @@ class RoomStates:
         with self._lock:
             held = self._states.get(room)
         state, offset = held if held is not None else (RoomState(room=room), 0)
+        self._fold(room, state, offset)
+        return state
+
+    def _fold(self, room: str, state: RoomState, offset: int) -> list[Record]:
+        """Fold what the journal holds from `offset` into `state`, keep it; the records read."""
         records, offset = self.journal.read(room, offset)
         for record in records:
             lifecycle.apply(state, record)
-        self._keep(room, state, offset)
-        return state
-
-    def _keep(self, room: str, state: RoomState, offset: int) -> None:
         with self._lock:
             self._states[room] = (state, offset)
             self._states.move_to_end(room)
             while len(self._states) > self.max_rooms:
                 self._states.popitem(last=False)
+        return records
 
     def folded(self, room: str) -> bool:
         """Whether this process holds the room's state: a `hold` then folds only what was appended since (a
@@ -62,12 +64,7 @@ class RoomStates:
         """Fold the room's whole journal afresh and return its records: a new owner rebuilds its DVR from the
         same read instead of decoding the journal twice."""
         with self._room_lock(room):
-            records, offset = self.journal.read(room, 0)
-            state = RoomState(room=room)
-            for record in records:
-                lifecycle.apply(state, record)
-            self._keep(room, state, offset)
-            return records
+            return self._fold(room, RoomState(room=room), 0)
 
     def forget(self, room: str) -> None:
         with self._lock:

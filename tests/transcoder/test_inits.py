@@ -12,13 +12,20 @@ import pytest
 from tests.support.net import free_port
 from tests.transcoder.receiver import Receiver
 from transcoder.command import local_init_path
-from transcoder.ffmpeg_log import parse_line
+from transcoder.ffmpeg_log import Event, event_of, parse_line
 from transcoder.ingest import IngestClient
 from transcoder.inits import InitForwarder
 from transcoder.ladder import parse_ladder
 
 SESSION = "20261208t003000z-1a2b3c4d"
 INIT = b"\x00\x00\x00\x18ftypiso6" + bytes(range(200))
+
+
+def _event(line: str) -> Event:
+    """What FfmpegProcess hands the forwarder for a line of ffmpeg's stderr."""
+    event = event_of(parse_line(line))
+    assert event is not None
+    return event
 
 
 def _opening(url: str, rendition: str, index: int) -> str:
@@ -51,9 +58,9 @@ def test_each_renditions_init_is_put_once_at_its_first_segment(receiver: Receive
     with _client(receiver.url) as ingest:
         ingest.start(SESSION, parse_ladder("a48:48k:1,a64:64k:2"), 1.0)
         with InitForwarder(ingest, session=SESSION, local_dir=local) as inits:
-            inits.feed(parse_line(f"[hls @ 0x1] [info] Opening '{local}/index_a48.m3u8.tmp' for writing"))
+            inits.feed(_event(f"[hls @ 0x1] [info] Opening '{local}/index_a48.m3u8.tmp' for writing"))
             for rendition, index in (("a48", 0), ("a64", 0), ("a48", 1), ("a64", 1)):
-                inits.feed(parse_line(_opening(receiver.url, rendition, index)))
+                inits.feed(_event(_opening(receiver.url, rendition, index)))
             inits.close(5.0)
     assert sorted(_inits(receiver)) == [("a48", "init.mp4", INIT + b"a48", 201),
                                         ("a64", "init.mp4", INIT + b"a64", 201)]  # fmt: skip
@@ -65,8 +72,8 @@ def test_a_5xx_is_retried_and_a_4xx_is_final(receiver: Receiver, local: Path) ->
         ingest.start(SESSION, parse_ladder("a48:48k:1,a64:64k:2"), 1.0)
         receiver.put_statuses.extend([503, 502, 201, 409])
         with InitForwarder(ingest, session=SESSION, local_dir=local) as inits:
-            inits.feed(parse_line(_opening(receiver.url, "a48", 0)))
-            inits.feed(parse_line(_opening(receiver.url, "a64", 0)))
+            inits.feed(_event(_opening(receiver.url, "a48", 0)))
+            inits.feed(_event(_opening(receiver.url, "a64", 0)))
             inits.close(5.0)
     assert [(r, status) for r, _, _, status in _inits(receiver)] == [("a48", 503), ("a48", 502), ("a48", 201),
                                                                      ("a64", 409)]  # fmt: skip
@@ -76,7 +83,7 @@ def test_a_5xx_is_retried_and_a_4xx_is_final(receiver: Receiver, local: Path) ->
 def test_an_unreachable_origin_is_retried_until_close_gives_up(local: Path) -> None:
     with _client(f"http://127.0.0.1:{free_port()}") as ingest:
         inits = InitForwarder(ingest, session=SESSION, local_dir=local).__enter__()
-        inits.feed(parse_line(_opening("http://127.0.0.1:9", "a48", 0)))
+        inits.feed(_event(_opening("http://127.0.0.1:9", "a48", 0)))
         time.sleep(0.5)  # a few refused connections, backing off
         started = time.monotonic()
         inits.close(0.2)

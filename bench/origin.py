@@ -2,7 +2,7 @@
 
 For each N: a fresh 2-worker origin (gunicorn), N rooms with the default 3-rendition ladder and the product's
 segment length (--segment-seconds, default 1 s), each room PUTting its three segments once per segment
-length (random phase), for --seconds, paced as the transcoder's ffmpeg sends them (--client, CLIENTS below).
+length (random phase), for --seconds, paced as the transcoder sends them (--client, CLIENTS below).
 Publish latency = segment received at the origin → the playlist naming it written to storage, from the origin's
 own histogram. Reports p50/p99 per N, origin CPU (master + workers, from /proc) per segment, and the largest N
 with p99 ≤ 250 ms, every PUT accepted and no slot filled. Loopback only; every loop is bounded.
@@ -45,12 +45,17 @@ LADDER = (("a48", 48_000, 1), ("a64", 64_000, 2), ("a128", 128_000, 2))
 SEGMENT_S = SEGMENT_SECONDS_DEFAULT  # --segment-seconds overrides it
 TOKEN = "bench-ingest-token-0123456789abcdef"
 GOAL_P99_S = 0.250
-# How the pushers send a segment's renditions. ffmpeg 5.1's hls muxer (measured against a server that answers
-# 300 ms late): a connection per PUT, chunked, closed once the body is written, so the renditions do not wait
-# for each other's 201; the first rendition's segment closes one AAC frame (21-24 ms) before the others'.
+# How the pushers send a segment's renditions. The transcoder (transcoder/uploads.py, since 2026-12-08): a kept-alive
+# connection per rendition, the ladder's three PUTs side by side (ffmpeg's log is read in 0.1 s batches, so they are
+# cued together), each awaiting its 201. Before it, ffmpeg 5.1's hls muxer PUT them itself (measured against a
+# server that answers 300 ms late): a connection per PUT, chunked, closed once the body is written, so the
+# renditions did not wait for each other's 201; the first rendition's segment closes one AAC frame (21-24 ms)
+# before the others'.
 CLIENTS = {
-    "ffmpeg": "as the transcoder's ffmpeg sends (default): a connection per PUT, no 201 awaited, the ladder "
-              "one AAC frame apart",
+    "transcoder": "as the transcoder sends (default): a kept-alive connection per rendition, the ladder side by "
+                  "side, each PUT awaiting its 201",
+    "ffmpeg": "as ffmpeg sent until 2026-12-08: a connection per PUT, no 201 awaited, the ladder one AAC frame "
+              "apart",
     "per-put": "a connection per PUT, the renditions one after another, each awaiting its 201",
     "keep-alive": "reused connections, each PUT awaiting its 201 (a client other than ffmpeg)",
     "ffmpeg-playlists": "as ffmpeg, each segment followed by its rendition's index.m3u8 (the transcoder until "
@@ -121,8 +126,23 @@ async def push_room(
     n_segments = int(seconds // SEGMENT_S)
     url = urllib.parse.urlsplit(origin)
     client = PutClient(url.hostname or "127.0.0.1", url.port or 80, TOKEN, keep_alive=client_mode == "keep-alive")
+    lanes = {name: PutClient(url.hostname or "127.0.0.1", url.port or 80, TOKEN, keep_alive=True) for name in media}
     for idx in range(n_segments):
         due = t0 + phase + idx * SEGMENT_S
+        if client_mode == "transcoder":
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            answers = await asyncio.gather(*(
+                lanes[name].put(f"/ingest/{room}/{sid}/{name}/{idx:06d}.m4s", segment_at(name, segs, idx))
+                for name, (_, segs) in media.items()
+            ), return_exceptions=True)  # fmt: skip
+            for answer in answers:
+                if isinstance(answer, BaseException):
+                    errors.append(type(answer).__name__)
+                elif answer != 201:
+                    errors.append(f"segment {answer}")
+                else:
+                    sent += 1
+            continue
         for i, (name, (_, segs)) in enumerate(media.items()):
             path, body = f"/ingest/{room}/{sid}/{name}/{idx:06d}.m4s", segment_at(name, segs, idx)
             try:
@@ -139,6 +159,8 @@ async def push_room(
             except (OSError, TimeoutError, PutError) as exc:
                 errors.append(type(exc).__name__)
     client.close()
+    for lane in lanes.values():
+        lane.close()
     try:
         async with session.post(f"{origin}/ingest/{room}/{sid}/end", json={"reason": "eos"}, headers=auth) as r:
             if r.status != 200:
@@ -261,7 +283,7 @@ def main() -> int:
                         help="default: the product default")
     parser.add_argument("--workers", type=int, default=Settings().workers,
                         help="gunicorn workers (default: the product default, SPILLWAY_WORKERS)")
-    parser.add_argument("--client", choices=list(CLIENTS), default="ffmpeg",
+    parser.add_argument("--client", choices=list(CLIENTS), default="transcoder",
                         help="; ".join(f"{k}: {v}" for k, v in CLIENTS.items()))
     args = parser.parse_args()
     global SEGMENT_S
@@ -285,7 +307,7 @@ def main() -> int:
                and s["segments_received"] == s["segments_sent"] and s["steady_filler_segments"] == 0]
     summary = {"backend": args.backend, "segment_seconds": SEGMENT_S, "client": args.client, "steps": steps,
                "largest_rooms_p99_le_250ms": max(passing, default=0)}  # type: ignore[type-var]
-    out = results_dir / f"origin-{args.backend}{'' if args.client == 'ffmpeg' else '-' + args.client}"
+    out = results_dir / f"origin-{args.backend}{'' if args.client == 'transcoder' else '-' + args.client}"
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     _plot(steps, out.with_suffix(".png"), args.backend)
     print(f"largest N with p99 <= 250 ms ({args.backend}): {summary['largest_rooms_p99_le_250ms']}")

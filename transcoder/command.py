@@ -5,17 +5,18 @@ Shape (default ladder, one input):
     ffmpeg -hide_banner -nostdin -loglevel repeat+level+verbose -i IN
       -filter_complex "[0:a]aresample=48000:async=1[s0];[s0]asplit=3[s1][s2][s3]"
       -map [s1] -map [s2] -map [s3] -ac:a:0 1 … -b:a:0 48k … -c:a aac -ar 48000 -f hls
-      -hls_segment_type fmp4 -hls_time 2 -method PUT -http_persistent 0 -headers "Authorization: Bearer T\\r\\n"
-      -var_stream_map "a:0,name:a48 a:1,name:a64 a:2,name:a128" -hls_fmp4_init_filename init_%v.mp4
-      -hls_segment_filename {origin}/ingest/{room}/{session}/%v/%06d.m4s {local}/index_%v.m3u8
+      -hls_segment_type fmp4 -hls_time 2 -var_stream_map "a:0,name:a48 a:1,name:a64 a:2,name:a128"
+      -hls_fmp4_init_filename init_%v.mp4 -hls_segment_filename {local}/%v/%06d.m4s {local}/index_%v.m3u8
 
-ffmpeg then PUTs {index:06d}.m4s per rendition (docs/ingest.md). Its playlists stay in a local directory: the
-origin builds its own, and PUTting ffmpeg's cost the origin one more HTTP request per segment and rendition.
-The muxer writes each init next to its playlist, so the init is local too and inits.py PUTs it (reading the
-answer and retrying, which ffmpeg does not).
-`-http_persistent 0` is deliberate: with persistent connections ffmpeg 5.1 often drops the final segment and
-the ENDLIST playlist yet exits 0. Info-level "Opening '…' for writing" and verbose "Statistics: N bytes
-written" lines are what transcoder.ffmpeg_log counts, hence the log level.
+ffmpeg writes everything to a local directory and talks to no server: uploads.py PUTs each init and each
+segment ({index:06d}.m4s per rendition, docs/ingest.md) as ffmpeg's log says it is complete, reads the answer
+and retries. So the ingest token is never in ffmpeg's argv (anyone on the host can read a process's argv), a
+refused segment is seen, and an origin outage is bridged by retries instead of lost PUTs. ffmpeg's own playlists
+stay local: the origin builds its own. Info-level "Opening '…' for writing" and verbose "Statistics: N bytes
+written" lines are what transcoder.ffmpeg_log reads, hence the log level.
+
+Low latency (`build_stream_argv`) still has ffmpeg PUT one chunked stream per rendition, with the token in a
+`-headers` option: ffmpeg 5.1 cannot read an option's value from anywhere else (docs/ingest.md).
 """
 
 from __future__ import annotations
@@ -123,28 +124,28 @@ def local_playlist_path(local_dir: str, rendition: str) -> str:
     return f"{local_dir}/{LOCAL_PLAYLIST.replace('%v', rendition)}"
 
 
+def local_segment_path(local_dir: str, rendition: str, name: str) -> str:
+    """Where ffmpeg writes a rendition's segment `name` (`-hls_segment_filename {local}/%v/%06d.m4s`)."""
+    return f"{local_dir}/{rendition}/{name}"
+
+
 def build_argv(settings: TranscodeSettings, *, session: str, local_dir: str) -> list[str]:
-    """The full ffmpeg argv for one ingest session; ffmpeg's playlists and inits go to `local_dir`. Pure: same
-    arguments, same list."""
+    """The full ffmpeg argv for one ingest session; everything it writes goes to `local_dir`. Pure: same
+    arguments, same list (the session id matters to low latency only: its URLs name it)."""
     if settings.part_seconds is not None:
         return build_stream_argv(settings, session=session)
     audio = _room_audio(settings.source)
     split = audio.filter_multi_output("asplit", len(settings.ladder))
     streams = [split.stream(i) for i in range(len(settings.ladder))]
-    base = ingest_base_url(settings.origin_url, settings.room, session)
     hls_args: dict[str, Any] = {
         "f": "hls",
         "hls_time": _format_seconds(settings.segment_seconds),
         "hls_segment_type": "fmp4",
         "hls_flags": "independent_segments",
         "hls_list_size": PLAYLIST_SIZE_SEGMENTS,
-        "method": "PUT",
-        "http_persistent": 0,
-        "timeout": _format_seconds(settings.http_timeout_seconds),
-        "headers": auth_header(settings.token),
         "var_stream_map": var_stream_map(settings.ladder),
         "hls_fmp4_init_filename": LOCAL_INIT,
-        "hls_segment_filename": f"{base}/%v/{SEGMENT_PATTERN}",
+        "hls_segment_filename": f"{local_dir}/%v/{SEGMENT_PATTERN}",
     }
     output = ffmpeg.output(*streams, f"{local_dir}/{LOCAL_PLAYLIST}", **_ladder_args(settings.ladder), **hls_args)
     argv: list[str] = output.compile(cmd=[settings.ffmpeg_bin, *GLOBAL_ARGS])

@@ -1,12 +1,13 @@
 """Reading ffmpeg's stderr (run with `-loglevel repeat+level+verbose`): pure parsing and push accounting.
 
 Lines that matter:
-    [hls @ 0x…] [info] Opening 'http://…/a48/000012.m4s' for writing      a segment PUT starts
+    [hls @ 0x…] [info] Opening '/tmp/…/a48/000012.m4s' for writing         a segment is being written
     [AVIOContext @ 0x…] [verbose] Statistics: 6568 bytes written, …        the file just written is closed
     [info] size=N/A time=00:00:24.02 bitrate=N/A speed=1x                  encoding progress
     [error] / [fatal] / [warning] …                                        kept for error messages
 The hls muxer writes one file at a time, so the first "bytes written" after a segment's "Opening" is that
-segment's size (init segments are opened early and closed late, so they are not sized this way).
+segment's size and says the file is complete (`Closed`: uploads.py sends it then). Init segments are opened
+early and closed late, so they are not sized this way.
 """
 
 from __future__ import annotations
@@ -79,12 +80,22 @@ class Written:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Closed:
+    """A media segment ffmpeg finished writing (its "Opening" line, then its "bytes written" line)."""
+
+    rendition: str
+    name: str
+    index: int
+    nbytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class Progress:
     media_seconds: float
     speed: float | None
 
 
-Event = Opened | Written | Progress
+Event = Opened | Written | Closed | Progress
 
 
 def parse_line(line: str) -> LogLine:
@@ -160,9 +171,10 @@ class PushTracker:
                 if nbytes <= EMPTY_SEGMENT_BYTES:
                     return event
                 self.segments[seg.rendition] = self.segments.get(seg.rendition, 0) + 1
-                if seg.index is not None:
-                    self.last_index[seg.rendition] = seg.index
+                assert seg.index is not None  # event_of gives every segment its index
+                self.last_index[seg.rendition] = seg.index
                 self._sizes.setdefault(seg.rendition, deque(maxlen=self.window_segments)).append(nbytes)
+                return Closed(rendition=seg.rendition, name=seg.name, index=seg.index, nbytes=nbytes)
             case Progress(media_seconds=media_seconds, speed=speed):
                 self.media_seconds = max(self.media_seconds, media_seconds)
                 self.speed = speed

@@ -24,6 +24,7 @@ class TranscodeStatus:
     speed: float | None = None
     uptime_seconds: float = 0.0
     fault: str | None = None  # a live source's lasting failure (policy.Fault: "crash-loop", "origin-unreachable")
+    upload_backlog: int = 0  # files ffmpeg wrote that the origin has not taken yet (uploads.py)
 
 
 StatusCallback = Callable[[TranscodeStatus], None]
@@ -37,9 +38,10 @@ def _clock(seconds: float) -> str:
 def format_status(status: TranscodeStatus) -> str:
     speed = f"{status.speed:.2f}x" if status.speed is not None else "-"
     fault = f"FAULT {status.fault} " if status.fault else ""
+    backlog = f" (backlog {status.upload_backlog})" if status.upload_backlog else ""
     return (
         f"room {status.room} {status.state:<8} {fault}session {status.session or '-'} "
-        f"segments {status.segments_pushed} bitrate {status.bitrate_bps / 1000:.0f} kb/s "
+        f"segments {status.segments_pushed}{backlog} bitrate {status.bitrate_bps / 1000:.0f} kb/s "
         f"restarts {status.restarts} media {_clock(status.media_seconds)} speed {speed} "
         f"up {_clock(status.uptime_seconds)}"
     )

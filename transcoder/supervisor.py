@@ -20,9 +20,8 @@ from pathlib import Path
 from transcoder.clock import SYSTEM_CLOCK, Clock
 from transcoder.command import build_argv, redact
 from transcoder.errors import CrashLoopError, FfmpegError, IngestError, IngestRejectedError, OriginUnavailableError
-from transcoder.ffmpeg_log import Event, LogLine, is_command_error, is_config_error
+from transcoder.ffmpeg_log import LogLine, is_command_error, is_config_error
 from transcoder.ingest import IngestClient
-from transcoder.inits import InitForwarder
 from transcoder.policy import Attempt, Fault, Finish, Outcome, Restart, decide, restarts_at_eos
 from transcoder.process import FfmpegProcess
 from transcoder.session import random_hex, session_id
@@ -30,6 +29,7 @@ from transcoder.settings import TranscodeSettings
 from transcoder.source import describe, is_live
 from transcoder.status import StatusCallback, TranscodeStatus
 from transcoder.tail import report_tails
+from transcoder.uploads import Uploads
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,9 @@ END_REASON = {
 # Attempts the policy sees: far more than any of its rules needs at sane settings (a crash loop retries every
 # 30 s), and a bound on a live source's memory over weeks of listening again.
 HISTORY_LIMIT = 1000
-# After ffmpeg exits, how long an init still being retried may hold the session's end (beyond the settle time).
-INIT_GRACE_SECONDS = 2.0
+# After ffmpeg exits, how long the files still due (its tail, or a backlog from an origin outage, retried) may
+# hold the session's end before they are given up (logged).
+UPLOAD_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +82,7 @@ class Supervisor:
         self._last_bitrate = 0.0
         self._last_media = 0.0
         self._proc: FfmpegProcess | None = None
+        self._uploads: Uploads | None = None
         self.live = is_live(settings.source)
         self.fault: Fault | None = None  # the live source's lasting failure, until a healthy run
 
@@ -150,32 +152,40 @@ class Supervisor:
         return 0
 
     def _run_session(self, session: str) -> _Run:
-        with tempfile.TemporaryDirectory(prefix=f"spillway-{self.room}-") as local_dir, InitForwarder(
+        with tempfile.TemporaryDirectory(prefix=f"spillway-{self.room}-") as local_dir, Uploads(
             self.ingest, session=session, local_dir=Path(local_dir), clock=self.clock
-        ) as inits:  # fmt: skip
+        ) as uploads:  # fmt: skip
             argv = build_argv(self.settings, session=session, local_dir=local_dir)
+            self._uploads = uploads
             try:
-                run = self._run_ffmpeg(session, argv, inits.feed)
+                run = self._run_ffmpeg(session, argv, uploads)
             finally:
-                inits.close(self.settings.end_settle_seconds + INIT_GRACE_SECONDS)
+                uploads.close(UPLOAD_GRACE_SECONDS)
+                self._uploads = None
             if self.settings.part_seconds is None:  # low latency writes no playlists
                 report_tails(self.room, session, local_dir, [r.name for r in self.settings.ladder], run.last_index)
             return run
 
-    def _run_ffmpeg(self, session: str, argv: list[str], on_event: Callable[[Event], None]) -> _Run:
+    def _run_ffmpeg(self, session: str, argv: list[str], uploads: Uploads) -> _Run:
         log.debug("room %s: session %s: %s", self.room, session, shlex.join(redact(argv)))
         proc = FfmpegProcess(
             argv, room=self.room, session=session, segment_seconds=self.settings.segment_seconds,
-            on_line=self._on_line, on_event=on_event,
+            on_line=self._on_line, on_event=uploads.feed,
         )
         proc.start()
         self._proc = proc
         started = self.clock.monotonic()
-        stopping = False
+        stopping = refused = False
         try:
             while True:
                 code = proc.wait(POLL_SECONDS)
                 if code is not None:
+                    break
+                if uploads.refusal is not None:  # the origin will take nothing more of this session
+                    refused = True
+                    log.warning("room %s: session %s: the origin refused the session (HTTP %d); starting a new one",
+                                self.room, session, uploads.refusal)  # fmt: skip
+                    code = proc.stop(self.settings.stop_timeout_seconds)
                     break
                 if self.stop.is_set():
                     stopping = True
@@ -201,6 +211,8 @@ class Supervisor:
         tail = proc.stderr_tail()
         if stopping:
             outcome = Outcome.SIGNAL
+        elif refused:
+            outcome = Outcome.CRASH  # a failure for the backoff: a new session at once, then slower if refused again
         elif code == 0:
             outcome = Outcome.EOS
         elif config_error and segments == 0:
@@ -225,8 +237,9 @@ class Supervisor:
         self.fault = None
 
     def _end(self, session: str, reason: str) -> None:
-        # ffmpeg does not wait for the origin's response to its last PUTs; let the bodies land first.
-        self.clock.sleep(self.settings.end_settle_seconds)
+        if self.settings.part_seconds is not None:
+            # Low latency: ffmpeg's stream PUTs end without reading the origin's answer; let the bodies land.
+            self.clock.sleep(self.settings.end_settle_seconds)
         try:
             self.ingest.end(session, reason)
         except IngestError as exc:
@@ -261,6 +274,7 @@ class Supervisor:
                 speed=speed,
                 uptime_seconds=now - self._started_at,
                 fault=self.fault.value if self.fault is not None else None,
+                upload_backlog=uploads.backlog if (uploads := self._uploads) is not None else 0,
             )
         )
 

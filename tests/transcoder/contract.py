@@ -1,9 +1,10 @@
 """What the origin relies on, checked against what a Receiver recorded for one session (docs/ingest.md).
 
-True and relied on: start before any PUT; every segment PUT (ffmpeg's) a complete chunked body without
-Content-Type; one init PUT per rendition (the transcoder's, inits.py), complete, as application/octet-stream;
-no playlist PUT (ffmpeg's stay local); segment indices 0..n without holes; end after every PUT has completed.
-The init PUT is not before the rendition's first segment: the origin takes segments before their init.
+True and relied on: start before any PUT; every PUT (the transcoder's, uploads.py) a complete body with a
+Content-Length, as application/octet-stream; every object's last PUT answered 201 (earlier ones may have been
+refused with a 5xx and retried); one init per rendition, before that rendition's first segment; no playlist PUT
+(ffmpeg's stay local); segment indices 0..n without holes, each rendition's in order; end after every PUT has
+completed.
 """
 
 from __future__ import annotations
@@ -35,25 +36,32 @@ def assert_session_contract(
     assert start.body["segment_seconds"] == segment_seconds
     puts = rx.session_puts(session)
     assert puts, "no PUT arrived"
+    last: dict[tuple[str, str], Put] = {}
     for put in puts:
         assert put.seq > start.seq, f"{put.name} PUT before the start call"
         assert put.complete, f"{put.rendition}/{put.name}: body incomplete"
         assert put.kind != "playlist", f"{put.rendition}/{put.name}: ffmpeg's playlists stay local"
+        assert (put.chunked, put.content_type) == (False, "application/octet-stream")
         if put.kind == "init":
-            assert (put.name, put.chunked, put.content_type) == ("init.mp4", False, "application/octet-stream")
-        else:
-            assert put.chunked and put.content_type is None
-        assert put.status == 201, f"{put.rendition}/{put.name}: {put.status}"
+            assert put.name == "init.mp4"
         assert put.rendition in renditions
+        last[(put.rendition, put.name)] = put
+    for (rendition, name), put in last.items():
+        assert put.status == 201, f"{rendition}/{name}: {put.status}"
     by_rendition: dict[str, list[Put]] = {}
     for name in renditions:
         init = rx.init(session, name)
         assert init is not None, f"{name}: no init segment"
-        assert sum(p.kind == "init" for p in puts if p.rendition == name) == 1, f"{name}: init PUT more than once"
+        assert sum(p.kind == "init" and p.status == 201 for p in puts if p.rendition == name) == 1, (
+            f"{name}: init taken more than once"
+        )
         assert init.body[4:8] == b"ftyp" and b"moov" in init.body
         segments = rx.segments(session, name)
         assert segments, f"{name}: no segment"
         assert sorted(segments) == list(range(len(segments))), f"{name}: holes in {sorted(segments)}"
+        arrivals = [p.index for p in puts if p.rendition == name and p.index is not None]
+        assert arrivals == sorted(arrivals), f"{name}: segments out of order: {arrivals}"
+        assert init.seq < min(p.seq for p in puts if p.rendition == name and p.index is not None)
         for put in segments.values():
             assert put.body[4:8] == b"styp" and b"moof" in put.body and b"mdat" in put.body
         by_rendition[name] = [segments[i] for i in sorted(segments)]

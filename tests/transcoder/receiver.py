@@ -117,10 +117,13 @@ class Receiver:
             return [p for p in self.puts if p.session == session]
 
     def segments(self, session: str, rendition: str) -> dict[int, Put]:
+        """index -> the segment's last PUT."""
         return {p.index: p for p in self.session_puts(session) if p.rendition == rendition and p.index is not None}
 
     def init(self, session: str, rendition: str) -> Put | None:
-        return next((p for p in self.session_puts(session) if p.rendition == rendition and p.kind == "init"), None)
+        """The rendition's last init PUT (a refused one was retried)."""
+        inits = [p for p in self.session_puts(session) if p.rendition == rendition and p.kind == "init"]
+        return inits[-1] if inits else None
 
     def media(self, session: str, rendition: str) -> bytes:
         """init + every segment in index order: a playable fMP4 file of the rendition."""

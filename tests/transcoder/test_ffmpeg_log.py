@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from transcoder.ffmpeg_log import (
+    Closed,
     Opened,
     Progress,
     PushTracker,
@@ -13,16 +14,15 @@ from transcoder.ffmpeg_log import (
     parse_line,
 )
 
-URL = "http://127.0.0.1:8999/ingest/r1/20261126t090301z-3f9a1c0d"
+URL = "/tmp/spillway-r1-k2j4/20261126t090301z-3f9a1c0d"  # ffmpeg writes locally (command.py)
 LOG = f"""\
-[hls @ 0x55917f638a00] [info] Opening '{URL}/a48/init_0.mp4' for writing
-[hls @ 0x55917f638a00] [info] Opening '{URL}/a64/init_1.mp4' for writing
+[hls @ 0x55917f638a00] [info] Opening '{URL}/init_a48.mp4' for writing
+[hls @ 0x55917f638a00] [info] Opening '{URL}/init_a64.mp4' for writing
 [info] size=N/A time=00:00:00.96 bitrate=N/A speed=0.959x    \r\
 [AVIOContext @ 0x55917f6e8e00] [verbose] Statistics: 765 bytes written, 0 seeks, 1 writeouts
 [hls @ 0x55917f638a00] [info] Opening '{URL}/a48/000000.m4s' for writing
-[tcp @ 0x55917f642900] [verbose] Successfully connected to 127.0.0.1 port 8999
 [AVIOContext @ 0x55917f643500] [verbose] Statistics: 6000 bytes written, 0 seeks, 1 writeouts
-[hls @ 0x55917f638a00] [info] Opening '{URL}/a48/index.m3u8' for writing
+[hls @ 0x55917f638a00] [info] Opening '{URL}/index_a48.m3u8.tmp' for writing
 [verbose] EXT-X-MEDIA-SEQUENCE:0
 [AVIOContext @ 0x55917f700fc0] [verbose] Statistics: 130 bytes written, 0 seeks, 1 writeouts
 [AVIOContext @ 0x55917f6f6680] [verbose] Statistics: 765 bytes written, 0 seeks, 1 writeouts
@@ -49,8 +49,8 @@ def test_events() -> None:
     assert event_of(parse_line(f"[hls @ 0x1] [info] Opening '{URL}/a128/000123.m4s' for writing")) == Opened(
         rendition="a128", name="000123.m4s", kind="segment", index=123
     )
-    assert event_of(parse_line(f"[hls @ 0x1] [info] Opening '{URL}/a48/init_0.mp4' for writing")) == Opened(
-        rendition="a48", name="init_0.mp4", kind="init"
+    assert event_of(parse_line("[hls @ 0x1] [info] Opening 'http://o/ingest/r/s/a48/init.mp4' for writing")) == Opened(
+        rendition="a48", name="init.mp4", kind="init"
     )
     assert event_of(parse_line("[AVIOContext @ 0x2] [verbose] Statistics: 42 bytes written, 0 seeks")) == Written(
         nbytes=42
@@ -66,8 +66,13 @@ def test_events() -> None:
 
 def test_tracker_counts_closed_segments_and_their_bytes() -> None:
     tracker = PushTracker(segment_seconds=2.0)
-    for raw in LOG.replace("\r", "\n").splitlines():
-        tracker.feed(parse_line(raw))
+    events = [tracker.feed(parse_line(raw)) for raw in LOG.replace("\r", "\n").splitlines()]
+    # each segment is complete at the first "bytes written" after its "Opening" (what uploads.py waits for)
+    assert [e for e in events if isinstance(e, Closed)] == [
+        Closed(rendition="a48", name="000000.m4s", index=0, nbytes=6000),
+        Closed(rendition="a64", name="000000.m4s", index=0, nbytes=8000),
+        Closed(rendition="a48", name="000001.m4s", index=1, nbytes=7000),
+    ]
     assert tracker.segments == {"a48": 2, "a64": 1}
     assert tracker.last_index == {"a48": 1, "a64": 0}
     assert tracker.segments_pushed == 3
@@ -80,14 +85,14 @@ def test_tracker_counts_closed_segments_and_their_bytes() -> None:
 def test_tracker_ignores_the_empty_segment_of_an_input_that_delivered_nothing() -> None:
     # what ffmpeg 5.1 logs when an SDP input times out before its first packet (the body is a bare styp box)
     tracker = PushTracker(segment_seconds=1.0)
-    for raw in [
+    events = [tracker.feed(parse_line(raw)) for raw in [
         f"[hls @ 0x1] [info] Opening '{URL}/a48/000000.m4s' for writing",
         "[AVIOContext @ 0x2] [verbose] Statistics: 24 bytes written, 0 seeks, 1 writeouts",
-        f"[hls @ 0x1] [info] Opening '{URL}/a48/index.m3u8' for writing",
+        f"[hls @ 0x1] [info] Opening '{URL}/index_a48.m3u8.tmp' for writing",
         "[AVIOContext @ 0x3] [verbose] Statistics: 145 bytes written, 0 seeks, 1 writeouts",
-    ]:
-        tracker.feed(parse_line(raw))
+    ]]  # fmt: skip
     assert tracker.segments_pushed == 0 and tracker.bitrate_bps() == 0.0
+    assert not any(isinstance(e, Closed) for e in events)  # nothing to upload
 
 
 def test_stderr_tail_prefers_errors() -> None:

@@ -98,6 +98,25 @@ def test_sigkill_of_ffmpeg_restarts_with_a_new_session(receiver: Receiver) -> No
         os.kill(pid, 0)
 
 
+def test_ffmpeg_runs_without_the_token_and_a_refused_session_is_replaced(receiver: Receiver) -> None:
+    """ffmpeg writes locally, so its argv (readable by anyone on the host) holds no token; when the origin refuses
+    the session mid-way (409: it ended it), the supervisor starts a new one instead of feeding a dead session."""
+    with background(_settings(receiver)) as bg:
+        receiver.wait_for(lambda: _has_segments(receiver, 0, 2), 20, "segments of the first session")
+        first = receiver.sessions()[0]
+        cmdline = Path(f"/proc/{bg.pid(first)}/cmdline").read_bytes()
+        assert b"ffmpeg" in cmdline and b"tok" not in cmdline and b"http" not in cmdline
+        with receiver.lock:
+            receiver.put_statuses.append(409)
+        receiver.wait_for(lambda: _has_segments(receiver, 1, 2), 20, "segments of a second session")
+    assert bg.result == 0
+    first, second = receiver.sessions()[:2]
+    assert [p.status for p in receiver.session_puts(first)].count(409) == 1
+    end_first = receiver.call(first, "end")
+    assert end_first is not None and end_first.body == {"reason": "crash"}
+    assert_session_contract(receiver, second, renditions=NAMES, end_reason="signal", segment_seconds=1.0)
+
+
 def test_crash_loop_gives_up_with_the_stderr_tail(receiver: Receiver, tmp_path: Path) -> None:
     ffmpeg = fake_ffmpeg(tmp_path, CRASH)
     with pytest.raises(CrashLoopError) as info:
@@ -166,19 +185,28 @@ class FakeClock:
         return stop is not None and stop.is_set()
 
 
-def test_backoff_and_settle_delays_come_from_the_injected_clock(receiver: Receiver, tmp_path: Path) -> None:
+@pytest.mark.parametrize("part_seconds", [None, 0.2], ids=["segments", "low-latency"])
+def test_backoff_and_settle_delays_come_from_the_injected_clock(
+    receiver: Receiver, tmp_path: Path, part_seconds: float | None
+) -> None:
     ffmpeg = fake_ffmpeg(tmp_path, CRASH)
     clock = FakeClock()
     policy = RestartPolicy(base_delay_seconds=7.0, max_delay_seconds=20.0, crash_limit=4, crash_window_seconds=3600)
-    settings = _settings(receiver, ffmpeg_bin=str(ffmpeg), policy=policy, end_settle_seconds=0.25)
+    settings = _settings(receiver, ffmpeg_bin=str(ffmpeg), policy=policy, end_settle_seconds=0.25,
+                         part_seconds=part_seconds)  # fmt: skip
     with IngestClient(origin_url=receiver.url, room="r1", token="tok") as ingest:
         supervisor = Supervisor(settings, ingest=ingest, clock=clock)
         started = time.monotonic()
         with pytest.raises(CrashLoopError):
             supervisor.run()
     assert time.monotonic() - started < 10  # 7 + 14 + 20 s of backoff were never really slept
-    # per crash: settle before the end call; between crashes: 7, 14, then capped at 20 s of backoff
-    assert clock.sleeps == [0.25, 7.0, 0.25, 14.0, 0.25, 20.0, 0.25]
+    # between crashes: 7, 14, then capped at 20 s of backoff; low latency settles before each end call (ffmpeg's
+    # stream PUTs read no answer), segments do not (uploads.py has every answer before the end call)
+    backoff = [7.0, 14.0, 20.0]
+    if part_seconds is None:
+        assert clock.sleeps == backoff
+    else:
+        assert clock.sleeps == [0.25, 7.0, 0.25, 14.0, 0.25, 20.0, 0.25]
     assert supervisor.restarts == 3
     assert all(s.startswith("20261126t090301z-") for s in supervisor.sessions)
     assert len(set(supervisor.sessions)) == 4

@@ -1,0 +1,158 @@
+"""Uploads over real HTTP (the ingest receiver): ffmpeg's log cues the PUT of each rendition's local init and
+segments, in order; 5xx and an unreachable origin are retried, a 4xx is final, a session-level refusal is
+reported, and `close` bounds the wait."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.net import free_port
+from tests.transcoder.receiver import Receiver
+from transcoder.command import local_init_path, local_segment_path
+from transcoder.ffmpeg_log import Event, PushTracker, parse_line
+from transcoder.ingest import IngestClient
+from transcoder.ladder import parse_ladder
+from transcoder.uploads import Rejection, Uploads
+
+SESSION = "20261208t003000z-1a2b3c4d"
+INIT = b"\x00\x00\x00\x18ftypiso6" + bytes(range(200))
+
+
+def _segment(rendition: str, index: int) -> bytes:
+    return b"\x00\x00\x00\x18stypmsdh" + f"{rendition}:{index}".encode() * 40
+
+
+class Ffmpeg:
+    """Writes files into the local directory as ffmpeg does and hands on the events its log lines make."""
+
+    def __init__(self, local: Path, uploads: Uploads) -> None:
+        self.local = local
+        self.uploads = uploads
+        self.tracker = PushTracker(segment_seconds=1.0)
+
+    def _line(self, line: str) -> None:
+        event: Event | None = self.tracker.feed(parse_line(line))
+        if event is not None:
+            self.uploads.feed(event)
+
+    def segment(self, rendition: str, index: int) -> None:
+        path = Path(local_segment_path(str(self.local), rendition, f"{index:06d}.m4s"))
+        path.parent.mkdir(exist_ok=True)
+        body = _segment(rendition, index)
+        self._line(f"[hls @ 0x1] [info] Opening '{path}' for writing")
+        path.write_bytes(body)
+        self._line(f"[AVIOContext @ 0x2] [verbose] Statistics: {len(body)} bytes written, 0 seeks, 1 writeouts")
+        self._line(f"[hls @ 0x1] [info] Opening '{self.local}/index_{rendition}.m3u8.tmp' for writing")
+        self._line("[AVIOContext @ 0x3] [verbose] Statistics: 190 bytes written, 0 seeks, 1 writeouts")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver(token="tok") as r:
+        yield r
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Path:
+    for rendition in ("a48", "a64"):
+        Path(local_init_path(str(tmp_path), rendition)).write_bytes(INIT + rendition.encode())
+    return tmp_path
+
+
+def _client(url: str, token: str = "tok") -> IngestClient:
+    return IngestClient(origin_url=url, room="r1", token=token, timeout_seconds=2)
+
+
+def _puts(receiver: Receiver) -> list[tuple[str, str, int]]:
+    with receiver.lock:
+        return [(p.rendition, p.name, p.status) for p in receiver.puts]
+
+
+def test_each_rendition_sends_its_init_then_its_segments_in_order(receiver: Receiver, local: Path) -> None:
+    with _client(receiver.url) as ingest:
+        ingest.start(SESSION, parse_ladder("a48:48k:1,a64:64k:2"), 1.0)
+        with Uploads(ingest, session=SESSION, local_dir=local) as uploads:
+            ffmpeg = Ffmpeg(local, uploads)
+            for index in range(3):
+                ffmpeg.segment("a48", index)
+                ffmpeg.segment("a64", index)
+            uploads.close(5.0)
+    for rendition in ("a48", "a64"):
+        assert [(n, s) for r, n, s in _puts(receiver) if r == rendition] == [
+            ("init.mp4", 201), ("000000.m4s", 201), ("000001.m4s", 201), ("000002.m4s", 201)
+        ]  # fmt: skip
+        assert receiver.init(SESSION, rendition).body == INIT + rendition.encode()  # type: ignore[union-attr]
+        assert {i: p.body for i, p in receiver.segments(SESSION, rendition).items()} == {
+            i: _segment(rendition, i) for i in range(3)
+        }
+        assert not (local / rendition).exists() or not any((local / rendition).iterdir())  # sent → removed
+    assert uploads.sent == {r: ["init.mp4", "000000.m4s", "000001.m4s", "000002.m4s"] for r in ("a48", "a64")}
+    assert uploads.rejected == [] and uploads.unsent == [] and uploads.refusal is None and uploads.backlog == 0
+
+
+def test_a_5xx_is_retried_and_a_segment_refusal_is_final(receiver: Receiver, local: Path) -> None:
+    with _client(receiver.url) as ingest:
+        ingest.start(SESSION, parse_ladder("a48:48k:1"), 1.0)
+        receiver.put_statuses.extend([503, 502, 201, 201, 413])
+        with Uploads(ingest, session=SESSION, local_dir=local) as uploads:
+            ffmpeg = Ffmpeg(local, uploads)
+            for index in range(3):
+                ffmpeg.segment("a48", index)
+            uploads.close(5.0)
+    assert _puts(receiver) == [("a48", "init.mp4", 503), ("a48", "init.mp4", 502), ("a48", "init.mp4", 201),
+                               ("a48", "000000.m4s", 201), ("a48", "000001.m4s", 413),
+                               ("a48", "000002.m4s", 201)]  # fmt: skip
+    assert uploads.rejected == [Rejection(rendition="a48", name="000001.m4s", status=413)]
+    assert uploads.refusal is None  # one bad segment: the session goes on
+
+
+def test_a_refused_session_is_reported_once(receiver: Receiver, local: Path) -> None:
+    with _client(receiver.url) as ingest:
+        ingest.start(SESSION, parse_ladder("a48:48k:1"), 1.0)
+        receiver.put_statuses.extend([201, 201, 409, 409])
+        with Uploads(ingest, session=SESSION, local_dir=local) as uploads:
+            ffmpeg = Ffmpeg(local, uploads)
+            for index in range(3):
+                ffmpeg.segment("a48", index)
+            uploads.close(5.0)
+    assert uploads.refusal == 409
+    assert [r.name for r in uploads.rejected] == ["000001.m4s", "000002.m4s"]
+
+
+def test_an_unreachable_origin_is_retried_until_close_gives_up(local: Path) -> None:
+    with _client(f"http://127.0.0.1:{free_port()}") as ingest:
+        uploads = Uploads(ingest, session=SESSION, local_dir=local)
+        ffmpeg = Ffmpeg(local, uploads)
+        ffmpeg.segment("a48", 0)
+        time.sleep(0.5)  # a few refused connections, backing off
+        assert uploads.backlog == 2
+        started = time.monotonic()
+        uploads.close(0.2)
+    assert time.monotonic() - started < 2.5
+    assert uploads.sent == {} and uploads.rejected == [] and uploads.unsent == ["a48/init.mp4", "a48/000000.m4s"]
+    assert uploads.backlog == 0
+
+
+def test_an_origin_outage_is_bridged(local: Path) -> None:
+    """Segments written while nothing answers reach the origin once it is back, in order."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with Receiver(token="tok", port=port) as before, _client(url) as starter:
+        starter.start(SESSION, parse_ladder("a48:48k:1"), 1.0)
+    with _client(url) as ingest, Uploads(ingest, session=SESSION, local_dir=local) as uploads:
+        ffmpeg = Ffmpeg(local, uploads)
+        for index in range(3):
+            ffmpeg.segment("a48", index)
+        time.sleep(0.4)  # refused connections, backing off
+        assert uploads.sent == {} and uploads.backlog == 4
+        with Receiver(token="tok", port=port, calls=before.calls) as receiver:  # back, knowing the session
+            receiver.wait_for(lambda: uploads.backlog == 0, 10, "the backlog sent")
+            uploads.close(5.0)
+    assert uploads.sent == {"a48": ["init.mp4", "000000.m4s", "000001.m4s", "000002.m4s"]}
+    assert [(n, s) for _, n, s in _puts(receiver)] == [
+        ("init.mp4", 201), ("000000.m4s", 201), ("000001.m4s", 201), ("000002.m4s", 201)
+    ]  # fmt: skip

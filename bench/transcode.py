@@ -1,14 +1,16 @@
 """Transcoder overhead (not a test): CPU per audio-minute of the default ladder, transcoder vs bare ffmpeg.
 
-Both push the same AAC ladder (a48/a64/a128, 2 s fMP4 segments) from the same generated music-like source
-(pink noise + tone, 44.1 kHz stereo, so resampling is included) over HTTP PUT to a local ingest receiver that
-runs in its own process (tests/transcoder/receiver.py), so its CPU is not counted.
+Both cut the same AAC ladder (a48/a64/a128, fMP4 segments of the product's default length) from the same
+generated music-like source (pink noise + tone, 44.1 kHz stereo, so resampling is included); the transcoder
+PUTs it to a local ingest receiver that runs in its own process (tests/transcoder/receiver.py), so its CPU is
+not counted.
 
 * bare ffmpeg: the command transcoder.command.build_argv produces, run directly with `-loglevel error`
-  (what an operator would run by hand); CPU = getrusage(RUSAGE_CHILDREN) delta.
-* transcoder: run_transcoder() in this process (supervisor + stderr reader threads, ingest calls, ffmpeg at
-  `-loglevel verbose` parsed line by line); CPU = RUSAGE_SELF delta (this process is otherwise idle)
-  + RUSAGE_CHILDREN delta (ffmpeg).
+  (what an operator would run by hand; it writes to a local directory and sends nothing);
+  CPU = getrusage(RUSAGE_CHILDREN) delta.
+* transcoder: run_transcoder() in this process (supervisor + stderr reader threads, ingest calls, the uploads
+  of every init and segment, ffmpeg at `-loglevel verbose` parsed line by line); CPU = RUSAGE_SELF delta (this
+  process is otherwise idle) + RUSAGE_CHILDREN delta (ffmpeg).
 
 Two modes: `unpaced` (the whole source as fast as possible: throughput) and `paced` (-re, real time: what a
 live room costs, including the supervisor's polling and status work). Runs alternate; medians are reported.
@@ -37,6 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from origin.contract.ingest import SEGMENT_SECONDS_DEFAULT  # noqa: E402
 from tests.support.net import free_port, wait_for_port  # noqa: E402
 from transcoder.command import build_argv  # noqa: E402
 from transcoder.ingest import IngestClient  # noqa: E402
@@ -168,7 +171,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     ax.set_xticks(range(len(modes)))
     ax.set_xticklabels([f"{m}\nratio {summary[m]['ratio']:.3f}" for m in modes])
     ax.set_ylabel("CPU seconds per audio-minute")
-    ax.set_title("Default AAC ladder (a48/a64/a128), 2 s fMP4 segments, HTTP PUT")
+    ax.set_title(f"Default AAC ladder (a48/a64/a128), {SEGMENT_SECONDS_DEFAULT:g} s fMP4 segments")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -218,7 +221,7 @@ def main() -> int:
     result = {
         "benchmark": "bench/transcode.py",
         "ladder": format_ladder(DEFAULT_LADDER),
-        "segment_seconds": 2.0,
+        "segment_seconds": SEGMENT_SECONDS_DEFAULT,
         "source": "pink noise + 330 Hz tone, 44.1 kHz stereo wav (resampled to 48 kHz)",
         "goal_ratio": GOAL_RATIO,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),

@@ -4,8 +4,8 @@ every answer read.
 ffmpeg writes to a local directory only (command.py). Its log says when a file is complete (the events
 FfmpegProcess parsed): a rendition's init is written and closed just before its first segment is opened, and
 a segment is complete at the first "bytes written" after its "Opening" (ffmpeg_log.Closed). Each rendition has
-its own lane — a queue and a thread with a kept-alive connection — so renditions travel side by side and one
-slow PUT does not hold the others; within a lane the order is ffmpeg's.
+its own lane — a queue and a thread with a kept-alive connection (ingest.ObjectSender) — so renditions travel
+side by side and one slow PUT does not hold the others; within a lane the order is ffmpeg's.
 
 Answers: 201 sent (the segment's local file is removed); a 5xx or an unreachable origin is retried with backoff
 until `close` gives up (an origin restart or outage is bridged, not lost: the origin publishes late audio after
@@ -27,7 +27,7 @@ from transcoder.clock import SYSTEM_CLOCK, Clock
 from transcoder.command import INIT_FILENAME, local_init_path, local_segment_path
 from transcoder.errors import IngestRejectedError, OriginUnavailableError
 from transcoder.ffmpeg_log import Closed, Event, Opened
-from transcoder.ingest import IngestClient
+from transcoder.ingest import IngestClient, ObjectSender
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class Uploads:
         with self._lock:
             self._pending += delta
 
-    def _send(self, item: _Item) -> None:
+    def _send(self, item: _Item, sender: ObjectSender) -> None:
         if self._abandon.is_set():
             self.unsent.append(f"{item.rendition}/{item.name}")
             return
@@ -130,7 +130,7 @@ class Uploads:
         delay = RETRY_FIRST_S
         while True:
             try:
-                self.ingest.put_object(self.session, item.rendition, item.name, body)
+                sender.put(self.session, item.rendition, item.name, body)
             except OriginUnavailableError as exc:
                 if self._abandon.is_set() or self.clock.sleep(delay, self._abandon):
                     self.unsent.append(f"{item.rendition}/{item.name}")
@@ -178,8 +178,12 @@ class _Lane:
         self._todo.put(item)
 
     def _run(self) -> None:
-        while (item := self._todo.get()) is not None:
-            try:
-                self.uploads._send(item)
-            finally:
-                self.uploads._count(-1)
+        sender = self.uploads.ingest.object_sender()
+        try:
+            while (item := self._todo.get()) is not None:
+                try:
+                    self.uploads._send(item, sender)
+                finally:
+                    self.uploads._count(-1)
+        finally:
+            sender.close()

@@ -28,6 +28,7 @@ class RoomKeys:
     owner: str  # the ownership lease: "{epoch}|{worker}|{claim id}" with a TTL
     epoch: str  # INCR per new owner: the fencing token
     spool: str  # hash: storage key -> bytes waiting for S3
+    spool_bytes: str  # counter: the bytes in `spool`, kept by the same scripts (exact, whatever is retried)
     board: str  # hash: the low-latency playlists, rendition (and rendition.skip) -> text (fleet/board.py)
     applied: str  # list: the ids of the last appends (a retried append finds its own and is not applied twice)
 
@@ -35,19 +36,20 @@ class RoomKeys:
 def room_keys(prefix: str, room: str) -> RoomKeys:
     base = f"{prefix}{{{ids.room_id(room)}}}"
     return RoomKeys(journal=f"{base}:journal", lock=f"{base}:lock", owner=f"{base}:owner", epoch=f"{base}:epoch",
-                    spool=f"{base}:spool", board=f"{base}:ll", applied=f"{base}:applied")  # fmt: skip
+                    spool=f"{base}:spool", spool_bytes=f"{base}:spool-bytes", board=f"{base}:ll",
+                    applied=f"{base}:applied")  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
 class FleetKeys:
     journals: str  # set: the rooms that have a journal (Journal.rooms)
-    spool_bytes: str  # counter: bytes spooled fleet-wide
+    spool_rooms: str  # set: the rooms whose spool may hold bytes (their counts add up to the fleet's)
     ring_prefix: str  # + a worker's name: the channel its doorbell listens on
     playlist_channel: str  # every worker listens: a room's low-latency playlists moved (held reloads re-check)
 
 
 def fleet_keys(prefix: str) -> FleetKeys:
-    return FleetKeys(journals=f"{prefix}journals", spool_bytes=f"{prefix}spool-bytes", ring_prefix=f"{prefix}ring:",
+    return FleetKeys(journals=f"{prefix}journals", spool_rooms=f"{prefix}spool-rooms", ring_prefix=f"{prefix}ring:",
                      playlist_channel=f"{prefix}ll-moved")  # fmt: skip
 
 

@@ -73,6 +73,7 @@ class Receiver:
     token: str = "tok"
     start_status: int = 201  # scripted answer to start calls (e.g. 409: the broadcast has ended)
     put_statuses: list[int] = field(default_factory=list)  # scripted answers to the next PUTs, in order (e.g. 503)
+    idle_timeout: float | None = None  # close a kept-alive connection idle this long (as servers do)
     port: int = field(default_factory=free_port)
     calls: list[Call] = field(default_factory=list)
     puts: list[Put] = field(default_factory=list)
@@ -163,6 +164,7 @@ def _read_chunked(rfile: Any) -> tuple[bytes, bool]:
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = receiver.idle_timeout
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

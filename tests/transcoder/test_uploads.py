@@ -13,6 +13,7 @@ import pytest
 from tests.support.net import free_port
 from tests.transcoder.receiver import Receiver
 from transcoder.command import local_init_path, local_segment_path
+from transcoder.errors import IngestRejectedError, OriginUnavailableError
 from transcoder.ffmpeg_log import Event, PushTracker, parse_line
 from transcoder.ingest import IngestClient
 from transcoder.ladder import parse_ladder
@@ -156,3 +157,23 @@ def test_an_origin_outage_is_bridged(local: Path) -> None:
     assert [(n, s) for _, n, s in _puts(receiver)] == [
         ("init.mp4", 201), ("000000.m4s", 201), ("000001.m4s", 201), ("000002.m4s", 201)
     ]  # fmt: skip
+
+
+def test_a_sender_reconnects_once_when_the_origin_closed_its_idle_connection() -> None:
+    with Receiver(token="tok", idle_timeout=0.2) as receiver, _client(receiver.url) as ingest:
+        ingest.start(SESSION, parse_ladder("a48:48k:1"), 1.0)
+        sender = ingest.object_sender()
+        sender.put(SESSION, "a48", "init.mp4", INIT)
+        time.sleep(0.6)  # the receiver closed the kept-alive connection meanwhile
+        sender.put(SESSION, "a48", "000000.m4s", _segment("a48", 0))
+        receiver.put_statuses.append(409)
+        with pytest.raises(IngestRejectedError) as refused:
+            sender.put(SESSION, "a48", "000001.m4s", _segment("a48", 1))
+        receiver.put_statuses.append(503)
+        with pytest.raises(OriginUnavailableError) as failed:
+            sender.put(SESSION, "a48", "000001.m4s", _segment("a48", 1))
+        sender.close()
+    assert _puts(receiver) == [("a48", "init.mp4", 201), ("a48", "000000.m4s", 201), ("a48", "000001.m4s", 409),
+                               ("a48", "000001.m4s", 503)]  # fmt: skip
+    assert refused.value.status_code == 409 and "ended" in refused.value.message
+    assert failed.value.status_code == 503

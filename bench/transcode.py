@@ -93,7 +93,7 @@ def settings_for(origin: str, source: Path, paced: bool) -> TranscodeSettings:
 def run_bare(settings: TranscodeSettings, mode: str, audio_seconds: float) -> Run:
     session = session_id(_now(), random_hex())
     local_dir = tempfile.TemporaryDirectory(prefix="bench-transcode-")  # ffmpeg's own playlists and inits
-    argv = build_argv(settings, session=session, local_dir=local_dir.name)
+    argv = build_argv(settings, local_dir=local_dir.name)
     level = argv.index("-loglevel") + 1
     argv[level] = "error"
     with local_dir, IngestClient(origin_url=settings.origin_url, room=settings.room, token=TOKEN) as ingest:

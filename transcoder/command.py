@@ -1,4 +1,4 @@
-"""The ffmpeg command as data: a pure function from settings and session id to argv (built with ffmpeg-python).
+"""The ffmpeg command as data: a pure function from settings to argv (built with ffmpeg-python).
 
 Shape (default ladder, one input):
 
@@ -15,12 +15,13 @@ refused segment is seen, and an origin outage is bridged by retries instead of l
 stay local: the origin builds its own. Info-level "Opening '…' for writing" and verbose "Statistics: N bytes
 written" lines are what transcoder.ffmpeg_log reads, hence the log level.
 
-Low latency (`build_stream_argv`) still has ffmpeg PUT one chunked stream per rendition, with the token in a
-`-headers` option: ffmpeg 5.1 cannot read an option's value from anywhere else (docs/ingest.md).
+Low latency (`build_stream_argv`): one fragmented-MP4 output per rendition, each to a pipe the transcoder
+relays to the origin as one chunked PUT (streams.py), so there too ffmpeg talks to no server and holds no token.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import ffmpeg
@@ -44,17 +45,6 @@ LOCAL_INIT = "init_%v.mp4"  # what ffmpeg writes beside its local playlists (%v:
 LOCAL_PLAYLIST = "index_%v.m3u8"
 SEGMENT_PATTERN = "%06d.m4s"
 STREAM_NAME = "stream.mp4"  # origin.contract.ingest.STREAM_NAME
-REDACTED = "Authorization: Bearer <redacted>\r\n"
-
-
-def ingest_base_url(origin_url: str, room: str, session: str) -> str:
-    """`{origin}/ingest/{room}/{session}` — ids are validated by the settings and session modules."""
-    return f"{origin_url.rstrip('/')}/ingest/{room}/{session}"
-
-
-def auth_header(token: str) -> str:
-    # ffmpeg wants each custom header line terminated ("No trailing CRLF found in HTTP header" otherwise).
-    return f"Authorization: Bearer {token}\r\n"
 
 
 def _format_seconds(seconds: float) -> str:
@@ -129,11 +119,12 @@ def local_segment_path(local_dir: str, rendition: str, name: str) -> str:
     return f"{local_dir}/{rendition}/{name}"
 
 
-def build_argv(settings: TranscodeSettings, *, session: str, local_dir: str) -> list[str]:
-    """The full ffmpeg argv for one ingest session; everything it writes goes to `local_dir`. Pure: same
-    arguments, same list (the session id matters to low latency only: its URLs name it)."""
+def build_argv(settings: TranscodeSettings, *, local_dir: str, stream_fds: Sequence[int] = ()) -> list[str]:
+    """The full ffmpeg argv for one ingest session; everything it writes goes to `local_dir` — or, in low latency,
+    to `stream_fds` (one pipe per rendition). Pure: same arguments, same list (no session id, no URL, no token:
+    the transcoder's own calls carry those)."""
     if settings.part_seconds is not None:
-        return build_stream_argv(settings, session=session)
+        return build_stream_argv(settings, stream_fds=stream_fds)
     audio = _room_audio(settings.source)
     split = audio.filter_multi_output("asplit", len(settings.ladder))
     streams = [split.stream(i) for i in range(len(settings.ladder))]
@@ -152,29 +143,25 @@ def build_argv(settings: TranscodeSettings, *, session: str, local_dir: str) -> 
     return argv
 
 
-def redact(argv: list[str]) -> list[str]:
-    """argv safe for logs: the bearer token replaced."""
-    return [REDACTED if a.startswith("Authorization: Bearer ") else a for a in argv]
+def build_stream_argv(settings: TranscodeSettings, *, stream_fds: Sequence[int]) -> list[str]:
+    """Low latency: one fragmented-MP4 output per rendition, each to its pipe (`pipe:N`), which streams.py PUTs as
+    one chunked stream (docs/ingest.md).
 
-
-def build_stream_argv(settings: TranscodeSettings, *, session: str) -> list[str]:
-    """Low latency: one fragmented-MP4 output per rendition, PUT as one chunked stream (docs/ingest.md).
-
-    `-frag_duration` closes a fragment (a part) once it reaches the part length, `-flush_packets 1` sends it at
+    `-frag_duration` closes a fragment (a part) once it reaches the part length, `-flush_packets 1` writes it at
     once, `empty_moov` puts the init first, `default_base_moof` makes every fragment self-contained.
     """
     assert settings.part_seconds is not None
+    if len(stream_fds) != len(settings.ladder):
+        raise ValueError(f"one pipe per rendition: {len(settings.ladder)} renditions, {len(stream_fds)} pipes")
     audio = _room_audio(settings.source)
     split = audio.filter_multi_output("asplit", len(settings.ladder))
-    base = ingest_base_url(settings.origin_url, settings.room, session)
     outputs = []
-    for i, r in enumerate(settings.ladder):
+    for i, (r, fd) in enumerate(zip(settings.ladder, stream_fds, strict=True)):
         outputs.append(ffmpeg.output(
-            split.stream(i), f"{base}/{r.name}/{STREAM_NAME}",
+            split.stream(i), f"pipe:{fd}",
             **{"c:a": "aac", "ar": SAMPLE_RATE_HZ, "b:a": format_bitrate(r.bitrate_bps), "ac": r.channels},
             f="mp4", movflags="empty_moov+default_base_moof", frag_duration=round(settings.part_seconds * 1e6),
-            flush_packets=1, method="PUT", chunked_post=1, timeout=_format_seconds(settings.http_timeout_seconds),
-            headers=auth_header(settings.token),
+            flush_packets=1,
         ))  # fmt: skip
     argv: list[str] = ffmpeg.merge_outputs(*outputs).compile(cmd=[settings.ffmpeg_bin, *GLOBAL_ARGS])
     return argv

@@ -1,5 +1,5 @@
 """The transcoder's calls to the origin (docs/ingest.md): `start` before ffmpeg, each init and segment while it
-runs (uploads.py, through an ObjectSender per rendition), `end` after it.
+runs (uploads.py, through an ObjectSender per rendition) or each rendition's stream (streams.py), `end` after it.
 Error mapping: connection failures, timeouts and 5xx → OriginUnavailableError (the supervisor backs off
 and retries); 4xx → IngestRejectedError (fatal; 409 means the broadcast ended or the session id was reused).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import http.client
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -122,6 +122,25 @@ class ObjectSender:
             except (OSError, http.client.HTTPException) as again:
                 self.close()
                 raise _unreachable(call, url, again, self.room, session) from again
+        if not 200 <= status < 300:
+            raise _refused(call, url, status, text, self.room, session)
+
+    def stream(self, session: str, rendition: str, name: str, chunks: Iterable[bytes]) -> None:
+        """`PUT …/{rendition}/{name}` with a chunked body sent as `chunks` yields it (low latency: the whole
+        session's fragmented MP4), on a connection of its own; the answer comes when the body ends."""
+        call = f"{rendition}/{name}"
+        url = f"{self._base}/ingest/{self.room}/{session}/{call}"
+        factory = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        conn = factory(self._host, self._port, timeout=self._timeout)
+        try:
+            conn.request("PUT", f"{self._prefix}/ingest/{self.room}/{session}/{call}", body=chunks,
+                         headers=self._headers, encode_chunked=True)  # fmt: skip
+            response = conn.getresponse()
+            status, text = response.status, response.read().decode("utf-8", errors="replace")
+        except (OSError, http.client.HTTPException) as exc:
+            raise _unreachable(call, url, exc, self.room, session) from exc
+        finally:
+            conn.close()
         if not 200 <= status < 300:
             raise _refused(call, url, status, text, self.room, session)
 

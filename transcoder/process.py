@@ -82,8 +82,10 @@ class FfmpegProcess:
         segment_seconds: float,
         on_line: Callable[[LogLine], None] | None = None,
         on_event: Callable[[Event], None] | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> None:
         self.argv = list(argv)
+        self.pass_fds = tuple(pass_fds)  # low latency: the pipes ffmpeg writes its streams to
         self.room = room
         self.session = session
         self.tracker = PushTracker(segment_seconds=segment_seconds)
@@ -108,6 +110,7 @@ class FfmpegProcess:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 process_group=0,
+                pass_fds=self.pass_fds,
                 preexec_fn=_child_setup(os.getpid()),  # one prctl call in the child, see _child_setup
             )
         except (FileNotFoundError, PermissionError) as exc:

@@ -36,9 +36,8 @@ class TranscodeSettings:
     part_seconds: float | None = None
     ffmpeg_bin: str = "ffmpeg"
     policy: RestartPolicy = field(default_factory=RestartPolicy)
-    http_timeout_seconds: float = 10.0  # ingest calls and uploads; ffmpeg's socket I/O timeout for its stream PUTs
+    http_timeout_seconds: float = 10.0  # every call to the origin: start, end, uploads, low-latency streams
     stop_timeout_seconds: float = 15.0  # after SIGINT, wait this long before SIGTERM, then as long before SIGKILL
-    end_settle_seconds: float = 0.3  # low latency: after ffmpeg exits, let its stream PUTs land before the end call
     status_interval_seconds: float = 1.0
 
     def __post_init__(self) -> None:

@@ -1,7 +1,8 @@
 """The supervisor: one ingest session per ffmpeg run, restarts with backoff, clean stop (I/O around pure parts).
 
     loop:  new session id → POST start → ffmpeg (command.build_argv) → wait / forward stop
-           → settle → POST end(eos | signal | crash) → policy.decide(live=source.is_live) → finish | sleep and again
+           → the uploads' (or streams') last answers → POST end(eos | signal | crash)
+           → policy.decide(live=source.is_live) → finish | sleep and again
 
 A live source never finishes by itself (policy.py): its restarts are logged at INFO when routine, WARNING
 when they back off, ERROR on every attempt while a fault (crash loop, origin unreachable) lasts.
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transcoder.clock import SYSTEM_CLOCK, Clock
-from transcoder.command import build_argv, redact
+from transcoder.command import build_argv
 from transcoder.errors import CrashLoopError, FfmpegError, IngestError, IngestRejectedError, OriginUnavailableError
 from transcoder.ffmpeg_log import LogLine, is_command_error, is_config_error
 from transcoder.ingest import IngestClient
@@ -28,6 +29,7 @@ from transcoder.session import random_hex, session_id
 from transcoder.settings import TranscodeSettings
 from transcoder.source import describe, is_live
 from transcoder.status import StatusCallback, TranscodeStatus
+from transcoder.streams import StreamRelay
 from transcoder.tail import report_tails
 from transcoder.uploads import Uploads
 
@@ -152,27 +154,31 @@ class Supervisor:
         return 0
 
     def _run_session(self, session: str) -> _Run:
+        low_latency = self.settings.part_seconds is not None
+        renditions = [r.name for r in self.settings.ladder] if low_latency else []
         with tempfile.TemporaryDirectory(prefix=f"spillway-{self.room}-") as local_dir, Uploads(
             self.ingest, session=session, local_dir=Path(local_dir), clock=self.clock
-        ) as uploads:  # fmt: skip
-            argv = build_argv(self.settings, session=session, local_dir=local_dir)
+        ) as uploads, StreamRelay(self.ingest, session=session, renditions=renditions) as streams:  # fmt: skip
+            argv = build_argv(self.settings, local_dir=local_dir, stream_fds=streams.write_fds)
             self._uploads = uploads
             try:
-                run = self._run_ffmpeg(session, argv, uploads)
+                run = self._run_ffmpeg(session, argv, uploads, streams)
             finally:
                 uploads.close(UPLOAD_GRACE_SECONDS)
+                streams.close(UPLOAD_GRACE_SECONDS)
                 self._uploads = None
             if self.settings.part_seconds is None:  # low latency writes no playlists
                 report_tails(self.room, session, local_dir, [r.name for r in self.settings.ladder], run.last_index)
             return run
 
-    def _run_ffmpeg(self, session: str, argv: list[str], uploads: Uploads) -> _Run:
-        log.debug("room %s: session %s: %s", self.room, session, shlex.join(redact(argv)))
+    def _run_ffmpeg(self, session: str, argv: list[str], uploads: Uploads, streams: StreamRelay) -> _Run:
+        log.debug("room %s: session %s: %s", self.room, session, shlex.join(argv))
         proc = FfmpegProcess(
             argv, room=self.room, session=session, segment_seconds=self.settings.segment_seconds,
-            on_line=self._on_line, on_event=uploads.feed,
+            on_line=self._on_line, on_event=uploads.feed, pass_fds=streams.write_fds,
         )
         proc.start()
+        streams.child_started()
         self._proc = proc
         started = self.clock.monotonic()
         stopping = refused = False
@@ -181,10 +187,11 @@ class Supervisor:
                 code = proc.wait(POLL_SECONDS)
                 if code is not None:
                     break
-                if uploads.refusal is not None:  # the origin will take nothing more of this session
+                if uploads.refusal is not None or streams.failure is not None:  # this session can go no further
                     refused = True
-                    log.warning("room %s: session %s: the origin refused the session (HTTP %d); starting a new one",
-                                self.room, session, uploads.refusal)  # fmt: skip
+                    why = f"HTTP {uploads.refusal}" if uploads.refusal is not None else streams.failure
+                    log.warning("room %s: session %s: the origin refused the session or a stream failed (%s); "
+                                "starting a new one", self.room, session, why)  # fmt: skip
                     code = proc.stop(self.settings.stop_timeout_seconds)
                     break
                 if self.stop.is_set():
@@ -237,9 +244,6 @@ class Supervisor:
         self.fault = None
 
     def _end(self, session: str, reason: str) -> None:
-        if self.settings.part_seconds is not None:
-            # Low latency: ffmpeg's stream PUTs end without reading the origin's answer; let the bodies land.
-            self.clock.sleep(self.settings.end_settle_seconds)
         try:
             self.ingest.end(session, reason)
         except IngestError as exc:

@@ -74,6 +74,7 @@ class Receiver:
     start_status: int = 201  # scripted answer to start calls (e.g. 409: the broadcast has ended)
     put_statuses: list[int] = field(default_factory=list)  # scripted answers to the next PUTs, in order (e.g. 503)
     idle_timeout: float | None = None  # close a kept-alive connection idle this long (as servers do)
+    stream_refusals: list[int] = field(default_factory=list)  # answer the next stream PUTs at once, body unread
     port: int = field(default_factory=free_port)
     calls: list[Call] = field(default_factory=list)
     puts: list[Put] = field(default_factory=list)
@@ -221,6 +222,13 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
         def do_PUT(self) -> None:
             seq = receiver.next_seq()
             match = _PUT.match(self.path)
+            with receiver.lock:
+                refusal = receiver.stream_refusals.pop(0) if receiver.stream_refusals and match and match[
+                    "name"] == "stream.mp4" else 0  # fmt: skip
+            if refusal:  # as a server that refuses on the headers: answer, then hang up mid-body
+                self.close_connection = True
+                self._reply(refusal)
+                return
             put = Put(
                 seq=seq,
                 room=match["room"] if match else "",

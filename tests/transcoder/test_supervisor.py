@@ -117,6 +117,32 @@ def test_ffmpeg_runs_without_the_token_and_a_refused_session_is_replaced(receive
     assert_session_contract(receiver, second, renditions=NAMES, end_reason="signal", segment_seconds=1.0)
 
 
+def test_low_latency_streams_are_relayed_without_the_token_in_ffmpeg_and_a_failed_one_restarts(
+    receiver: Receiver,
+) -> None:
+    """Low latency: ffmpeg writes each rendition to a pipe and the transcoder PUTs it as one chunked stream; a
+    stream the origin refuses mid-way ends the session and a new one starts."""
+    receiver.stream_refusals.append(503)
+    with background(_settings(receiver, part_seconds=0.2)) as bg:
+        receiver.wait_for(lambda: len(receiver.sessions()) >= 2, 20, "a second session after the refused stream")
+        second = receiver.sessions()[1]
+        receiver.wait_for(lambda: any(s.session == second and s.ffmpeg_pid for s in bg.statuses), 10, "ffmpeg")
+        cmdline = Path(f"/proc/{bg.pid(second)}/cmdline").read_bytes()
+        assert b"pipe:" in cmdline and b"tok" not in cmdline and b"http" not in cmdline
+        time.sleep(1.5)
+    assert bg.result == 0
+    first = receiver.sessions()[0]
+    end_first = receiver.call(first, "end")
+    assert end_first is not None and end_first.body == {"reason": "crash"}
+    streams = receiver.session_puts(second)
+    assert sorted(p.rendition for p in streams) == sorted(NAMES) and all(p.name == "stream.mp4" for p in streams)
+    for put in streams:
+        assert put.chunked and put.complete and put.status == 201
+        assert b"ftyp" in put.body[:64] and put.body.count(b"moof") >= 5  # parts of 0.2 s
+    end_second = receiver.call(second, "end")
+    assert end_second is not None and end_second.seq > max(p.done_seq for p in streams)
+
+
 def test_crash_loop_gives_up_with_the_stderr_tail(receiver: Receiver, tmp_path: Path) -> None:
     ffmpeg = fake_ffmpeg(tmp_path, CRASH)
     with pytest.raises(CrashLoopError) as info:
@@ -185,28 +211,20 @@ class FakeClock:
         return stop is not None and stop.is_set()
 
 
-@pytest.mark.parametrize("part_seconds", [None, 0.2], ids=["segments", "low-latency"])
-def test_backoff_and_settle_delays_come_from_the_injected_clock(
-    receiver: Receiver, tmp_path: Path, part_seconds: float | None
-) -> None:
+def test_backoff_delays_come_from_the_injected_clock(receiver: Receiver, tmp_path: Path) -> None:
     ffmpeg = fake_ffmpeg(tmp_path, CRASH)
     clock = FakeClock()
     policy = RestartPolicy(base_delay_seconds=7.0, max_delay_seconds=20.0, crash_limit=4, crash_window_seconds=3600)
-    settings = _settings(receiver, ffmpeg_bin=str(ffmpeg), policy=policy, end_settle_seconds=0.25,
-                         part_seconds=part_seconds)  # fmt: skip
+    settings = _settings(receiver, ffmpeg_bin=str(ffmpeg), policy=policy)
     with IngestClient(origin_url=receiver.url, room="r1", token="tok") as ingest:
         supervisor = Supervisor(settings, ingest=ingest, clock=clock)
         started = time.monotonic()
         with pytest.raises(CrashLoopError):
             supervisor.run()
     assert time.monotonic() - started < 10  # 7 + 14 + 20 s of backoff were never really slept
-    # between crashes: 7, 14, then capped at 20 s of backoff; low latency settles before each end call (ffmpeg's
-    # stream PUTs read no answer), segments do not (uploads.py has every answer before the end call)
-    backoff = [7.0, 14.0, 20.0]
-    if part_seconds is None:
-        assert clock.sleeps == backoff
-    else:
-        assert clock.sleeps == [0.25, 7.0, 0.25, 14.0, 0.25, 20.0, 0.25]
+    # between crashes: 7, 14, then capped at 20 s; nothing else sleeps (every upload's answer is read before the
+    # end call, so there is no settle time to wait)
+    assert clock.sleeps == [7.0, 14.0, 20.0]
     assert supervisor.restarts == 3
     assert all(s.startswith("20261126t090301z-") for s in supervisor.sessions)
     assert len(set(supervisor.sessions)) == 4

@@ -127,21 +127,26 @@ class Uploads:
                       item.name, exc)  # fmt: skip
             self.rejected.append(Rejection(rendition=item.rendition, name=item.name, status=None))
             return
-        delay = RETRY_FIRST_S
+        delay, failures = RETRY_FIRST_S, 0
         while True:
             try:
                 sender.put(self.session, item.rendition, item.name, body)
             except OriginUnavailableError as exc:
+                failures += 1  # one WARNING per outage and lane, not one per attempt (an outage lasts seconds)
+                log.log(logging.WARNING if failures == 1 else logging.DEBUG, "session %s: %s/%s: PUT failed (attempt "
+                        "%d), retrying until the session ends: %s", self.session, item.rendition, item.name, failures,
+                        exc.message)  # fmt: skip
                 if self._abandon.is_set() or self.clock.sleep(delay, self._abandon):
                     self.unsent.append(f"{item.rendition}/{item.name}")
                     return
-                log.warning("session %s: %s/%s: PUT failed, retrying in %.1f s: %s", self.session, item.rendition,
-                            item.name, delay, exc.message)  # fmt: skip
                 delay = min(delay * 2, RETRY_MAX_S)
             except IngestRejectedError as exc:
                 self._rejected(item, exc)
                 return
             else:
+                if failures:
+                    log.info("session %s: %s/%s: sent after %d failed attempts", self.session, item.rendition,
+                             item.name, failures)  # fmt: skip
                 self.sent.setdefault(item.rendition, []).append(item.name)
                 self._discard(item)
                 return

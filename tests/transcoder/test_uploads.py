@@ -4,6 +4,7 @@ reported, and `close` bounds the wait."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,8 +139,10 @@ def test_an_unreachable_origin_is_retried_until_close_gives_up(local: Path) -> N
     assert uploads.backlog == 0
 
 
-def test_an_origin_outage_is_bridged(local: Path) -> None:
-    """Segments written while nothing answers reach the origin once it is back, in order."""
+def test_an_origin_outage_is_bridged(local: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Segments written while nothing answers reach the origin once it is back, in order; the outage is one
+    WARNING and its end one INFO line, however many attempts it took."""
+    caplog.set_level(logging.INFO, logger="transcoder.uploads")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with Receiver(token="tok", port=port) as before, _client(url) as starter:
@@ -154,6 +157,9 @@ def test_an_origin_outage_is_bridged(local: Path) -> None:
             receiver.wait_for(lambda: uploads.backlog == 0, 10, "the backlog sent")
             uploads.close(5.0)
     assert uploads.sent == {"a48": ["init.mp4", "000000.m4s", "000001.m4s", "000002.m4s"]}
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "transcoder.uploads"]
+    assert [level for level, _ in lines] == ["WARNING", "INFO"], lines
+    assert "a48/init.mp4: sent after" in lines[1][1]
     assert [(n, s) for _, n, s in _puts(receiver)] == [
         ("init.mp4", 201), ("000000.m4s", 201), ("000001.m4s", 201), ("000002.m4s", 201)
     ]  # fmt: skip

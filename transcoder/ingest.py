@@ -138,7 +138,10 @@ class ObjectSender:
             response = conn.getresponse()
             status, text = response.status, response.read().decode("utf-8", errors="replace")
         except (OSError, http.client.HTTPException) as exc:
-            raise _unreachable(call, url, exc, self.room, session) from exc
+            early = _early_answer(conn)  # a server that refused mid-body answered before it hung up
+            if early is None:
+                raise _unreachable(call, url, exc, self.room, session) from exc
+            status, text = early
         finally:
             conn.close()
         if not 200 <= status < 300:
@@ -154,6 +157,14 @@ class ObjectSender:
         if response.will_close:
             self.close()
         return response.status, text
+
+
+def _early_answer(conn: http.client.HTTPConnection) -> tuple[int, str] | None:
+    try:
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", errors="replace")
+    except (OSError, http.client.HTTPException):
+        return None
 
 
 def _unreachable(call: str, url: str, exc: Exception, room: str, session: str) -> OriginUnavailableError:

@@ -118,10 +118,10 @@ def test_ffmpeg_runs_without_the_token_and_a_refused_session_is_replaced(receive
 
 
 def test_low_latency_streams_are_relayed_without_the_token_in_ffmpeg_and_a_failed_one_restarts(
-    receiver: Receiver,
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Low latency: ffmpeg writes each rendition to a pipe and the transcoder PUTs it as one chunked stream; a
-    stream the origin refuses mid-way ends the session and a new one starts."""
+    stream the origin refuses mid-way ends the session (its answer read, though it hung up) and a new one starts."""
     receiver.stream_refusals.append(503)
     with background(_settings(receiver, part_seconds=0.2)) as bg:
         receiver.wait_for(lambda: len(receiver.sessions()) >= 2, 20, "a second session after the refused stream")
@@ -131,6 +131,7 @@ def test_low_latency_streams_are_relayed_without_the_token_in_ffmpeg_and_a_faile
         assert b"pipe:" in cmdline and b"tok" not in cmdline and b"http" not in cmdline
         time.sleep(1.5)
     assert bg.result == 0
+    assert any("stream failed" in r.getMessage() and "origin error 503" in r.getMessage() for r in caplog.records)
     first = receiver.sessions()[0]
     end_first = receiver.call(first, "end")
     assert end_first is not None and end_first.body == {"reason": "crash"}

@@ -3,12 +3,13 @@
 aiohttp cost ~1 ms of CPU per PUT here (measured: 0.3 of a core at 290 PUTs/s), so at 900 PUTs/s the load
 generator alone would take about half of the 2-core machine it shares with the origin it measures. This client
 writes one prebuilt request per PUT from an asyncio Protocol and reads back only the status line and the body's
-length. Like the transcoder's ffmpeg (`-http_persistent 0`) it opens a TCP connection per PUT unless asked to keep
-one per caller.
+length. It opens a TCP connection per PUT unless asked to keep one per caller (the transcoder's uploads keep one
+per rendition).
 
-`fire` is what ffmpeg 5.1's hls muxer does (measured against a server that delays its answer): a chunked PUT
-with `Connection: close`, and the connection closed as soon as the body is written — ffmpeg does not wait for
-the 201, so the renditions of a segment arrive one after another, not one answer apart.
+`fire` is what ffmpeg 5.1's hls muxer did when it uploaded the segments itself (until 2026-12-08; measured
+against a server that delays its answer): a chunked PUT with `Connection: close` (`-http_persistent 0`), and the
+connection closed as soon as the body is written — ffmpeg did not wait for the 201, so the renditions of a
+segment arrived one after another, not one answer apart.
 """
 
 from __future__ import annotations

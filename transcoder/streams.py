@@ -45,28 +45,33 @@ class StreamRelay:
         return [write for _, write in self._pipes.values()]
 
     def __enter__(self) -> StreamRelay:
-        for thread in self._threads:
-            thread.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.close(0.0)
 
     def child_started(self) -> None:
-        """ffmpeg holds the write ends now: close ours, so each stream ends when ffmpeg exits."""
+        """ffmpeg holds the write ends now: close ours, so each stream ends when ffmpeg exits, and start sending
+        (not before: an ffmpeg that could not be spawned sends the origin nothing)."""
         for _, write in self._pipes.values():
             os.close(write)
         self._pipes = {name: (read, -1) for name, (read, _) in self._pipes.items()}
+        for thread in self._threads:
+            thread.start()
 
     def close(self, timeout_s: float) -> None:
         """After ffmpeg exited: wait up to `timeout_s` for the origin's answers."""
-        for name, (_, write) in self._pipes.items():
-            if write >= 0:  # ffmpeg never started: end the streams here
-                os.close(write)
-                self._pipes[name] = (self._pipes[name][0], -1)
-        for thread in self._threads:
+        started = [thread for thread in self._threads if thread.ident is not None]
+        if not started:  # ffmpeg never started: nothing was sent, nothing will be
+            for read, write in self._pipes.values():
+                for fd in (read, write):
+                    if fd >= 0:
+                        os.close(fd)
+            self._pipes = {}
+            return
+        for thread in started:
             thread.join(timeout_s)
-        if any(thread.is_alive() for thread in self._threads):
+        if any(thread.is_alive() for thread in started):
             log.error("session %s: a stream's answer did not come within %.1f s", self.session, timeout_s)
 
     def _relay(self, rendition: str, read: int) -> None:

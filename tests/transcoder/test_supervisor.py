@@ -231,11 +231,14 @@ def test_backoff_delays_come_from_the_injected_clock(receiver: Receiver, tmp_pat
     assert len(set(supervisor.sessions)) == 4
 
 
-def test_a_session_is_ended_even_when_ffmpeg_cannot_be_spawned(receiver: Receiver, tmp_path: Path) -> None:
+@pytest.mark.parametrize("part_seconds", [None, 0.2], ids=["segments", "low-latency"])
+def test_a_session_is_ended_even_when_ffmpeg_cannot_be_spawned(
+    receiver: Receiver, tmp_path: Path, part_seconds: float | None
+) -> None:
     from transcoder.errors import FfmpegNotFoundError
 
     ffmpeg = fake_ffmpeg(tmp_path, CRASH)
-    settings = _settings(receiver, ffmpeg_bin=str(ffmpeg))
+    settings = _settings(receiver, ffmpeg_bin=str(ffmpeg), part_seconds=part_seconds)
     ffmpeg.chmod(0o644)  # found at startup by the runner's check, not executable when the supervisor spawns it
     with (
         IngestClient(origin_url=receiver.url, room="r1", token="tok") as ingest,
@@ -245,6 +248,7 @@ def test_a_session_is_ended_even_when_ffmpeg_cannot_be_spawned(receiver: Receive
     (session,) = receiver.sessions()
     end = receiver.call(session, "end")
     assert end is not None and end.body == {"reason": "crash"}
+    assert receiver.puts == []  # nothing was written, nothing was sent (no empty low-latency streams)
 
 
 def _sdp(tmp_path: Path) -> SdpSource:

@@ -126,7 +126,8 @@ async def push_room(
     n_segments = int(seconds // SEGMENT_S)
     url = urllib.parse.urlsplit(origin)
     client = PutClient(url.hostname or "127.0.0.1", url.port or 80, TOKEN, keep_alive=client_mode == "keep-alive")
-    lanes = {name: PutClient(url.hostname or "127.0.0.1", url.port or 80, TOKEN, keep_alive=True) for name in media}
+    lanes = {name: PutClient(url.hostname or "127.0.0.1", url.port or 80, TOKEN, keep_alive=True)
+             for name in media} if client_mode == "transcoder" else {}  # fmt: skip
     for idx in range(n_segments):
         due = t0 + phase + idx * SEGMENT_S
         if client_mode == "transcoder":

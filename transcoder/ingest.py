@@ -106,6 +106,10 @@ class ObjectSender:
             self._conn.close()
             self._conn = None
 
+    def _connect(self) -> http.client.HTTPConnection:
+        factory = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        return factory(self._host, self._port, timeout=self._timeout)
+
     def put(self, session: str, rendition: str, name: str, body: bytes) -> None:
         call = f"{rendition}/{name}"
         path = f"{self._prefix}/ingest/{self.room}/{session}/{call}"
@@ -130,8 +134,7 @@ class ObjectSender:
         session's fragmented MP4), on a connection of its own; the answer comes when the body ends."""
         call = f"{rendition}/{name}"
         url = f"{self._base}/ingest/{self.room}/{session}/{call}"
-        factory = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        conn = factory(self._host, self._port, timeout=self._timeout)
+        conn = self._connect()
         try:
             conn.request("PUT", f"{self._prefix}/ingest/{self.room}/{session}/{call}", body=chunks,
                          headers=self._headers, encode_chunked=True)  # fmt: skip
@@ -149,8 +152,7 @@ class ObjectSender:
 
     def _exchange(self, path: str, body: bytes) -> tuple[int, str]:
         if self._conn is None:
-            factory = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._conn = factory(self._host, self._port, timeout=self._timeout)
+            self._conn = self._connect()
         self._conn.request("PUT", path, body=body, headers=self._headers)
         response = self._conn.getresponse()
         text = response.read().decode("utf-8", errors="replace")

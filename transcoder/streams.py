@@ -31,7 +31,6 @@ class StreamRelay:
         self.ingest = ingest
         self.session = session
         self.failure: str | None = None  # why the first stream failed
-        self.failed_status: int | None = None
         self._pipes = {name: os.pipe() for name in renditions}  # rendition -> (read end, write end)
         self._threads = [
             threading.Thread(target=self._relay, args=(name, read), name=f"stream-{session}-{name}", daemon=True)
@@ -81,7 +80,7 @@ class StreamRelay:
         except IngestError as exc:
             with self._lock:
                 if self.failure is None:
-                    self.failure, self.failed_status = exc.message, exc.status_code
+                    self.failure = exc.message
             log.error("session %s: %s: stream failed: %s", self.session, rendition, exc.message)
         finally:
             for _ in chunks:  # drain: ffmpeg must never block writing to a pipe nobody reads

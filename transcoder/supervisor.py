@@ -155,10 +155,11 @@ class Supervisor:
 
     def _run_session(self, session: str) -> _Run:
         low_latency = self.settings.part_seconds is not None
-        renditions = [r.name for r in self.settings.ladder] if low_latency else []
+        renditions = [r.name for r in self.settings.ladder]
         with tempfile.TemporaryDirectory(prefix=f"spillway-{self.room}-") as local_dir, Uploads(
             self.ingest, session=session, local_dir=Path(local_dir), clock=self.clock
-        ) as uploads, StreamRelay(self.ingest, session=session, renditions=renditions) as streams:  # fmt: skip
+        ) as uploads, StreamRelay(self.ingest, session=session,
+                                  renditions=renditions if low_latency else []) as streams:  # fmt: skip
             argv = build_argv(self.settings, local_dir=local_dir, stream_fds=streams.write_fds)
             self._uploads = uploads
             try:
@@ -167,8 +168,8 @@ class Supervisor:
                 uploads.close(UPLOAD_GRACE_SECONDS)
                 streams.close(UPLOAD_GRACE_SECONDS)
                 self._uploads = None
-            if self.settings.part_seconds is None:  # low latency writes no playlists
-                report_tails(self.room, session, local_dir, [r.name for r in self.settings.ladder], run.last_index)
+            if not low_latency:  # low latency writes no playlists
+                report_tails(self.room, session, local_dir, renditions, run.last_index)
             return run
 
     def _run_ffmpeg(self, session: str, argv: list[str], uploads: Uploads, streams: StreamRelay) -> _Run:

@@ -49,6 +49,10 @@ class _Item:
     path: Path
     segment: bool
 
+    @property
+    def label(self) -> str:
+        return f"{self.rendition}/{self.name}"
+
 
 class Uploads:
     def __init__(self, ingest: IngestClient, *, session: str, local_dir: Path, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -118,7 +122,7 @@ class Uploads:
 
     def _send(self, item: _Item, sender: ObjectSender) -> None:
         if self._abandon.is_set():
-            self.unsent.append(f"{item.rendition}/{item.name}")
+            self.unsent.append(item.label)
             return
         try:
             body = item.path.read_bytes()
@@ -137,7 +141,7 @@ class Uploads:
                         "%d), retrying until the session ends: %s", self.session, item.rendition, item.name, failures,
                         exc.message)  # fmt: skip
                 if self._abandon.is_set() or self.clock.sleep(delay, self._abandon):
-                    self.unsent.append(f"{item.rendition}/{item.name}")
+                    self.unsent.append(item.label)
                     return
                 delay = min(delay * 2, RETRY_MAX_S)
             except IngestRejectedError as exc:

@@ -222,9 +222,10 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
         def do_PUT(self) -> None:
             seq = receiver.next_seq()
             match = _PUT.match(self.path)
-            with receiver.lock:
-                refusal = receiver.stream_refusals.pop(0) if receiver.stream_refusals and match and match[
-                    "name"] == "stream.mp4" else 0  # fmt: skip
+            refusal = 0
+            if match is not None and match["name"] == "stream.mp4":
+                with receiver.lock:
+                    refusal = receiver.stream_refusals.pop(0) if receiver.stream_refusals else 0
             if refusal:  # as a server that refuses on the headers: answer, then hang up mid-body
                 self.close_connection = True
                 self._reply(refusal)

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.put_client import PutClient, PutError  # noqa: E402
-from origin.contract.ingest import SEGMENT_SECONDS_DEFAULT  # noqa: E402
+from origin.contract.ingest import SEGMENT_SECONDS_DEFAULT, WAVE_HEADER, format_wave  # noqa: E402
 from origin.settings import Settings  # noqa: E402
 from tests.support.live_push import encode_segments, process_cpu_seconds, segment_at  # noqa: E402
 from tests.support.metrics_text import counter_total  # noqa: E402
@@ -45,15 +45,17 @@ LADDER = (("a48", 48_000, 1), ("a64", 64_000, 2), ("a128", 128_000, 2))
 SEGMENT_S = SEGMENT_SECONDS_DEFAULT  # --segment-seconds overrides it
 TOKEN = "bench-ingest-token-0123456789abcdef"
 GOAL_P99_S = 0.250
-# How the pushers send a segment's renditions. The transcoder (transcoder/uploads.py, since 2026-12-08): a kept-alive
-# connection per rendition, the ladder's three PUTs side by side (ffmpeg's log is read in 0.1 s batches, so they are
-# cued together), each awaiting its 201. Before it, ffmpeg 5.1's hls muxer PUT them itself (measured against a
-# server that answers 300 ms late): a connection per PUT, chunked, closed once the body is written, so the
-# renditions did not wait for each other's 201; the first rendition's segment closes one AAC frame (21-24 ms)
-# before the others'.
+# How the pushers send a segment's renditions. The transcoder (transcoder/uploads.py, since 2026-12-08): one
+# kept-alive connection per session, a segment's whole ladder in one PUT (a wave), awaiting its 201. Before waves
+# (`lanes`): a kept-alive connection per rendition, the ladder's three PUTs side by side. Before that, ffmpeg 5.1's
+# hls muxer PUT them itself (measured against a server that answers 300 ms late): a connection per PUT, chunked,
+# closed once the body is written, so the renditions did not wait for each other's 201; the first rendition's
+# segment closes one AAC frame (21-24 ms) before the others'.
 CLIENTS = {
-    "transcoder": "as the transcoder sends (default): a kept-alive connection per rendition, the ladder side by "
-                  "side, each PUT awaiting its 201",
+    "transcoder": "as the transcoder sends (default): one kept-alive connection per room, a segment's whole ladder "
+                  "in one PUT (a wave, the spillway-wave framing), awaiting its 201",
+    "lanes": "as the transcoder sent before waves: a kept-alive connection per rendition, the ladder side by side, "
+             "each PUT awaiting its 201",
     "ffmpeg": "as ffmpeg sent until 2026-12-08: a connection per PUT, no 201 awaited, the ladder one AAC frame "
               "apart",
     "per-put": "a connection per PUT, the renditions one after another, each awaiting its 201",
@@ -125,12 +127,28 @@ async def push_room(
     sent = 0
     n_segments = int(seconds // SEGMENT_S)
     url = urllib.parse.urlsplit(origin)
-    client = PutClient(url.hostname or "127.0.0.1", url.port or 80, TOKEN, keep_alive=client_mode == "keep-alive")
+    client = PutClient(url.hostname or "127.0.0.1", url.port or 80, TOKEN,
+                       keep_alive=client_mode in ("keep-alive", "transcoder"))  # fmt: skip
     lanes = {name: PutClient(url.hostname or "127.0.0.1", url.port or 80, TOKEN, keep_alive=True)
-             for name in media} if client_mode == "transcoder" else {}  # fmt: skip
+             for name in media} if client_mode == "lanes" else {}  # fmt: skip
     for idx in range(n_segments):
         due = t0 + phase + idx * SEGMENT_S
         if client_mode == "transcoder":
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            pieces = [(name, segment_at(name, segs, idx)) for name, (_, segs) in media.items()]
+            framing = format_wave([(name, len(piece)) for name, piece in pieces])
+            try:
+                status = await client.put(f"/ingest/{room}/{sid}/{idx:06d}.m4s", b"".join(p for _, p in pieces),
+                                          headers=f"{WAVE_HEADER}: {framing}\r\n".encode())  # fmt: skip
+            except (OSError, TimeoutError, PutError) as exc:
+                errors.append(type(exc).__name__)
+                continue
+            if status != 201:
+                errors.append(f"wave {status}")
+            else:
+                sent += len(pieces)
+            continue
+        if client_mode == "lanes":
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             answers = await asyncio.gather(*(
                 lanes[name].put(f"/ingest/{room}/{sid}/{name}/{idx:06d}.m4s", segment_at(name, segs, idx))

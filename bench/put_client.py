@@ -72,11 +72,12 @@ class PutClient:
         self.fire_head = f"{common}Connection: close\r\n".encode()  # ffmpeg's headers: no Content-Type
         self.conn: _Exchange | None = None
 
-    async def put(self, path: str, body: bytes, *, timeout: float = 30.0) -> int:
+    async def put(self, path: str, body: bytes, *, headers: bytes = b"", timeout: float = 30.0) -> int:
         if self.conn is None or self.conn.closed:
             _, self.conn = await asyncio.get_running_loop().create_connection(_Exchange, self.host, self.port)
         conn = self.conn
-        request = b"PUT %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s" % (path.encode(), self.head, len(body), body)
+        request = b"PUT %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n\r\n%s" % (path.encode(), self.head, headers,
+                                                                         len(body), body)  # fmt: skip
         try:
             async with asyncio.timeout(timeout):
                 return await conn.send(request)

@@ -1,5 +1,6 @@
 """The transcoder's calls to the origin (docs/ingest.md): `start` before ffmpeg, each init and segment while it
-runs (uploads.py, through an ObjectSender per rendition) or each rendition's stream (streams.py), `end` after it.
+runs (uploads.py: a segment's renditions in one request, a wave) or each rendition's stream (streams.py), `end`
+after it.
 Error mapping: connection failures, timeouts and 5xx → OriginUnavailableError (the supervisor backs off
 and retries); 4xx → IngestRejectedError (fatal; 409 means the broadcast ended or the session id was reused).
 """
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from origin.contract.ingest import WAVE_HEADER, format_wave
 from transcoder.errors import IngestRejectedError, OriginUnavailableError
 from transcoder.ladder import Rendition, start_body
 
@@ -111,18 +113,26 @@ class ObjectSender:
         return factory(self._host, self._port, timeout=self._timeout)
 
     def put(self, session: str, rendition: str, name: str, body: bytes) -> None:
-        call = f"{rendition}/{name}"
+        self._put(session, f"{rendition}/{name}", body, self._headers)
+
+    def put_wave(self, session: str, name: str, pieces: Sequence[tuple[str, bytes]]) -> None:
+        """`PUT …/{session}/{name}`: segment `name` of several renditions in one request (a wave, docs/ingest.md),
+        `pieces` = (rendition, bytes) in ladder order."""
+        framing = format_wave([(rendition, len(data)) for rendition, data in pieces])
+        self._put(session, name, b"".join(data for _, data in pieces), {**self._headers, WAVE_HEADER: framing})
+
+    def _put(self, session: str, call: str, body: bytes, headers: dict[str, str]) -> None:
         path = f"{self._prefix}/ingest/{self.room}/{session}/{call}"
         url = f"{self._base}/ingest/{self.room}/{session}/{call}"
         reused = self._conn is not None
         try:
-            status, text = self._exchange(path, body)
+            status, text = self._exchange(path, body, headers)
         except (OSError, http.client.HTTPException) as exc:
             self.close()
             if not reused:
                 raise _unreachable(call, url, exc, self.room, session) from exc
             try:  # the origin may have closed the idle connection: once more on a new one (PUTs are idempotent)
-                status, text = self._exchange(path, body)
+                status, text = self._exchange(path, body, headers)
             except (OSError, http.client.HTTPException) as again:
                 self.close()
                 raise _unreachable(call, url, again, self.room, session) from again
@@ -150,10 +160,10 @@ class ObjectSender:
         if not 200 <= status < 300:
             raise _refused(call, url, status, text, self.room, session)
 
-    def _exchange(self, path: str, body: bytes) -> tuple[int, str]:
+    def _exchange(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
         if self._conn is None:
             self._conn = self._connect()
-        self._conn.request("PUT", path, body=body, headers=self._headers)
+        self._conn.request("PUT", path, body=body, headers=headers)
         response = self._conn.getresponse()
         text = response.read().decode("utf-8", errors="replace")
         if response.will_close:

@@ -157,7 +157,7 @@ class Supervisor:
         low_latency = self.settings.part_seconds is not None
         renditions = [r.name for r in self.settings.ladder]
         with tempfile.TemporaryDirectory(prefix=f"spillway-{self.room}-") as local_dir, Uploads(
-            self.ingest, session=session, local_dir=Path(local_dir), clock=self.clock
+            self.ingest, session=session, local_dir=Path(local_dir), renditions=renditions, clock=self.clock
         ) as uploads, StreamRelay(self.ingest, session=session,
                                   renditions=renditions if low_latency else []) as streams:  # fmt: skip
             argv = build_argv(self.settings, local_dir=local_dir, stream_fds=streams.write_fds)

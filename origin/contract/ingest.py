@@ -2,6 +2,8 @@
 
     POST /ingest/{room}/{session}/start            StartBody   (JSON, ≤ CONTROL_BODY_MAX_BYTES)
     PUT  /ingest/{room}/{session}/{rendition}/…    init (≤ INIT_MAX_BYTES), segments, ffmpeg's playlist
+    PUT  /ingest/{room}/{session}/NNNNNN.m4s       a wave: segment NNNNNN of several renditions in one body,
+                                                   framed by the WAVE_HEADER (`a48=8123, a64=10456`)
     PUT  /ingest/{room}/{session}/{rendition}/stream.mp4   low latency: one chunked fragmented-MP4 stream
                                                    (ftyp+moov, then a moof+mdat per part), for the session
     POST /ingest/{room}/{session}/end              EndBody     (JSON, optional)
@@ -13,8 +15,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from origin.contract.ids import RENDITION_SCHEMA
+from origin.contract.ids import RENDITION_PATTERN, RENDITION_SCHEMA
 from origin.contract.numbers import Integer, IntegralLiteral
+from origin.errors import BodyTooLargeError, ValidationError
 
 SEGMENT_SECONDS_MIN = 0.2
 SEGMENT_SECONDS_MAX = 10.0
@@ -38,6 +41,10 @@ STREAM_NAME = "stream.mp4"
 # A segment index more than this far past the session's highest one is refused (400): a gap costs O(1),
 # but an attacker's 999999999.m4s must not make the session's next real segment wait for it.
 INDEX_LOOKAHEAD_MAX = 64
+# A wave's framing: its renditions' names and byte counts, in body order. One request per segment of the ladder
+# instead of one per rendition: the origin's cost per request (HTTP, auth, durability wait, ring) is paid once.
+WAVE_HEADER = "spillway-wave"
+WAVE_HEADER_MAX_CHARS = 512
 
 
 class RenditionBody(BaseModel):
@@ -73,3 +80,30 @@ EndReason = Literal["eos", "signal", "crash"]
 class EndBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     reason: EndReason = "eos"
+
+
+def format_wave(parts: list[tuple[str, int]]) -> str:
+    """The WAVE_HEADER value for (rendition, byte count) pairs in body order."""
+    return ", ".join(f"{name}={size}" for name, size in parts)
+
+
+def parse_wave(value: str | None, *, max_part_bytes: int) -> list[tuple[str, int]]:
+    """A WAVE_HEADER value → (rendition, byte count) pairs; ValidationError (400) for anything else."""
+    if value is None:
+        raise ValidationError(f"a wave needs its {WAVE_HEADER} header: rendition=bytes, comma-separated")
+    if len(value) > WAVE_HEADER_MAX_CHARS:
+        raise ValidationError(f"{WAVE_HEADER} is longer than {WAVE_HEADER_MAX_CHARS} characters")
+    parts: list[tuple[str, int]] = []
+    for item in value.split(","):
+        name, eq, size = item.strip().partition("=")
+        if not eq or not RENDITION_PATTERN.fullmatch(name) or not (size.isascii() and size.isdigit()):
+            raise ValidationError(f"{WAVE_HEADER} item {item.strip()[:40]!r}: expected rendition=bytes")
+        if int(size) > max_part_bytes:
+            raise BodyTooLargeError(f"{WAVE_HEADER}: {name} declares {size[:12]} bytes, over the {max_part_bytes}-byte"
+                                    " cap")  # fmt: skip
+        if int(size) == 0:
+            raise ValidationError(f"{WAVE_HEADER}: {name} declares 0 bytes")
+        parts.append((name, int(size)))
+    if len(parts) > RENDITIONS_MAX or len({name for name, _ in parts}) != len(parts):
+        raise ValidationError(f"{WAVE_HEADER}: at most {RENDITIONS_MAX} renditions, each named once")
+    return parts

@@ -209,7 +209,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )  # fmt: skip
     app.include_router(ingest.build_router(ingest_deps))
     put_object = ingest.object_handler(ingest_deps)
-    app.front = lambda inner: ingest.IngestFastPath(inner, put=put_object, on_error=on_error)
+    put_wave = ingest.wave_handler(ingest_deps)
+    app.front = lambda inner: ingest.IngestFastPath(inner, put=put_object, wave=put_wave, on_error=on_error)
 
     def on_deleted(room: str) -> None:
         scheduler.forget(room)

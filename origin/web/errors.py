@@ -151,7 +151,9 @@ def allowed_methods(request: Request, starlette_allow: str) -> str:
     for the path template that matches (every route with siblings at its path is documented)."""
     methods = {m.strip().upper() for m in starlette_allow.split(",") if m.strip()}
     for template, ops in request.app.openapi().get("paths", {}).items():
-        if _template_regex(template).fullmatch(request.url.path):
+        patterns = tuple(sorted({(p["name"], p.get("schema", {}).get("pattern", "")) for op in ops.values()
+                                 for p in op.get("parameters", []) if p.get("in") == "path"}))  # fmt: skip
+        if _template_regex(template, patterns).fullmatch(request.url.path):
             methods |= {m.upper() for m in ops}
     if "GET" in methods:
         methods.add("HEAD")
@@ -159,8 +161,15 @@ def allowed_methods(request: Request, starlette_allow: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _template_regex(template: str) -> re.Pattern[str]:
-    return re.compile(re.sub(r"\\\{[^}/]+\\\}", "[^/]+", re.escape(template)))
+def _template_regex(template: str, patterns: tuple[tuple[str, str], ...] = ()) -> re.Pattern[str]:
+    """The template's paths: each `{param}` as its documented pattern (a wave's `{name}` is a segment name, so
+    `…/start` is not one), else any one path segment."""
+    known = {name: pattern.removeprefix("^").removesuffix("$") for name, pattern in patterns if pattern}
+
+    def param(match: re.Match[str]) -> str:
+        return f"(?:{known.get(match.group(1), '[^/]+')})"
+
+    return re.compile(re.sub(r"\\\{([^}/]+)\\\}", param, re.escape(template)))
 
 
 # OpenAPI: the error responses every route may give (merged into each route's `responses`).

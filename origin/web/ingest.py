@@ -17,10 +17,11 @@ from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Header, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from origin.broadcast.ingest import IngestService, parse_object_name
+from origin.broadcast.ingest import IngestService, Receipt, parse_object_name
 from origin.broadcast.ingest_parts import PartIngest
 from origin.broadcast.stream import FragmentStream, SegmentCutter
 from origin.contract import ids
@@ -28,10 +29,13 @@ from origin.contract.ingest import (
     CONTROL_BODY_MAX_BYTES,
     PLAYLIST_MAX_BYTES,
     STREAM_PART_MAX_BYTES,
+    WAVE_HEADER,
+    WAVE_HEADER_MAX_CHARS,
     EndBody,
     StartBody,
+    parse_wave,
 )
-from origin.errors import ForbiddenError
+from origin.errors import ForbiddenError, ValidationError
 from origin.metrics import Metrics
 from origin.rooms import Room, RoomRegistry
 from origin.storage.group_commit import GroupCommit
@@ -48,6 +52,24 @@ SessionPath = Annotated[str, Path(pattern=ids.SESSION_ID_SCHEMA, max_length=64)]
 RenditionPath = Annotated[str, Path(pattern=ids.RENDITION_SCHEMA, max_length=32)]
 NamePath = Annotated[str, Path(pattern=ids.OBJECT_NAME_SCHEMA, max_length=40)]
 AuthHeader = Annotated[str | None, Header(include_in_schema=False)]  # documented as the IngestToken scheme
+SegmentPath = Annotated[str, Path(pattern=ids.SEGMENT_NAME_PATTERN.pattern, max_length=16)]
+WaveHeader = Annotated[str | None, Header(alias=WAVE_HEADER, max_length=WAVE_HEADER_MAX_CHARS,
+                                          description="the renditions in body order: `a48=8123, a64=10456`")]
+
+
+class _SegmentName(Convertor[str]):
+    """`{name:segment}`: the wave route matches segment names only, so `PUT …/start` is still a 405, not a wave."""
+
+    regex = ids.SEGMENT_NAME_PATTERN.pattern.removeprefix("^").removesuffix("$")
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("segment", _SegmentName())
 
 
 class RoomTokens:
@@ -99,6 +121,11 @@ _OBJECT_BODY = openapi.binary_body(
     " SPILLWAY_MAX_SEGMENT_BYTES); *.m3u8: ffmpeg's playlist, dropped. Bytes that are not the fMP4 the session"
     " declared are refused with 400: that is more than a schema can say."
 )
+_WAVE_BODY = openapi.binary_body(
+    "The renditions' segments of one index, concatenated in the order and with the byte counts that the"
+    " spillway-wave header names (each ≤ SPILLWAY_MAX_SEGMENT_BYTES). Each is received as its own PUT would be;"
+    " the first refusal is the answer, and what came before it is kept (a repeat of it is answered 201)."
+)
 _ERRORS = errors.responses(400, 401, 403, 404, 409, 413, 429, 503)
 
 
@@ -147,26 +174,78 @@ def object_handler(deps: IngestDeps) -> Callable[[Request], Awaitable[Response]]
     return put_object
 
 
+def wave_handler(deps: IngestDeps) -> Callable[[Request], Awaitable[Response]]:
+    """PUT /ingest/{room}/{session}/{NNNNNN}.m4s: one segment of several renditions, framed by WAVE_HEADER.
+
+    The renditions are received in body order, each exactly as its own PUT would be; the first refusal stops the
+    wave and is the answer. What was stored before it is durable and published all the same, so a sender that
+    retries the wave (or sends its renditions one by one) repeats those harmlessly: identical repeats are 201."""
+    durable = _durable(deps)
+
+    async def put_wave(request: Request) -> Response:
+        p = request.path_params
+        room, session, name = ids.room_id(p["room"]), ids.session_id(p["session"]), p["name"]
+        await deps.tokens.check(room, request.headers.get("authorization"))
+        if parse_object_name(name).kind != "segment":
+            raise ValidationError(f"a wave carries a segment (NNNNNN.m4s), not {name[:40]!r}")
+        framing = parse_wave(request.headers.get(WAVE_HEADER), max_part_bytes=deps.max_segment_bytes)
+        declared = sum(size for _, size in framing)
+        body = await read_capped(request, declared, "wave")
+        if len(body) != declared:
+            raise ValidationError(f"wave body is {len(body)} bytes; {WAVE_HEADER} declares {declared}")
+        receipts: list[tuple[str, Receipt]] = []
+
+        def receive_all() -> None:
+            at = 0
+            for rendition, size in framing:
+                piece = body[at:at + size]
+                at += size
+                receipts.append((rendition, deps.service.receive(room, session, rendition, name, piece)))
+
+        try:
+            if _on_loop(deps, room):
+                receive_all()
+            else:
+                await asyncio.to_thread(receive_all)
+        finally:  # what was stored before a refusal is durable and rung, like the PUTs it stands for
+            await durable(room, ring=False)
+            for rendition, receipt in receipts:
+                if receipt.stored:
+                    deps.ring(room, deps.commit.durable_before, rendition)
+                deps.metrics.received(room)
+        return Response(status_code=201)
+
+    return put_wave
+
+
 class IngestFastPath:
     """ASGI front of the app (web/app.py OriginApp): object PUTs (≈ 900 a second per host) go straight to their
     handler, past the middleware stack and FastAPI's route matching (every route, every request); everything else
     goes on to the app. Errors take the app's one mapping (errors.response_for) and its error hook."""
 
     def __init__(self, app: ASGIApp, *, put: Callable[[Request], Awaitable[Response]],
+                 wave: Callable[[Request], Awaitable[Response]],
                  on_error: errors.ErrorHook | None = None) -> None:  # fmt: skip
         self.app = app
         self.put = put
+        self.wave = wave
         self.on_error = on_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "PUT" and scope["path"].startswith("/ingest/"):
-            parts = scope["path"].split("/")  # "", "ingest", room, session, rendition, name
+            parts = scope["path"].split("/")  # "", "ingest", room, session, [rendition,] name
+            handler = None
             if len(parts) == 6 and all(parts[2:]) and parts[5] != "stream.mp4":
+                handler = self.put
                 scope["path_params"] = {"room": parts[2], "session": parts[3], "rendition": parts[4],
                                         "name": parts[5]}  # fmt: skip
+            elif len(parts) == 5 and all(parts[2:]) and parts[4].endswith(".m4s"):
+                handler = self.wave
+                scope["path_params"] = {"room": parts[2], "session": parts[3], "name": parts[4]}
+            if handler is not None:
                 request = Request(scope, receive)
                 try:
-                    response = await self.put(request)
+                    response = await handler(request)
                 except Exception as exc:
                     response = errors.response_for(request, exc)
                     if self.on_error is not None:
@@ -250,6 +329,7 @@ def build_router(deps: IngestDeps) -> APIRouter:
     # only without it —; the API routes below only document them in OpenAPI.
     router.add_route("/ingest/{room}/{session}/{rendition}/stream.mp4", put_stream, methods=["PUT"])
     router.add_route("/ingest/{room}/{session}/{rendition}/{name}", object_handler(deps), methods=["PUT"])
+    router.add_route("/ingest/{room}/{session}/{name:segment}", wave_handler(deps), methods=["PUT"])
 
     @router.put("/{room}/{session}/{rendition}/{name}", status_code=201, openapi_extra=_OBJECT_BODY,
                 responses={204: {"description": "ffmpeg's own playlist: read and dropped"}, **_ERRORS})  # fmt: skip
@@ -258,6 +338,14 @@ def build_router(deps: IngestDeps) -> APIRouter:
         authorization: AuthHeader = None,
     ) -> Response:  # fmt: skip  # pragma: no cover - never routed
         """An init segment, a media segment, or ffmpeg's playlist (accepted, ignored)."""
+        raise AssertionError("served by the plain route above")
+
+    @router.put("/{room}/{session}/{name:segment}", status_code=201, openapi_extra=_WAVE_BODY, responses=_ERRORS)
+    async def put_wave_documented(
+        room: RoomPath, session: SessionPath, name: SegmentPath, authorization: AuthHeader = None,
+        spillway_wave: WaveHeader = None,
+    ) -> Response:  # fmt: skip  # pragma: no cover - never routed
+        """A wave: one segment of several renditions in one body (the transcoder's uploads)."""
         raise AssertionError("served by the plain route above")
 
     return router

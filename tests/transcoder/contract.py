@@ -3,8 +3,9 @@
 True and relied on: start before any PUT; every PUT (the transcoder's, uploads.py) a complete body with a
 Content-Length, as application/octet-stream; every object's last PUT answered 201 (earlier ones may have been
 refused with a 5xx and retried); one init per rendition, before that rendition's first segment; no playlist PUT
-(ffmpeg's stay local); segment indices 0..n without holes, each rendition's in order; end after every PUT has
-completed.
+(ffmpeg's stay local); segment indices 0..n without holes, each rendition's in order, each index's renditions
+in one request (a wave) but for the last, which ffmpeg may close rendition by rendition as it exits; end after
+every PUT has completed.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ def assert_session_contract(
         for put in segments.values():
             assert put.body[4:8] == b"styp" and b"moof" in put.body and b"mdat" in put.body
         by_rendition[name] = [segments[i] for i in sorted(segments)]
+    last_index = max(p.index for puts_ in by_rendition.values() for p in puts_ if p.index is not None)
+    for name in renditions:
+        single = [p.index for p in by_rendition[name] if p.wave != len(renditions) and p.index != last_index]
+        assert not single or len(renditions) == 1, f"{name}: segments {single} not in a wave of the whole ladder"
     end = rx.call(session, "end")
     if end_reason is None:
         assert end is None

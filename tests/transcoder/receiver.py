@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import itertools
 import json
 import re
@@ -22,10 +23,13 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from origin.contract.ingest import SEGMENT_MAX_BYTES, WAVE_HEADER, parse_wave
+from origin.errors import OriginError
 from tests.support.net import free_port
 
 _CALL = re.compile(r"^/ingest/(?P<room>[^/]+)/(?P<session>[^/]+)/(?P<call>start|end)$")
 _PUT = re.compile(r"^/ingest/(?P<room>[^/]+)/(?P<session>[^/]+)/(?P<rendition>[^/]+)/(?P<name>[^/]+)$")
+_WAVE = re.compile(r"^/ingest/(?P<room>[^/]+)/(?P<session>[^/]+)/(?P<name>\d+\.m4s)$")
 _SEGMENT = re.compile(r"^(\d+)\.m4s$")
 
 
@@ -55,6 +59,7 @@ class Put:
     complete: bool = False
     content_type: str | None = None
     status: int = 0
+    wave: int = 0  # the renditions in the request that carried it (0: a PUT of its own)
 
     @property
     def index(self) -> int | None:
@@ -162,6 +167,18 @@ def _read_chunked(rfile: Any) -> tuple[bytes, bool]:
             return bytes(body), False
 
 
+def _split_wave(put: Put, framing: str | None) -> list[Put]:
+    """A wave's renditions as the PUTs they stand for (the origin's framing, origin.contract.ingest)."""
+    parts = parse_wave(framing, max_part_bytes=SEGMENT_MAX_BYTES)
+    if sum(size for _, size in parts) != len(put.body):
+        raise ValueError("the wave's body does not match its framing")
+    pieces, at = [], 0
+    for rendition, size in parts:
+        pieces.append(dataclasses.replace(put, rendition=rendition, body=put.body[at:at + size], wave=len(parts)))
+        at += size
+    return pieces
+
+
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -230,27 +247,35 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 self._reply(refusal)
                 return
+            wave = _WAVE.match(self.path)
             put = Put(
                 seq=seq,
-                room=match["room"] if match else "",
-                session=match["session"] if match else "",
+                room=match["room"] if match else wave["room"] if wave else "",
+                session=match["session"] if match else wave["session"] if wave else "",
                 rendition=match["rendition"] if match else "",
-                name=match["name"] if match else self.path,
+                name=match["name"] if match else wave["name"] if wave else self.path,
                 started=time.monotonic(),
                 content_type=self.headers.get("Content-Type"),
             )
             put.body, put.chunked, put.complete = self._read_body()
             put.finished = time.monotonic()
             status = self._auth()
+            pieces = [put]
+            if wave is not None:
+                try:
+                    pieces = _split_wave(put, self.headers.get(WAVE_HEADER))
+                except (OriginError, ValueError):
+                    status = status or 400
             with receiver.lock:
                 put.done_seq = next(receiver._seq)
                 started = {c.session for c in receiver.calls if c.call == "start" and c.status == 201}
                 if not status and receiver.put_statuses:
                     status = receiver.put_statuses.pop(0)
                 if not status:
-                    status = 201 if match and put.session in started else 404
-                put.status = status
-                receiver.puts.append(put)
+                    status = 201 if (match or wave) and put.session in started else 404
+                for piece in pieces:
+                    piece.status, piece.done_seq = status, put.done_seq
+                    receiver.puts.append(piece)
             self._reply(status)
 
     return Handler

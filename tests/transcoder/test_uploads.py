@@ -1,5 +1,6 @@
 """Uploads over real HTTP (the ingest receiver): ffmpeg's log cues the PUT of each rendition's local init and
-segments, in order; 5xx and an unreachable origin are retried, a 4xx is final, a session-level refusal is
+of each segment's wave (the ladder's renditions in one request), in order; 5xx and an unreachable origin are
+retried, a wave refused for its bytes is sent rendition by rendition, a 4xx is final, a session-level refusal is
 reported, and `close` bounds the wait."""
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from transcoder.errors import IngestRejectedError, OriginUnavailableError
 from transcoder.ffmpeg_log import Event, PushTracker, parse_line
 from transcoder.ingest import IngestClient
 from transcoder.ladder import parse_ladder
-from transcoder.uploads import Rejection, Uploads
+from transcoder.uploads import Rejection, Uploads, Waves, _Item
 
 SESSION = "20261208t003000z-1a2b3c4d"
+LADDER = ["a48", "a64"]
 INIT = b"\x00\x00\x00\x18ftypiso6" + bytes(range(200))
 
 
@@ -77,7 +79,7 @@ def _puts(receiver: Receiver) -> list[tuple[str, str, int]]:
 def test_each_rendition_sends_its_init_then_its_segments_in_order(receiver: Receiver, local: Path) -> None:
     with _client(receiver.url) as ingest:
         ingest.start(SESSION, parse_ladder("a48:48k:1,a64:64k:2"), 1.0)
-        with Uploads(ingest, session=SESSION, local_dir=local) as uploads:
+        with Uploads(ingest, session=SESSION, local_dir=local, renditions=LADDER) as uploads:
             ffmpeg = Ffmpeg(local, uploads)
             for index in range(3):
                 ffmpeg.segment("a48", index)
@@ -94,13 +96,64 @@ def test_each_rendition_sends_its_init_then_its_segments_in_order(receiver: Rece
         assert not (local / rendition).exists() or not any((local / rendition).iterdir())  # sent → removed
     assert uploads.sent == {r: ["init.mp4", "000000.m4s", "000001.m4s", "000002.m4s"] for r in ("a48", "a64")}
     assert uploads.rejected == [] and uploads.unsent == [] and uploads.refusal is None and uploads.backlog == 0
+    with receiver.lock:  # each segment's ladder in one request, the renditions in ladder order
+        segments = [(p.seq, p.rendition, p.wave) for p in receiver.puts if p.index is not None]
+    assert [(r, w) for _, r, w in segments] == [("a48", 2), ("a64", 2)] * 3
+    assert len({seq for seq, _, _ in segments}) == 3 and uploads.waves_sent == 3
+
+
+def test_a_wave_refused_for_its_bytes_is_sent_rendition_by_rendition(receiver: Receiver, local: Path) -> None:
+    with _client(receiver.url) as ingest:
+        ingest.start(SESSION, parse_ladder("a48:48k:1,a64:64k:2"), 1.0)
+        receiver.put_statuses.extend([201, 201, 400, 201, 400])  # two inits, the wave, then one by one
+        with Uploads(ingest, session=SESSION, local_dir=local, renditions=LADDER) as uploads:
+            ffmpeg = Ffmpeg(local, uploads)
+            ffmpeg.segment("a48", 0)
+            ffmpeg.segment("a64", 0)
+            uploads.close(5.0)
+    assert [(r, n, s) for r, n, s in _puts(receiver) if n != "init.mp4"] == [
+        ("a48", "000000.m4s", 400), ("a64", "000000.m4s", 400),  # the wave
+        ("a48", "000000.m4s", 201), ("a64", "000000.m4s", 400),  # one by one: each its own answer
+    ]  # fmt: skip
+    assert uploads.rejected == [Rejection(rendition="a64", name="000000.m4s", status=400)]
+    assert uploads.sent["a48"] == ["init.mp4", "000000.m4s"] and uploads.refusal is None
+
+
+def test_a_stalled_rendition_holds_the_others_back_one_segment_at_most(receiver: Receiver, local: Path) -> None:
+    with _client(receiver.url) as ingest:
+        ingest.start(SESSION, parse_ladder("a48:48k:1,a64:64k:2"), 1.0)
+        with Uploads(ingest, session=SESSION, local_dir=local, renditions=LADDER) as uploads:
+            ffmpeg = Ffmpeg(local, uploads)
+            ffmpeg.segment("a48", 0)
+            ffmpeg.segment("a48", 1)  # a64 never closes 0: segment 0 goes without it
+            receiver.wait_for(lambda: len(receiver.segments(SESSION, "a48")) == 1, 5, "a48's segment 0")
+            assert receiver.segments(SESSION, "a48")[0].wave == 0 and uploads.backlog == 0
+            ffmpeg.segment("a64", 1)  # segment 1 is whole
+            receiver.wait_for(lambda: len(receiver.segments(SESSION, "a64")) == 1, 5, "segment 1's wave")
+            uploads.close(5.0)
+    assert [p.wave for p in receiver.segments(SESSION, "a48").values()] == [0, 2]
+
+
+def test_waves_gather_by_index_and_let_a_late_rendition_go() -> None:
+    waves = Waves(["a48", "a64", "a128"])
+
+    def item(rendition: str, index: int) -> _Item:
+        return _Item(rendition=rendition, name=f"{index:06d}.m4s", path=Path("x"), segment=True)
+
+    assert waves.closed(0, item("a64", 0)) == []
+    assert waves.closed(0, item("a48", 0)) == []
+    assert waves.closed(0, item("a128", 0)) == [[item("a48", 0), item("a64", 0), item("a128", 0)]]  # ladder order
+    assert waves.closed(1, item("a48", 1)) == []
+    assert waves.closed(2, item("a48", 2)) == [[item("a48", 1)]]  # segment 1 waited a whole segment: it goes
+    assert waves.closed(2, item("a64", 2)) == []
+    assert waves.rest() == [[item("a48", 2), item("a64", 2)]] and waves.rest() == []
 
 
 def test_a_5xx_is_retried_and_a_segment_refusal_is_final(receiver: Receiver, local: Path) -> None:
     with _client(receiver.url) as ingest:
         ingest.start(SESSION, parse_ladder("a48:48k:1"), 1.0)
         receiver.put_statuses.extend([503, 502, 201, 201, 413])
-        with Uploads(ingest, session=SESSION, local_dir=local) as uploads:
+        with Uploads(ingest, session=SESSION, local_dir=local, renditions=["a48"]) as uploads:
             ffmpeg = Ffmpeg(local, uploads)
             for index in range(3):
                 ffmpeg.segment("a48", index)
@@ -116,7 +169,7 @@ def test_a_refused_session_is_reported_once(receiver: Receiver, local: Path) -> 
     with _client(receiver.url) as ingest:
         ingest.start(SESSION, parse_ladder("a48:48k:1"), 1.0)
         receiver.put_statuses.extend([201, 201, 409, 409])
-        with Uploads(ingest, session=SESSION, local_dir=local) as uploads:
+        with Uploads(ingest, session=SESSION, local_dir=local, renditions=["a48"]) as uploads:
             ffmpeg = Ffmpeg(local, uploads)
             for index in range(3):
                 ffmpeg.segment("a48", index)
@@ -127,7 +180,7 @@ def test_a_refused_session_is_reported_once(receiver: Receiver, local: Path) -> 
 
 def test_an_unreachable_origin_is_retried_until_close_gives_up(local: Path) -> None:
     with _client(f"http://127.0.0.1:{free_port()}") as ingest:
-        uploads = Uploads(ingest, session=SESSION, local_dir=local)
+        uploads = Uploads(ingest, session=SESSION, local_dir=local, renditions=["a48"])
         ffmpeg = Ffmpeg(local, uploads)
         ffmpeg.segment("a48", 0)
         time.sleep(0.5)  # a few refused connections, backing off
@@ -147,7 +200,7 @@ def test_an_origin_outage_is_bridged(local: Path, caplog: pytest.LogCaptureFixtu
     url = f"http://127.0.0.1:{port}"
     with Receiver(token="tok", port=port) as before, _client(url) as starter:
         starter.start(SESSION, parse_ladder("a48:48k:1"), 1.0)
-    with _client(url) as ingest, Uploads(ingest, session=SESSION, local_dir=local) as uploads:
+    with _client(url) as ingest, Uploads(ingest, session=SESSION, local_dir=local, renditions=["a48"]) as uploads:
         ffmpeg = Ffmpeg(local, uploads)
         for index in range(3):
             ffmpeg.segment("a48", index)

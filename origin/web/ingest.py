@@ -177,42 +177,42 @@ def object_handler(deps: IngestDeps) -> Callable[[Request], Awaitable[Response]]
 def wave_handler(deps: IngestDeps) -> Callable[[Request], Awaitable[Response]]:
     """PUT /ingest/{room}/{session}/{NNNNNN}.m4s: one segment of several renditions, framed by WAVE_HEADER.
 
-    The renditions are received in body order, each exactly as its own PUT would be; the first refusal stops the
-    wave and is the answer. What was stored before it is durable and published all the same, so a sender that
-    retries the wave (or sends its renditions one by one) repeats those harmlessly: identical repeats are 201."""
+    The renditions are checked in body order, each as its own PUT would be (one hold and one journal append for
+    them all: IngestService.receive_all); the first refusal stops the wave and is the answer. What was stored
+    before it is durable and published all the same, so a sender that retries the wave (or sends its renditions
+    one by one) repeats those harmlessly: identical repeats are 201."""
     durable = _durable(deps)
 
     async def put_wave(request: Request) -> Response:
         p = request.path_params
         room, session, name = ids.room_id(p["room"]), ids.session_id(p["session"]), p["name"]
         await deps.tokens.check(room, request.headers.get("authorization"))
-        if parse_object_name(name).kind != "segment":
+        what = parse_object_name(name)
+        if what.kind != "segment":
             raise ValidationError(f"a wave carries a segment (NNNNNN.m4s), not {name[:40]!r}")
         framing = parse_wave(request.headers.get(WAVE_HEADER), max_part_bytes=deps.max_segment_bytes)
         declared = sum(size for _, size in framing)
         body = await read_capped(request, declared, "wave")
         if len(body) != declared:
             raise ValidationError(f"wave body is {len(body)} bytes; {WAVE_HEADER} declares {declared}")
-        receipts: list[tuple[str, Receipt]] = []
-
-        def receive_all() -> None:
-            at = 0
-            for rendition, size in framing:
-                piece = body[at:at + size]
-                at += size
-                receipts.append((rendition, deps.service.receive(room, session, rendition, name, piece)))
-
+        pieces, at = [], 0
+        for rendition, size in framing:
+            pieces.append((rendition, body[at:at + size]))
+            at += size
+        receipts: list[Receipt] = []
         try:
             if _on_loop(deps, room):
-                receive_all()
+                receipts, refusal = deps.service.receive_all(room, session, what, pieces)
             else:
-                await asyncio.to_thread(receive_all)
+                receipts, refusal = await asyncio.to_thread(deps.service.receive_all, room, session, what, pieces)
         finally:  # what was stored before a refusal is durable and rung, like the PUTs it stands for
             await durable(room, ring=False)
-            for rendition, receipt in receipts:
+            for (rendition, _), receipt in zip(pieces, receipts, strict=False):
                 if receipt.stored:
                     deps.ring(room, deps.commit.durable_before, rendition)
                 deps.metrics.received(room)
+        if refusal is not None:
+            raise refusal
         return Response(status_code=201)
 
     return put_wave

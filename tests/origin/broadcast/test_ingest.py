@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from origin.broadcast import fmp4
-from origin.broadcast.ingest import IngestLimits, IngestService
+from origin.broadcast.ingest import IngestLimits, IngestService, parse_object_name
 from origin.broadcast.journal.base import Ownership
 from origin.broadcast.journal.memory import MemoryJournal
 from origin.broadcast.model import RoomState
@@ -216,3 +216,32 @@ def test_a_different_body_for_a_stored_unpublished_segment_is_refused(h: Harness
     key = layout.media_segment(ROOM, S1, "a64", 0)
     assert key not in h.storage.objects and h.spool.get(key) == fmp4_media.segments[0]
     assert h.state().renditions["a64"].pending[S1][0].spooled
+
+
+LADDER2 = StartBody.model_validate({"segment_seconds": 2.0, "renditions": [
+    {"name": n, "bitrate": 64_000, "channels": 2, "sample_rate": 48_000} for n in ("a64", "b64")]})  # fmt: skip
+
+
+def test_a_wave_is_checked_per_rendition_and_recorded_in_one_append(
+    h: Harness, fmp4_media: Fmp4Media, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert h.svc.start(ROOM, S1, LADDER2)
+    for name in ("a64", "b64"):
+        assert h.svc.receive(ROOM, S1, name, "init.mp4", fmp4_media.init).stored
+    appends: list[int] = []
+    append = h.journal.append
+    monkeypatch.setattr(h.journal, "append", lambda room, records, **kw: (appends.append(len(records)),
+                                                                          append(room, records, **kw))[1])  # fmt: skip
+    seg = parse_object_name("000000.m4s")
+    receipts, refusal = h.svc.receive_all(ROOM, S1, seg, [("a64", fmp4_media.segments[0]),
+                                                          ("b64", fmp4_media.segments[0])])  # fmt: skip
+    assert refusal is None and [r.stored for r in receipts] == [True, True] and appends == [2]
+    assert {r: set(h.state().renditions[r].pending[S1]) for r in ("a64", "b64")} == {"a64": {0}, "b64": {0}}
+    # A repeat stores nothing; a wave refused at its second rendition keeps and records its first.
+    receipts, refusal = h.svc.receive_all(ROOM, S1, seg, [("a64", fmp4_media.segments[0])])
+    assert refusal is None and [r.stored for r in receipts] == [False] and appends == [2]
+    one = parse_object_name("000001.m4s")
+    receipts, refusal = h.svc.receive_all(ROOM, S1, one, [("a64", fmp4_media.segments[1]), ("b64", b"\0" * 64)])
+    assert isinstance(refusal, ValidationError) and [r.stored for r in receipts] == [True] and appends == [2, 1]
+    assert 1 in h.state().renditions["a64"].pending[S1] and 1 not in h.state().renditions["b64"].pending[S1]
+    assert layout.media_segment(ROOM, S1, "b64", 1) not in h.storage.objects

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 PEER_REFRESH_S = 2.0
 MAX_DATAGRAM = 8192  # a batch of rings (≤ ~120 B each), one per line
-RETRY_S = 0.002  # a peer's queue was full: try again this soon (its loop is busy, not gone)
+RETRY_S, RETRY_MAX_S = 0.002, 0.1  # a peer's queue was full: try again this soon, backing off (a stopped peer)
 BACKLOG_MAX = 20_000  # rings waiting for one peer; past this the oldest go (the owner passes every second)
 
 
@@ -96,6 +96,7 @@ class Doorbell:
         self._outbox: list[bytes] = []  # this loop turn's rings
         self._queues: dict[str, PeerQueue] = {}  # peer -> rings it has not taken yet
         self._flush: asyncio.Handle | None = None
+        self._retry_s = RETRY_S
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -175,7 +176,10 @@ class Doorbell:
             if not queue:
                 self._queues.pop(peer, None)
         if blocked:
-            self._flush = self._loop.call_later(RETRY_S, self._send_batch)
+            self._flush = self._loop.call_later(self._retry_s, self._send_batch)
+            self._retry_s = min(2 * self._retry_s, RETRY_MAX_S)
+        else:
+            self._retry_s = RETRY_S
 
     def _drain(self, peer: str, queue: PeerQueue) -> bool:
         """Send `queue` to `peer` until it is empty (False) or the peer's socket is full (True)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -25,19 +26,30 @@ LADDER = {
 }
 
 
+@contextlib.contextmanager
+def ingest_origin(room: str, token: str) -> Iterator[OriginServer]:
+    """A 2-worker origin with one room, whose sessions may restart freely."""
+    with origin_server(workers=2, env={"SPILLWAY_SESSIONS_PER_MINUTE": "1000"}) as server:
+        server.create_room(room, ingest_token=token)
+        yield server
+
+
+def start_session(origin: OriginServer, room: str, ladder: dict[str, object], auth: dict[str, str]) -> str:
+    sid = new_session_id()
+    r = httpx.post(f"{origin.base_url}/ingest/{room}/{sid}/start", json=ladder, headers=auth)
+    assert r.status_code == 201, r.text
+    return sid
+
+
 @pytest.fixture(scope="module")
 def origin() -> Iterator[OriginServer]:
-    with origin_server(workers=2, env={"SPILLWAY_SESSIONS_PER_MINUTE": "1000"}) as server:
-        server.create_room(ROOM, ingest_token=TOKEN)
+    with ingest_origin(ROOM, TOKEN) as server:
         yield server
 
 
 @pytest.fixture()
 def session(origin: OriginServer) -> str:
-    sid = new_session_id()
-    r = httpx.post(f"{origin.base_url}/ingest/{ROOM}/{sid}/start", json=LADDER, headers=AUTH)
-    assert r.status_code == 201, r.text
-    return sid
+    return start_session(origin, ROOM, LADDER, AUTH)
 
 
 def files_under(path: Path) -> list[str]:

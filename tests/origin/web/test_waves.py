@@ -13,9 +13,9 @@ import pytest
 
 from origin.contract.ingest import WAVE_HEADER, format_wave
 from tests.origin.conftest import Fmp4Media
+from tests.origin.web.test_ingest import ingest_origin, start_session
 from tests.origin.web.test_ingest import stored as stored_with_filler
-from tests.support.origin_server import OriginServer, origin_server
-from tests.support.pusher import new_session_id
+from tests.support.origin_server import OriginServer
 
 ROOM = "wave-room"
 TOKEN = "wave-room-ingest-token-0123456789"
@@ -29,16 +29,13 @@ LADDER = {
 
 @pytest.fixture(scope="module")
 def origin() -> Iterator[OriginServer]:
-    with origin_server(workers=2, env={"SPILLWAY_SESSIONS_PER_MINUTE": "1000"}) as server:
-        server.create_room(ROOM, ingest_token=TOKEN)
+    with ingest_origin(ROOM, TOKEN) as server:
         yield server
 
 
 @pytest.fixture()
 def session(origin: OriginServer, fmp4_media: Fmp4Media) -> str:
-    sid = new_session_id()
-    r = httpx.post(f"{origin.base_url}/ingest/{ROOM}/{sid}/start", json=LADDER, headers=AUTH)
-    assert r.status_code == 201, r.text
+    sid = start_session(origin, ROOM, LADDER, AUTH)
     for name in NAMES:
         r = httpx.put(f"{origin.base_url}/ingest/{ROOM}/{sid}/{name}/init.mp4", content=fmp4_media.init, headers=AUTH)
         assert r.status_code == 201, r.text

@@ -70,7 +70,7 @@ class IngestClient:
         self._post(session, "end", {"reason": reason})
 
     def object_sender(self) -> ObjectSender:
-        """A sender of objects on its own kept-alive connection (one per upload lane: not thread-safe)."""
+        """A sender of objects on its own kept-alive connection (one per sender thread: not thread-safe)."""
         return ObjectSender(self._base, room=self.room, token=self._token, timeout_seconds=self._timeout)
 
     def _post(self, session: str, call: str, body: dict[str, Any]) -> None:

@@ -66,6 +66,7 @@ class Waves:
 
     def __init__(self, renditions: Sequence[str]) -> None:
         self.renditions = tuple(renditions)
+        self._order = {name: n for n, name in enumerate(self.renditions)}
         self._open: dict[int, dict[str, _Item]] = {}  # index -> rendition -> its closed segment
 
     def closed(self, index: int, item: _Item) -> list[list[_Item]]:
@@ -80,8 +81,7 @@ class Waves:
 
     def _take(self, index: int) -> list[_Item]:
         items = self._open.pop(index)
-        order = {name: n for n, name in enumerate(self.renditions)}
-        return sorted(items.values(), key=lambda item: order.get(item.rendition, len(order)))
+        return sorted(items.values(), key=lambda item: self._order.get(item.rendition, len(self._order)))
 
 
 class Uploads:

@@ -54,11 +54,7 @@ class IngestService:
 
     def append_checked(self, room: str, check: Callable[[RoomState], bool], record: Record) -> bool:
         """Append `record` if `check(state)` says so, both under the journal lock (raises what check raises)."""
-        with self.stores.journal.locked(room), self.stores.states.hold(room) as state:
-            if not check(state):
-                return False
-            self.stores.journal.append(room, [record])
-            return True
+        return bool(self.append_passing(room, lambda state: [record] if check(state) else []))
 
     def start(self, room: str, session: str, body: StartBody) -> bool:
         now = self.clock()
@@ -123,68 +119,64 @@ class IngestService:
         if what.kind == "segment":
             for rendition, _ in pieces:
                 self._learn_init(room, session, rendition)  # a read-back (storage I/O) never runs inside the hold
-        receipts: list[Receipt] = []
-        passed: list[tuple[StoredObject, StoredObject | None, fmp4.InitInfo | None, bytes]] = []
+        checked: list[_Checked | None] = []  # None: an identical repeat
         refusal: OriginError | None = None
         # One hold for the inspections and the checks (a few hundred µs of CPU, no I/O): they read the same state.
         with self.stores.states.hold(room) as state:
             for rendition, body in pieces:
                 try:
-                    checked = self._check(state, session, rendition, what, body)
+                    checked.append(self._check(state, session, rendition, what, body))
                 except OriginError as exc:
                     refusal = exc
                     break
-                receipts.append(Receipt(stored=checked is not None, segment=what.kind == "segment"))
-                if checked is not None:
-                    passed.append(checked)
-        stored: list[tuple[StoredObject, StoredObject | None]] = []
+        kept: list[_Checked] = []
         try:
-            for obj, init, _, body in passed:
-                stored.append((self._store(room, obj, body), init))
+            for c in checked:
+                if c is not None:
+                    kept.append(c._replace(obj=self._store(room, c.obj, c.body)))
         except Exception:
-            for obj, _ in stored:
-                self._discard(room, obj)
+            self._discard_all(room, kept)
             raise
         # "Received" is when it is recorded: the publisher compares it with the durability barriers it knows of.
         now = self.clock()
-        stored = [(dataclasses.replace(obj, received_at=now), init) for obj, init in stored]
+        kept = [c._replace(obj=dataclasses.replace(c.obj, received_at=now)) for c in kept]
 
         def recheck(st: RoomState) -> list[Record]:
-            return [ObjectStored(obj=obj) for obj, init in stored
-                    if check_object(st, obj, segment_init=init, now=now, limits=self.limits)]  # fmt: skip
+            return [ObjectStored(obj=c.obj) for c in kept
+                    if check_object(st, c.obj, segment_init=c.init, now=now, limits=self.limits)]  # fmt: skip
 
-        if stored:
+        if kept:
             try:
                 self.append_passing(room, recheck)
             except (StorageError, OSError) as exc:
                 # The journal did not answer: the records may have landed (an answer lost on the way back).
                 # Deleting the objects could leave a playlist naming nothing; unrecorded, they are never named.
                 log.warning("room=%s %s kept: their record's outcome is unknown: %s", room,
-                            ", ".join(object_key(room, obj) for obj, _ in stored), exc)  # fmt: skip
+                            ", ".join(object_key(room, c.obj) for c in kept), exc)  # fmt: skip
                 raise
             except Exception:
-                for obj, _ in stored:
-                    self._discard(room, obj)  # refused between the write and the record: leave nothing behind
+                self._discard_all(room, kept)  # refused between the write and the record: leave nothing behind
                 raise
-        spooled = iter([obj.spooled for obj, _ in stored])
-        receipts = [r._replace(spooled=next(spooled)) if r.stored else r for r in receipts]
-        for obj, _, info, _ in passed:
-            if info is not None:
-                self._inits.put((room, session, obj.rendition), info)
-        return receipts, refusal
+        for c in kept:
+            if c.info is not None:
+                self._inits.put((room, session, c.obj.rendition), c.info)
+        spooled = {c.obj.rendition: c.obj.spooled for c in kept}  # a wave names each rendition once
+        segment = what.kind == "segment"
+        return [Receipt(stored=c is not None, spooled=c is not None and spooled[c.obj.rendition], segment=segment)
+                for c in checked], refusal  # fmt: skip
 
-    def append_passing(self, room: str, records: Callable[[RoomState], list[Record]]) -> None:
-        """Append what `records(state)` returns, both under the journal lock (raises what it raises)."""
+    def append_passing(self, room: str, records: Callable[[RoomState], list[Record]]) -> list[Record]:
+        """Append what `records(state)` returns (and return it), both under the journal lock (raises what it
+        raises)."""
         with self.stores.journal.locked(room), self.stores.states.hold(room) as state:
             passing = records(state)
             if passing:
                 self.stores.journal.append(room, passing)
+            return passing
 
-    def _check(
-        self, state: RoomState, session: str, rendition: str, what: ObjectName, body: bytes
-    ) -> tuple[StoredObject, StoredObject | None, fmp4.InitInfo | None, bytes] | None:
-        """Inspect and check one object against the held state: (its record, the session's init, what the
-        inspector read from an init, the bytes to store) — None for an identical repeat. Raises a refusal."""
+    def _check(self, state: RoomState, session: str, rendition: str, what: ObjectName, body: bytes) -> _Checked | None:
+        """Inspect and check one object against the held state — None for an identical repeat. Raises a
+        refusal."""
         room = state.room
         declared = state.sessions.get(session)
         segment_s = declared.segment_seconds if declared is not None else None
@@ -199,7 +191,7 @@ class IngestService:
             return None
         # Speaker turns, chapters, texts due in this segment: ID3 in emsg boxes before its moof.
         obj, metadata = inband.for_segment(state, obj, timescale=timescale, now=self.clock())
-        return obj, init, info, inband.prepend(body, metadata)
+        return _Checked(obj=obj, init=init, info=info, body=inband.prepend(body, metadata))
 
     def _inspect(
         self, room: str, session: str, rendition: str, what: ObjectName, body: bytes, *, init: StoredObject | None,
@@ -255,6 +247,10 @@ class IngestService:
         self.stores.spool.put(key, body)
         return dataclasses.replace(obj, spooled=True)
 
+    def _discard_all(self, room: str, written: list[_Checked]) -> None:
+        for c in written:
+            self._discard(room, c.obj)
+
     def _discard(self, room: str, obj: StoredObject) -> None:
         key = object_key(room, obj)
         try:
@@ -296,6 +292,16 @@ class _Lru(Generic[K, V]):
             self._items[key] = value
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
+
+
+class _Checked(NamedTuple):
+    """An object that passed its checks: its record, the session's init, what the inspector read from an init,
+    and the bytes to store."""
+
+    obj: StoredObject
+    init: StoredObject | None
+    info: fmp4.InitInfo | None
+    body: bytes
 
 
 class Receipt(NamedTuple):

@@ -107,3 +107,15 @@ def parse_wave(value: str | None, *, max_part_bytes: int) -> list[tuple[str, int
     if len(parts) > RENDITIONS_MAX or len({name for name, _ in parts}) != len(parts):
         raise ValidationError(f"{WAVE_HEADER}: at most {RENDITIONS_MAX} renditions, each named once")
     return parts
+
+
+def split_wave(framing: list[tuple[str, int]], body: bytes) -> list[tuple[str, bytes]]:
+    """A wave's body cut by its parsed framing into (rendition, bytes); ValidationError if the sizes do not add up."""
+    if len(body) != sum(size for _, size in framing):
+        raise ValidationError(f"wave body is {len(body)} bytes; {WAVE_HEADER} declares "
+                              f"{sum(size for _, size in framing)}")  # fmt: skip
+    pieces, at = [], 0
+    for rendition, size in framing:
+        pieces.append((rendition, body[at:at + size]))
+        at += size
+    return pieces

@@ -34,6 +34,7 @@ from origin.contract.ingest import (
     EndBody,
     StartBody,
     parse_wave,
+    split_wave,
 )
 from origin.errors import ForbiddenError, ValidationError
 from origin.metrics import Metrics
@@ -135,6 +136,13 @@ def _on_loop(deps: IngestDeps, room: str) -> bool:
     return deps.inline and deps.service.stores.states.folded(room)
 
 
+async def _run(deps: IngestDeps, fn: Callable[..., T], room: str, *args: object) -> T:
+    """`fn(room, *args)`: on the event loop when _on_loop says so, else in a thread."""
+    if _on_loop(deps, room):
+        return fn(room, *args)
+    return await asyncio.to_thread(fn, room, *args)
+
+
 def _durable(deps: IngestDeps) -> Callable[..., Awaitable[None]]:
     async def durable(room: str, *, ring: bool = True, rendition: str | None = None) -> None:
         """Wait for the group commit (an identical repeat too: its first copy may still be on its way), then
@@ -162,10 +170,7 @@ def object_handler(deps: IngestDeps) -> Callable[[Request], Awaitable[Response]]
         body = await read_capped(request, cap, kind)
         if kind == "playlist":
             return Response(status_code=204)
-        if _on_loop(deps, room):
-            receipt = deps.service.receive(room, session, rendition, name, body)
-        else:
-            receipt = await asyncio.to_thread(deps.service.receive, room, session, rendition, name, body)
+        receipt = await _run(deps, deps.service.receive, room, session, rendition, name, body)
         await durable(room, ring=receipt.stored, rendition=rendition if receipt.segment else None)
         if receipt.segment:
             deps.metrics.received(room)
@@ -191,20 +196,10 @@ def wave_handler(deps: IngestDeps) -> Callable[[Request], Awaitable[Response]]:
         if what.kind != "segment":
             raise ValidationError(f"a wave carries a segment (NNNNNN.m4s), not {name[:40]!r}")
         framing = parse_wave(request.headers.get(WAVE_HEADER), max_part_bytes=deps.max_segment_bytes)
-        declared = sum(size for _, size in framing)
-        body = await read_capped(request, declared, "wave")
-        if len(body) != declared:
-            raise ValidationError(f"wave body is {len(body)} bytes; {WAVE_HEADER} declares {declared}")
-        pieces, at = [], 0
-        for rendition, size in framing:
-            pieces.append((rendition, body[at:at + size]))
-            at += size
+        pieces = split_wave(framing, await read_capped(request, sum(size for _, size in framing), "wave"))
         receipts: list[Receipt] = []
         try:
-            if _on_loop(deps, room):
-                receipts, refusal = deps.service.receive_all(room, session, what, pieces)
-            else:
-                receipts, refusal = await asyncio.to_thread(deps.service.receive_all, room, session, what, pieces)
+            receipts, refusal = await _run(deps, deps.service.receive_all, room, session, what, pieces)
         finally:  # what was stored before a refusal is durable and rung, like the PUTs it stands for
             await durable(room, ring=False)
             for (rendition, _), receipt in zip(pieces, receipts, strict=False):
@@ -285,18 +280,13 @@ def build_router(deps: IngestDeps) -> APIRouter:
         await durable(room)
         return {"room": room, "session": session, "ended": True}
 
-    async def run(fn: Callable[..., T], room: str, *args: object) -> T:
-        if _on_loop(deps, room):
-            return fn(room, *args)
-        return await asyncio.to_thread(fn, room, *args)
-
     async def put_stream(request: Request) -> Response:
         """Low latency: the session's whole fragmented-MP4 stream for one rendition, split into parts."""
         p = request.path_params
         room, session, rendition = ids.room_id(p["room"]), ids.session_id(p["session"]), ids.rendition_name(
             p["rendition"])  # fmt: skip
         await deps.tokens.check(room, request.headers.get("authorization"))
-        segment_s = await run(deps.service.segment_seconds, room, session)
+        segment_s = await _run(deps, deps.service.segment_seconds, room, session)
         splitter = FragmentStream(max_piece_bytes=max(deps.max_init_bytes, STREAM_PART_MAX_BYTES))
         cutter = SegmentCutter(segment_s=segment_s)
         pending: list[bytes] = []  # the open segment's parts
@@ -305,12 +295,13 @@ def build_router(deps: IngestDeps) -> APIRouter:
             async for chunk in request.stream():
                 for piece in splitter.feed(chunk):
                     if piece.kind == "init":
-                        await run(deps.service.receive, room, session, rendition, "init.mp4", piece.data)
+                        await _run(deps, deps.service.receive, room, session, rendition, "init.mp4", piece.data)
                     else:
-                        receipt = await run(deps.parts.receive_part, room, session, rendition, piece.data, cutter)
+                        receipt = await _run(deps, deps.parts.receive_part, room, session, rendition, piece.data,
+                                             cutter)  # fmt: skip
                         pending.append(piece.data)
                         if receipt.completes_segment:
-                            await run(deps.service.receive, room, session, rendition, f"{receipt.idx:06d}.m4s",
+                            await _run(deps, deps.service.receive, room, session, rendition, f"{receipt.idx:06d}.m4s",
                                       b"".join(pending))  # fmt: skip
                             deps.metrics.received(room)
                             pending, closed_idx = [], receipt.idx
@@ -320,7 +311,7 @@ def build_router(deps: IngestDeps) -> APIRouter:
             log.info("room=%s %s/%s stream ended by the client", room, session, rendition)
         finally:
             if pending:  # the stream ended inside a segment: publish what arrived as a (short) segment
-                await run(deps.service.receive, room, session, rendition, f"{closed_idx + 1:06d}.m4s",
+                await _run(deps, deps.service.receive, room, session, rendition, f"{closed_idx + 1:06d}.m4s",
                           b"".join(pending))  # fmt: skip
                 await durable(room)
         return Response(status_code=201)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from origin.contract.ingest import SEGMENT_MAX_BYTES, WAVE_HEADER, parse_wave
+from origin.contract.ingest import SEGMENT_MAX_BYTES, WAVE_HEADER, parse_wave, split_wave
 from origin.errors import OriginError
 from tests.support.net import free_port
 
@@ -169,14 +169,8 @@ def _read_chunked(rfile: Any) -> tuple[bytes, bool]:
 
 def _split_wave(put: Put, framing: str | None) -> list[Put]:
     """A wave's renditions as the PUTs they stand for (the origin's framing, origin.contract.ingest)."""
-    parts = parse_wave(framing, max_part_bytes=SEGMENT_MAX_BYTES)
-    if sum(size for _, size in parts) != len(put.body):
-        raise ValueError("the wave's body does not match its framing")
-    pieces, at = [], 0
-    for rendition, size in parts:
-        pieces.append(dataclasses.replace(put, rendition=rendition, body=put.body[at:at + size], wave=len(parts)))
-        at += size
-    return pieces
+    parts = split_wave(parse_wave(framing, max_part_bytes=SEGMENT_MAX_BYTES), put.body)
+    return [dataclasses.replace(put, rendition=rendition, body=body, wave=len(parts)) for rendition, body in parts]
 
 
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
@@ -264,7 +258,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             if wave is not None:
                 try:
                     pieces = _split_wave(put, self.headers.get(WAVE_HEADER))
-                except (OriginError, ValueError):
+                except OriginError:
                     status = status or 400
             with receiver.lock:
                 put.done_seq = next(receiver._seq)
